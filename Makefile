@@ -1,0 +1,39 @@
+# Two entry points: `make book` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export MPLBACKEND := Agg
+
+.PHONY: install test book book-smoke sync clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Unit tests, conventions checks and every chapter run with papermill in the smoke profile.
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## Execute every chapter (profile: $$TRUSTML_PROFILE, default book) and render HTML into _build/html.
+book: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/jupyter-book build . --warningiserror --keep-going
+
+## The same build in the smoke profile, from a clean execution cache (what CI runs).
+book-smoke: $(STAMP)
+	rm -rf _build
+	TRUSTML_PROFILE=smoke $(MAKE) book
+
+## Regenerate each paired .ipynb from its py:percent source (outputs stripped).
+sync: $(STAMP)
+	$(BIN)/jupytext --sync notebooks/*.py
+
+clean:
+	rm -rf _build .pytest_cache .hypothesis

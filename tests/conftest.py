@@ -1,0 +1,10 @@
+import os
+
+import matplotlib
+
+# Tests never reach a model hub and never open a window.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+matplotlib.use("Agg")

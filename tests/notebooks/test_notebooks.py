@@ -1,0 +1,90 @@
+"""Integration tests: every chapter in the table of contents runs end to end (smoke profile).
+
+Each chapter runs with papermill in a fresh kernel with the repository importable,
+``HF_HUB_OFFLINE=1`` and a network guard (``netguard/sitecustomize.py``) that refuses and
+records any connection to a non-loopback address.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+from booktools import ROOT, toc_notebooks
+
+NETGUARD = Path(__file__).parent / "netguard"
+TIMEOUT_PER_CELL = 600
+
+
+@pytest.fixture
+def guarded_env(tmp_path, monkeypatch) -> Path:
+    """Environment for a kernel: offline, smoke profile, repository on the path, network guard on."""
+    log = tmp_path / "network.log"
+    log.touch()
+    monkeypatch.setenv("TRUSTML_NETGUARD_LOG", str(log))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(NETGUARD), str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("TRUSTML_PROFILE", "smoke")
+    monkeypatch.setenv("TRUSTML_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    return log
+
+
+def run_notebook(notebook: Path, out_dir: Path, **parameters) -> nbformat.NotebookNode:
+    return papermill.execute_notebook(
+        str(notebook), str(out_dir / f"executed_{notebook.name}"), parameters=parameters, kernel_name="python3",
+        cwd=str(notebook.parent), execution_timeout=TIMEOUT_PER_CELL, progress_bar=False,
+    )
+
+
+def results_of(notebook: Path, tmp_path: Path) -> dict:
+    """Run a chapter in the smoke profile and return the results it recorded."""
+    results = tmp_path / "results.json"
+    run_notebook(notebook, tmp_path, PROFILE="smoke", RESULTS_PATH=str(results))
+    return json.loads(results.read_text())
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("notebook", toc_notebooks(), ids=lambda p: p.stem)
+def test_chapter_runs_offline_in_smoke_profile(notebook: Path, tmp_path: Path, guarded_env: Path) -> None:
+    results = results_of(notebook, tmp_path)
+    assert results["profile"] == "smoke"
+    assert guarded_env.read_text() == "", f"{notebook.name} tried to use the network:\n{guarded_env.read_text()}"
+    if notebook.stem == "00_conventions":
+        # The numerical check agreed with the closed form, and the measured effects are real.
+        assert results["max_abs_z"] < 5
+        assert results["classical_over_analytic_at_half"] > 1.0
+        assert results["first_violation_eps"] is not None and results["first_violation_eps"] > 1.0
+
+
+def one_cell_notebook(source: str, path: Path) -> Path:
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell(source)]
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.notebook
+def test_network_guard_refuses_and_records(tmp_path: Path, guarded_env: Path) -> None:
+    """The guard must catch a connection even when the notebook swallows the error."""
+    source = (
+        "import socket\n"
+        "try:\n"
+        "    socket.create_connection(('192.0.2.1', 80), timeout=1)\n"
+        "except OSError as err:\n"
+        "    print('refused:', err)\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.close()  # loopback stays allowed"
+    )
+    out = run_notebook(one_cell_notebook(source, tmp_path / "tries_network.ipynb"), tmp_path)
+    assert "refused: network access is blocked" in out.cells[0].outputs[0]["text"]
+    assert "192.0.2.1" in guarded_env.read_text()
+
+
+@pytest.mark.notebook
+def test_broken_cell_fails_the_run(tmp_path: Path, guarded_env: Path) -> None:
+    path = one_cell_notebook("raise RuntimeError('deliberately broken')", tmp_path / "broken.ipynb")
+    with pytest.raises(papermill.PapermillExecutionError, match="deliberately broken"):
+        run_notebook(path, tmp_path)
