@@ -8,3 +8,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 matplotlib.use("Agg")
+
+import torch  # noqa: E402
+
+# One thread: tiny models run faster that way on 2 cores (benchmarks/torch_threads.py).
+torch.set_num_threads(1)
