@@ -6,7 +6,6 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
-export MPLBACKEND := Agg
 
 .PHONY: install test book book-smoke sync clean
 

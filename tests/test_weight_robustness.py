@@ -159,6 +159,13 @@ def test_attacks_stay_inside_their_balls(universal):
         assert torch.allclose(worst_margin(class_margins(mlp_forward(perturbed, x_adv), y), y), attack.margins)
 
 
+def test_attack_in_an_empty_ball_returns_the_clean_margins():
+    weights, x, y, _, _, _ = random_case(2)
+    clean = worst_margin(class_margins(mlp_forward(weights, x), y), y)
+    for universal in (False, True):
+        assert torch.equal(pgd_attack(weights, x, y, 0.0, 0.0, universal=universal).margins, clean)
+
+
 def test_attack_is_deterministic_under_a_seed():
     weights, x, y, eps, eps_x, _ = random_case(5)
     a = pgd_attack(weights, x, y, eps, eps_x, generator=torch.Generator().manual_seed(0))

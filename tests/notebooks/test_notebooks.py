@@ -29,7 +29,7 @@ def guarded_env(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("TRUSTML_PROFILE", "smoke")
     monkeypatch.setenv("TRUSTML_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # kernels must keep the inline backend
     return log
 
 
@@ -40,24 +40,43 @@ def run_notebook(notebook: Path, out_dir: Path, **parameters) -> nbformat.Notebo
     )
 
 
-def results_of(notebook: Path, tmp_path: Path) -> dict:
-    """Run a chapter in the smoke profile and return the results it recorded."""
+def results_of(notebook: Path, tmp_path: Path) -> tuple[dict, int]:
+    """Run a chapter in the smoke profile; return the results it recorded and its number of figures."""
     results = tmp_path / "results.json"
-    run_notebook(notebook, tmp_path, PROFILE="smoke", RESULTS_PATH=str(results))
-    return json.loads(results.read_text())
+    executed = run_notebook(notebook, tmp_path, PROFILE="smoke", RESULTS_PATH=str(results))
+    figures = sum("image/png" in out.get("data", {}) for cell in executed.cells for out in cell.get("outputs", []))
+    return json.loads(results.read_text()), figures
+
+
+def check_conventions(results: dict) -> None:
+    # The numerical check agreed with the closed form, and the measured effects are real.
+    assert results["max_abs_z"] < 5
+    assert results["classical_over_analytic_at_half"] > 1.0
+    assert results["first_violation_eps"] is not None and results["first_violation_eps"] > 1.0
+
+
+def check_weight_perturbation(results: dict) -> None:
+    curves = results["curves"]
+    for closed, tight, ibp, pgd in zip(curves["closed_form"], curves["tightened"], curves["ibp"], curves["pgd"]):
+        assert closed <= tight <= ibp <= pgd  # never certify more than an attack leaves standing
+    assert results["motivation_pgd"][-1] < results["motivation_random"][-1] - 0.3  # adversarial >> random
+    assert results["layer_gaps"][-1] == 0.0  # the last-layer certificate is exact
+    losses = results["losses"]
+    assert losses["certified"]["certified"] > losses["standard"]["certified"] + 0.1
+
+
+# What each chapter's recorded results must show (chapters without an entry only need to run).
+CHECKS = {"00_conventions": check_conventions, "05_weight_perturbation": check_weight_perturbation}
 
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("notebook", toc_notebooks(), ids=lambda p: p.stem)
 def test_chapter_runs_offline_in_smoke_profile(notebook: Path, tmp_path: Path, guarded_env: Path) -> None:
-    results = results_of(notebook, tmp_path)
+    results, figures = results_of(notebook, tmp_path)
     assert results["profile"] == "smoke"
+    assert figures >= 1, f"{notebook.name} showed no figure (is MPLBACKEND overriding the inline backend?)"
     assert guarded_env.read_text() == "", f"{notebook.name} tried to use the network:\n{guarded_env.read_text()}"
-    if notebook.stem == "00_conventions":
-        # The numerical check agreed with the closed form, and the measured effects are real.
-        assert results["max_abs_z"] < 5
-        assert results["classical_over_analytic_at_half"] > 1.0
-        assert results["first_violation_eps"] is not None and results["first_violation_eps"] > 1.0
+    CHECKS.get(notebook.stem, lambda r: None)(results)
 
 
 def one_cell_notebook(source: str, path: Path) -> Path:

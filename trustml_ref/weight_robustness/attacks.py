@@ -62,6 +62,8 @@ def pgd_attack(
     batch = x.shape[0]
     best = AttackResult(worst_margin(class_margins(mlp_forward(weights, x), y), y), [None] * len(weights), None)
     best_errors = int((best.margins <= 0).sum())
+    if eps_x == 0 and not any(eps_list):
+        return best  # an empty ball: the clean network is the only point in it
     for _ in range(restarts):
         deltas = [
             _random_box(tuple(w.shape) if universal else (batch, *w.shape), e, generator, w.dtype).requires_grad_()
