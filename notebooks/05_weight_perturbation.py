@@ -105,7 +105,8 @@ for eps in tqdm(eps_grid, desc="attacking the weights"):
 fig, ax = plt.subplots()
 ax.plot(eps_grid, motivation["random"], "o-", label="random sign noise")
 ax.plot(eps_grid, motivation["pgd"], "s-", label="adversarial (PGD, per example)")
-ax.set(xscale="symlog", xlabel="$\\varepsilon$ (every layer)", ylabel="test accuracy", ylim=(-0.02, 1.02),
+ax.set_xscale("symlog", linthresh=1e-3)
+ax.set(xlabel="$\\varepsilon$ (every layer)", ylabel="test accuracy", ylim=(-0.02, 1.02),
        title="the same weight budget, two outcomes")
 ax.legend()
 plt.show()
@@ -333,12 +334,14 @@ for name, style in [("closed_form", ":"), ("tightened", "--"), ("ibp", "-")]:
     ax0.plot(eps_grid, curves[name], style, marker="o", label=f"certified: {name.replace('_', ' ')}")
 for name, marker in [("pgd", "s"), ("universal", "^"), ("random", "v")]:
     ax0.plot(eps_grid, curves[name], "-", marker=marker, alpha=0.8, label=f"attacked: {name}")
-ax0.set(xscale="symlog", xlabel="$\\varepsilon$ (every layer)", ylabel="accuracy", title="all layers perturbed")
+ax0.set_xscale("symlog", linthresh=1e-3)
+ax0.set(xlabel="$\\varepsilon$ (every layer)", ylabel="accuracy", title="all layers perturbed")
 ax0.legend(fontsize=7)
 for k, rows in per_layer.items():
     line, = ax1.plot(layer_eps, rows["ibp"], "-", label=f"layer {k}: IBP certified")
     ax1.plot(layer_eps, rows["attack"], "--", color=line.get_color(), label=f"layer {k}: best attack")
-ax1.set(xscale="symlog", xlabel="$\\varepsilon_k$ (one layer)", title="one layer at a time")
+ax1.set_xscale("symlog", linthresh=5e-3)
+ax1.set(xlabel="$\\varepsilon_k$ (one layer)", title="one layer at a time")
 ax1.legend(fontsize=7)
 plt.show()
 for k, rows in per_layer.items():
