@@ -65,8 +65,19 @@ def check_weight_perturbation(results: dict) -> None:
     assert losses["certified"]["certified"] > losses["standard"]["certified"] + 0.1
 
 
+def check_joint_robustness(results: dict) -> None:
+    assert results["ce_bound_min_slack"] >= 0  # the cross-entropy bound held under joint PGD
+    certified = results["certified_joint"]
+    assert certified["regularised"] == max(certified.values()) > 0  # only the certified loss certifies
+    assert results["weight_change_by_input_radius"]["0.3"] < 0  # strong input training: weights more fragile
+
+
 # What each chapter's recorded results must show (chapters without an entry only need to run).
-CHECKS = {"00_conventions": check_conventions, "05_weight_perturbation": check_weight_perturbation}
+CHECKS = {
+    "00_conventions": check_conventions,
+    "05_weight_perturbation": check_weight_perturbation,
+    "06_joint_robustness": check_joint_robustness,
+}
 
 
 @pytest.mark.notebook
