@@ -1,0 +1,255 @@
+"""Quantum DP, rotation noise and certificates of trustml_ref.quantum_cert."""
+from __future__ import annotations
+
+import math
+
+import pennylane as qml
+import pytest
+import torch
+
+from trustml_ref.quantum_cert import (
+    PAULIS,
+    amplitude_input_radius,
+    apply_kraus,
+    certified_radius,
+    check_density_matrix,
+    clopper_pearson,
+    depolarize,
+    depolarize_qubit_adjoint,
+    depolarizing_epsilon,
+    depolarizing_kappa,
+    epsilon_from_kappa,
+    kappa_star,
+    pennylane_depolarizing_parameter,
+    rotation,
+    rotation_noise_kraus,
+    rotation_noise_replacement,
+    shot_certified_radius,
+)
+from trustml_ref.quantum_cert.classifier import QuantumClassifier
+
+C = torch.complex128
+
+
+def random_state(d: int, g: torch.Generator, rank: int | None = None) -> torch.Tensor:
+    a = torch.randn(d, rank or d, generator=g, dtype=torch.float64) + 1j * torch.randn(d, rank or d, generator=g, dtype=torch.float64)
+    rho = a @ a.mH
+    return rho / torch.diagonal(rho).sum()
+
+
+def trace_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    return 0.5 * float(torch.linalg.eigvalsh(a - b).abs().sum())
+
+
+def test_reference_values():
+    assert depolarizing_kappa(0.2, 2) == pytest.approx(9.0)
+    assert depolarizing_epsilon(0.2, d=2, tau=0.05, rank=1) == pytest.approx(math.log(1.4))
+    kappa = depolarizing_kappa(0.1, 2)
+    assert float(certified_radius(torch.tensor([[0.7, 0.3]]), kappa)[0]) == pytest.approx(0.029307, abs=5e-7)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.2, 0.7, 1.0])
+@pytest.mark.parametrize("n_read", [1, 2])
+def test_kappa_method_equals_closed_form_for_depolarising(p, n_read):
+    clf = QuantumClassifier(3, 2, 2**n_read, generator=torch.Generator().manual_seed(0))
+    kappa = kappa_star(clf.heisenberg_operators(p_global=p))
+    assert kappa == pytest.approx(depolarizing_kappa(p, clf.d_eff), rel=1e-9)
+    for tau in (0.0, 0.01, 0.3, 1.0):
+        assert epsilon_from_kappa(kappa, tau) == pytest.approx(depolarizing_epsilon(p, 8, tau, rank=8 // 2**n_read), rel=1e-9)
+
+
+def tau_neighbour(rho: torch.Tensor, other: torch.Tensor, tau: float) -> torch.Tensor:
+    """A state on the segment from rho towards other, at trace distance at most tau from rho."""
+    t = min(1.0, tau / max(trace_distance(other, rho), 1e-12))
+    return (1 - t) * rho + t * other  # trace distance t * TD(other, rho)
+
+
+def test_random_search_never_exceeds_epsilon():
+    g = torch.Generator().manual_seed(1)
+    clf = QuantumClassifier(2, 2, 2, generator=g)
+    p, tau = 0.3, 0.1
+    ops = clf.heisenberg_operators(p_global=p, p_local=0.05)
+    eps = epsilon_from_kappa(kappa_star(ops), tau)
+    worst = 0.0
+    for _ in range(500):
+        rho = random_state(4, g, rank=int(torch.randint(1, 5, (1,), generator=g)))
+        sigma = tau_neighbour(rho, random_state(4, g, rank=1), tau)
+        assert trace_distance(rho, sigma) <= tau + 1e-12
+        for subset in ([0], [1], [0, 1]):
+            m = sum(ops[k] for k in subset)
+            a, b = torch.trace(m @ rho).real, torch.trace(m @ sigma).real
+            worst = max(worst, abs(float(torch.log(a / b))))
+    assert 0 < worst <= eps + 1e-12
+
+
+def test_epsilon_is_attained_by_the_eigenvector_pair():
+    clf = QuantumClassifier(2, 2, 2, generator=torch.Generator().manual_seed(2))
+    ops = clf.heisenberg_operators(p_global=0.25)
+    tau = 0.2
+    evals, evecs = torch.linalg.eigh(ops[0])
+    sigma = evecs[:, :1] @ evecs[:, :1].mH
+    rho = (1 - tau) * sigma + tau * evecs[:, -1:] @ evecs[:, -1:].mH
+    assert trace_distance(rho, sigma) == pytest.approx(tau)
+    ratio = torch.trace(ops[0] @ rho).real / torch.trace(ops[0] @ sigma).real
+    assert math.log(float(ratio)) == pytest.approx(epsilon_from_kappa(kappa_star(ops), tau), rel=1e-9)
+
+
+def test_fixed_axis_rotation_gives_no_privacy():
+    # Dephasing (random rotation about Z only) leaves |0><0| and |1><1| fixed: kappa is infinite.
+    kraus = [math.sqrt(0.5) * rotation("Z", t) for t in (0.4, -0.4)]
+    adjoint = [sum(k.mH @ m @ k for k in kraus) for m in (torch.diag(torch.tensor([1.0, 0.0], dtype=C)), torch.diag(torch.tensor([0.0, 1.0], dtype=C)))]
+    assert math.isinf(kappa_star(adjoint))
+    assert math.isinf(epsilon_from_kappa(math.inf, 0.1)) and epsilon_from_kappa(math.inf, 0.0) == 0.0
+
+
+def test_rotation_noise_three_ways():
+    angles = torch.tensor([0.3, 0.9, 1.7])
+    p = rotation_noise_replacement(float(torch.cos(angles).mean()))
+    g = torch.Generator().manual_seed(3)
+    rho = random_state(2, g)
+    by_kraus = apply_kraus(rho, rotation_noise_kraus(angles))
+    trace_one = sum(k.mH @ k for k in rotation_noise_kraus(angles))
+    assert torch.allclose(trace_one, torch.eye(2, dtype=C), atol=1e-12)
+    assert torch.allclose(by_kraus, depolarize(rho, p), atol=1e-12)
+
+    dev = qml.device("default.mixed", wires=1)
+
+    @qml.qnode(dev)
+    def pennylane_channel(state, q):
+        qml.QubitDensityMatrix(state, wires=0)
+        qml.DepolarizingChannel(q, wires=0)
+        return qml.density_matrix(0)
+
+    out = torch.as_tensor(pennylane_channel(rho.numpy(), pennylane_depolarizing_parameter(p)), dtype=C)
+    assert torch.allclose(out, depolarize(rho, p), atol=1e-12)
+
+    # Monte Carlo on default.qubit with broadcasting: random angle and axis (+-X, +-Y, +-Z) per sample.
+    n = 60_000
+    theta = angles[torch.randint(0, 3, (n,), generator=g)] * (torch.randint(0, 2, (n,), generator=g) * 2 - 1)
+    axis = torch.randint(0, 3, (n,), generator=g)
+    evals, evecs = torch.linalg.eigh(rho)
+    mc = torch.zeros(2, 2, dtype=C)
+    qdev = qml.device("default.qubit", wires=1)
+    for a, gate in enumerate((qml.RX, qml.RY, qml.RZ)):
+        t = theta[axis == a].numpy()
+
+        @qml.qnode(qdev)
+        def rotated(vec, t=t, gate=gate):
+            qml.StatePrep(vec, wires=0)
+            gate(t, wires=0)
+            return qml.state()
+
+        for lam, vec in zip(evals, evecs.T):
+            states = torch.as_tensor(rotated(vec.numpy()), dtype=C)
+            mc += float(lam) * (states[:, :, None] * states[:, None, :].conj()).sum(0) / n
+    assert torch.allclose(mc, depolarize(rho, p), atol=1.5e-2)
+
+
+def test_depolarise_qubit_adjoint_matches_kron_formula():
+    g = torch.Generator().manual_seed(4)
+    m = random_state(4, g)
+    traced_out_0 = torch.einsum("ijik->jk", m.reshape(2, 2, 2, 2))
+    expected0 = 0.7 * m + 0.3 * torch.kron(PAULIS["I"] / 2, traced_out_0)
+    assert torch.allclose(depolarize_qubit_adjoint(m, 0.3, 0, 2), expected0, atol=1e-12)
+    traced_out_1 = torch.einsum("ijkj->ik", m.reshape(2, 2, 2, 2))
+    expected1 = 0.7 * m + 0.3 * torch.kron(traced_out_1, PAULIS["I"] / 2)
+    assert torch.allclose(depolarize_qubit_adjoint(m, 0.3, 1, 2), expected1, atol=1e-12)
+
+
+def test_heisenberg_operators_predict_the_noisy_simulation():
+    clf = QuantumClassifier(3, 2, 2, generator=torch.Generator().manual_seed(5))
+    x = torch.rand(4, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    psi = clf.encoded_states(x)
+    rho = psi[:, :, None] * psi[:, None, :].conj()
+    ops = clf.heisenberg_operators(p_local=0.15)
+    predicted = torch.stack([torch.einsum("bij,ji->b", rho, m).real for m in ops], 1)
+    assert torch.allclose(predicted, clf.local_noise_probs(x, 0.15), atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_certificate_is_sound_for_random_classifiers(seed):
+    """No state within the certified radius changes the noisy prediction."""
+    g = torch.Generator().manual_seed(seed)
+    clf = QuantumClassifier(2, 2, 2, generator=g)
+    p = 0.1 + 0.5 * float(torch.rand(1, generator=g))
+    ops = clf.heisenberg_operators(p_global=p)
+    kappa = depolarizing_kappa(p, clf.d_eff)
+    for _ in range(25):
+        rho = random_state(4, g, rank=1)
+        y = torch.stack([torch.trace(m @ rho).real for m in ops])[None]
+        tau = float(certified_radius(y, kappa)[0])
+        if tau == 0:
+            continue
+        label = int(y.argmax())
+        for _ in range(20):
+            sigma = tau_neighbour(rho, random_state(4, g, rank=int(torch.randint(1, 5, (1,), generator=g))), tau)
+            y_sigma = torch.stack([torch.trace(m @ sigma).real for m in ops])
+            assert int(y_sigma.argmax()) == label
+
+
+def test_shot_certificates_never_exceed_exact_ones():
+    g = torch.Generator().manual_seed(7)
+    probs = torch.distributions.Dirichlet(torch.ones(3, dtype=torch.float64)).sample((200,))
+    kappa = depolarizing_kappa(0.3, 4)
+    exact = certified_radius(probs, kappa)
+    counts = torch.stack([torch.bincount(torch.multinomial(p, 2000, replacement=True, generator=g), minlength=3) for p in probs])
+    prediction, radius = shot_certified_radius(counts, kappa, alpha=0.01)
+    agree = prediction == probs.argmax(1)
+    assert torch.all(radius[agree] <= exact[agree] + 1e-12)
+    assert torch.all(radius[~agree] == 0)  # a wrong prediction from shots must not be certified at this confidence
+    assert (radius > 0).float().mean() > 0.5
+
+
+def test_clopper_pearson_reference_values():
+    # Exact binomial tails: P(X >= 5 | n=10, p_low) = alpha and P(X <= 5 | p_up) = alpha.
+    from scipy import stats
+
+    low = float(clopper_pearson(torch.tensor([5.0]), 10, 0.05, "lower")[0])
+    up = float(clopper_pearson(torch.tensor([5.0]), 10, 0.05, "upper")[0])
+    assert stats.binom.sf(4, 10, low) == pytest.approx(0.05, rel=1e-6)
+    assert stats.binom.cdf(5, 10, up) == pytest.approx(0.05, rel=1e-6)
+    assert float(clopper_pearson(torch.tensor([0.0]), 10, 0.05, "lower")[0]) == 0.0
+
+
+def test_amplitude_input_radius_bounds_the_trace_distance():
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(100, 16, generator=g, dtype=torch.float64)
+    tau = torch.rand(100, generator=g, dtype=torch.float64) * 0.5
+    r = amplitude_input_radius(x, tau)
+    delta = torch.randn(100, 16, generator=g, dtype=torch.float64)
+    delta = delta / delta.norm(dim=1, keepdim=True) * r[:, None]
+    a, b = x / x.norm(dim=1, keepdim=True), (x + delta) / (x + delta).norm(dim=1, keepdim=True)
+    td = torch.sqrt((1 - (a * b).sum(1) ** 2).clamp_min(0))
+    assert torch.all(td <= tau + 1e-12)
+
+
+def test_classifier_probabilities_and_noise():
+    clf = QuantumClassifier(4, 2, 3, encoding="angle", generator=torch.Generator().manual_seed(9))
+    x = torch.rand(5, 4, dtype=torch.float64)
+    out = clf.outcome_probs(x)
+    assert out.shape == (5, 4) and torch.allclose(out.sum(1), torch.ones(5, dtype=torch.float64))
+    assert torch.allclose(clf.outcome_probs(x, 1.0), torch.full((5, 4), 0.25, dtype=torch.float64))
+    assert clf(x, 0.3).shape == (5, 3)
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: depolarizing_kappa(0.0, 2), r"p must lie in \(0, 1\]"),
+        (lambda: depolarizing_kappa(1.2, 2), r"p must lie in \(0, 1\]"),
+        (lambda: depolarizing_epsilon(0.2, 2, -0.1), "tau .* must lie in"),
+        (lambda: epsilon_from_kappa(0.5, 0.1), "kappa must be >= 1"),
+        (lambda: check_density_matrix(torch.eye(2, dtype=C)), "unit trace"),
+        (lambda: check_density_matrix(torch.tensor([[1.0, 1.0], [0.0, 0.0]], dtype=C)), "Hermitian"),
+        (lambda: QuantumClassifier(2, 1, 2).outcome_probs(torch.rand(3, 3)), r"x must have shape \(batch, 4\)"),
+        (lambda: QuantumClassifier(2, 1, 2, encoding="angle").outcome_probs(torch.rand(3, 4)), r"x must have shape \(batch, 2\)"),
+        (lambda: QuantumClassifier(2, 1, 2, encoding="basis"), "encoding must be one of"),
+        (lambda: QuantumClassifier(2, 1, 2).outcome_probs(torch.zeros(1, 4)), "non-zero feature vectors"),
+        (lambda: certified_radius(torch.tensor([0.7, 0.3]), 2.0), r"probs must have shape \(batch"),
+        (lambda: shot_certified_radius(torch.tensor([[3.0, 1.0], [2.0, 1.0]]), 2.0), "same positive number of shots"),
+        (lambda: rotation_noise_replacement(1.5), r"cos_mean must lie in \[-1, 1\]"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
