@@ -103,7 +103,7 @@ def test_fixed_axis_rotation_gives_no_privacy():
 
 
 def test_rotation_noise_three_ways():
-    angles = torch.tensor([0.3, 0.9, 1.7])
+    angles = torch.tensor([0.3, 0.9, 1.7], dtype=torch.float64)
     p = rotation_noise_replacement(float(torch.cos(angles).mean()))
     g = torch.Generator().manual_seed(3)
     rho = random_state(2, g)

@@ -25,19 +25,33 @@ class Split:
         return int(torch.cat([self.y_train, self.y_test]).max()) + 1
 
 
-def digits(test_fraction: float = 0.25, seed: int = 0, dtype: torch.dtype = torch.float32) -> Split:
-    """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), pixels scaled to [0, 1].
-
-    The split is stratified-free but seeded: the same ``seed`` gives the same split everywhere.
-    """
+def _seeded_split(x: torch.Tensor, y: torch.Tensor, test_fraction: float, seed: int) -> Split:
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = torch.as_tensor(data.data / 16.0, dtype=dtype)
-    y = torch.as_tensor(data.target, dtype=torch.long)
     order = torch.as_tensor(np.random.default_rng(seed).permutation(len(y)))
     n_test = int(round(test_fraction * len(y)))
     test, train = order[:n_test], order[n_test:]
     return Split(x[train], y[train], x[test], y[test])
+
+
+def digits(test_fraction: float = 0.25, seed: int = 0, dtype: torch.dtype = torch.float32) -> Split:
+    """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), pixels scaled to [0, 1].
+
+    The split is random but seeded: the same ``seed`` gives the same split everywhere.
+    """
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = torch.as_tensor(data.data / 16.0, dtype=dtype)
+    return _seeded_split(x, torch.as_tensor(data.target, dtype=torch.long), test_fraction, seed)
+
+
+def iris(test_fraction: float = 0.3, seed: int = 0, dtype: torch.dtype = torch.float64) -> Split:
+    """scikit-learn's iris flowers (150 examples, 4 features, 3 classes), features scaled to [0, 1]
+    by the range of the whole data set. Seeded split as in :func:`digits`."""
+    from sklearn.datasets import load_iris
+
+    data = load_iris()
+    x = torch.as_tensor(data.data, dtype=dtype)
+    x = (x - x.min(0).values) / (x.max(0).values - x.min(0).values)
+    return _seeded_split(x, torch.as_tensor(data.target, dtype=torch.long), test_fraction, seed)

@@ -72,9 +72,23 @@ def check_joint_robustness(results: dict) -> None:
     assert results["weight_change_by_input_radius"]["0.3"] < 0  # strong input training: weights more fragile
 
 
+def check_quantum(results: dict) -> None:
+    assert results["rotation_noise_error"] < 1e-12  # Kraus channel == PennyLane's DepolarizingChannel(3p/4)
+    assert abs(results["kappa_check"] - 9.0) < 1e-9  # Heisenberg operators reproduce the closed form at p = 0.2
+    assert results["worst_log_ratio"] <= results["epsilon_check"]
+    assert min(results["attack_over_certificate"].values()) >= 1.0  # no attack inside the certificate
+    assert results["eps_local"][-1] < results["eps_global"][-1]  # local noise acts many times
+    curves = [results["certified_curves"][p] for p in sorted(results["certified_curves"], key=float)]
+    for lower_noise, higher_noise in zip(curves[:-1], curves[1:]):  # more noise, larger certified radii
+        assert all(a <= b for a, b in zip(lower_noise, higher_noise))
+    n = results["n_test"]
+    assert all(k <= max(3, 0.1 * n) for k in results["shot_exceeds_exact"].values())
+
+
 # What each chapter's recorded results must show (chapters without an entry only need to run).
 CHECKS = {
     "00_conventions": check_conventions,
+    "04_quantum_certified_robustness": check_quantum,
     "05_weight_perturbation": check_weight_perturbation,
     "06_joint_robustness": check_joint_robustness,
 }

@@ -142,3 +142,31 @@ class QuantumClassifier(nn.Module):
 
         node = qml.QNode(encode_only, qml.device("default.qubit", wires=self.n_qubits), interface="torch")
         return torch.as_tensor(node(self.check_features(x)), dtype=DTYPE)
+
+
+def train_classifier(
+    clf: QuantumClassifier, x: torch.Tensor, y: torch.Tensor, *, p_global: float = 0.0, epochs: int = 60,
+    lr: float = 0.05, batch_size: int = 64, generator: torch.Generator | None = None, desc: str | None = None,
+) -> list[float]:
+    """Adam on the negative log-likelihood of the class probabilities renormalised over the classes
+    (outcomes that belong to no class are dropped); returns the mean loss per epoch."""
+    from tqdm.auto import tqdm
+
+    x = clf.check_features(x)
+    if y.shape != (x.shape[0],) or y.min() < 0 or y.max() >= clf.n_classes:
+        raise ValueError(f"y must hold {x.shape[0]} labels in [0, {clf.n_classes}), got shape {tuple(y.shape)}")
+    opt = torch.optim.Adam(clf.parameters(), lr=lr)
+    history = []
+    for _ in tqdm(range(epochs), desc=desc, leave=False):
+        order = torch.randperm(x.shape[0], generator=generator)
+        losses = []
+        for start in range(0, x.shape[0], batch_size):
+            idx = order[start:start + batch_size]
+            probs = clf(x[idx], p_global)
+            loss = -torch.log(probs.gather(1, y[idx, None]).squeeze(1) / probs.sum(1)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        history.append(sum(losses) / len(losses))
+    return history
