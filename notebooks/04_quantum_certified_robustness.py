@@ -174,8 +174,10 @@ plt.show()
 # $\sum_{P\in\{X,Y,Z\}} P\rho P = 2I - \rho$ for a qubit, so
 #
 # $$
-# \mathbb E\big[R\rho R^\dagger\big] = \mathbb E\big[\cos^2\tfrac\theta2\big]\rho + \tfrac13\mathbb E\big[\sin^2\tfrac\theta2\big](2I - \rho)
-#  = (1-p)\rho + p\,\tfrac I2,\qquad p = \tfrac23\big(1 - \mathbb E\cos\theta\big).
+# \begin{aligned}
+# \mathbb E\big[R\rho R^\dagger\big] &= \mathbb E\big[\cos^2\tfrac\theta2\big]\rho + \tfrac13\mathbb E\big[\sin^2\tfrac\theta2\big](2I - \rho) \\
+#  &= (1-p)\rho + p\,\tfrac I2,\qquad p = \tfrac23\big(1 - \mathbb E\cos\theta\big).
+# \end{aligned}
 # $$ (eq-q-rotation)
 #
 # PennyLane's `qml.DepolarizingChannel(q)` applies $X, Y, Z$ with probability $q/3$ each, which by the
