@@ -1,0 +1,193 @@
+"""Safe LoRA: a golden dense implementation (form C, loop over modules) against the package."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+from trustml_ref.safe_lora import (
+    alignment_matrix,
+    lora_modules,
+    project_b,
+    projection_similarity,
+    safe_lora,
+    select_modules,
+    top_singular_projector_b,
+    update_norm,
+)
+
+
+def tiny_llama(seed: int) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4,
+                         num_key_value_heads=4, max_position_embeddings=32)
+    return LlamaForCausalLM(config)
+
+
+@pytest.fixture(scope="module")
+def world():
+    base = tiny_llama(0)
+    aligned = copy.deepcopy(base)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in aligned.named_parameters():
+            if p.dim() == 2:  # a low-rank-ish alignment update plus noise, as fine-tuning would leave
+                u = torch.randn(p.shape[0], 2, generator=g) @ torch.randn(2, p.shape[1], generator=g)
+                p.add_(0.05 * u + 0.005 * torch.randn(p.shape, generator=g))
+    peft_model = get_peft_model(copy.deepcopy(aligned), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name or "lora_A" in name:
+                p.copy_(0.2 * torch.randn(p.shape, generator=g))
+    return base, aligned, peft_model
+
+
+def dense_reference(peft_model, base, aligned, mode: str, threshold: float = 0.5, num_layers: int = 3):
+    """The official procedure, written independently: form C = V V^T / ||V||_F, loop over modules."""
+    base_w, aligned_w = dict(base.named_parameters()), dict(aligned.named_parameters())
+    entries = []
+    for name, module in peft_model.named_modules():
+        if hasattr(module, "lora_A") and "default" in getattr(module, "lora_A", {}):
+            key = name.removeprefix("base_model.model.") + ".weight"
+            v = (aligned_w[key] - base_w[key]).detach().double()
+            c = v @ v.T / torch.linalg.norm(v)
+            a, b = module.lora_A["default"].weight.detach().double(), module.lora_B["default"].weight.detach().double()
+            cos = torch.nn.functional.cosine_similarity((c @ b @ a).reshape(1, -1), (b @ a).reshape(1, -1)).item()
+            entries.append((name, cos, c @ b))
+    cosines = torch.tensor([e[1] for e in entries])
+    cut = threshold if mode == "threshold" else torch.sort(cosines).values[num_layers - 1]
+    return {name: (cos, new_b if cos <= cut else None) for name, cos, new_b in entries}
+
+
+@pytest.mark.parametrize("mode,kwargs", [("threshold", {"threshold": 0.5}), ("threshold", {"threshold": 0.9}),
+                                         ("number", {"num_layers": 3}), ("number", {"num_layers": 1})])
+def test_matches_the_dense_reference(world, mode, kwargs):
+    base, aligned, peft_model = world
+    before = {k: v.clone() for k, v in peft_model.state_dict().items()}
+    result = safe_lora(peft_model, base, aligned, mode=mode, **kwargs)
+    reference = dense_reference(peft_model, base, aligned, mode, **kwargs)
+    assert [r.name for r in result.report] == list(reference)
+    for r in result.report:
+        cos, new_b = reference[r.name]
+        assert r.similarity == pytest.approx(cos, abs=1e-6)
+        assert r.projected == (new_b is not None)
+        got = result.state_dict[f"{r.name}.lora_B.weight"].double()
+        expected = new_b if new_b is not None else dict(peft_model.named_parameters())[f"{r.name}.lora_B.default.weight"].double()
+        assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
+    assert all(torch.equal(before[k], v) for k, v in peft_model.state_dict().items()), "the input was mutated"
+    assert 0 < result.n_projected < len(result.report) or mode == "threshold"
+
+
+def test_c_is_symmetric_psd_with_trace_frobenius_norm():
+    g = torch.Generator().manual_seed(2)
+    v = torch.randn(12, 7, generator=g, dtype=torch.float64)
+    c = v @ v.T / torch.linalg.norm(v)
+    assert torch.allclose(c, c.T) and torch.linalg.eigvalsh(c).min() > -1e-12
+    assert torch.trace(c) == pytest.approx(float(torch.linalg.norm(v)))
+    b = torch.randn(12, 3, generator=g, dtype=torch.float64)
+    assert torch.allclose(project_b(v, b), c @ b)  # never forms C, same result
+    assert not torch.allclose(c @ c, c)  # not idempotent: C is not a projector
+    u_b = top_singular_projector_b(v, b, 7)
+    assert torch.allclose(top_singular_projector_b(v, u_b, 7), u_b)  # U_k U_k^T is
+
+
+def test_number_mode_equals_threshold_at_the_kth_smallest():
+    s = torch.tensor([0.3, -0.1, 0.8, 0.3, 0.5, 0.95])
+    for k in range(1, 7):
+        kth = float(torch.sort(s).values[k - 1])
+        assert torch.equal(select_modules(s, "number", num_layers=k), select_modules(s, "threshold", threshold=kth))
+    assert int(select_modules(s, "number", num_layers=1).sum()) == 1
+    assert int(select_modules(s, "number", num_layers=2).sum()) == 3  # a tie at the 2nd smallest adds one
+
+
+def test_similarity_and_norm_need_only_small_products():
+    g = torch.Generator().manual_seed(3)
+    v, a, b = (torch.randn(20, 16, generator=g, dtype=torch.float64), torch.randn(4, 16, generator=g, dtype=torch.float64),
+               torch.randn(20, 4, generator=g, dtype=torch.float64))
+    c = v @ v.T / torch.linalg.norm(v)
+    dense = torch.nn.functional.cosine_similarity((c @ b @ a).reshape(1, -1), (b @ a).reshape(1, -1)).item()
+    assert projection_similarity(v, a, b) == pytest.approx(dense, rel=1e-12)
+    assert update_norm(a, b, 2.0) == pytest.approx(float(torch.linalg.norm(2.0 * b @ a)), rel=1e-12)
+
+
+def test_adapter_round_trip_through_save_pretrained(world, tmp_path):
+    base, aligned, peft_model = world
+    result = safe_lora(peft_model, base, aligned, mode="number", num_layers=2)
+    result.save_pretrained(tmp_path / "adapter")
+    reloaded = PeftModel.from_pretrained(copy.deepcopy(aligned), str(tmp_path / "adapter"))
+    applied = result.apply(peft_model)
+    ids = torch.randint(0, 40, (2, 7), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert torch.allclose(reloaded(ids).logits, applied(ids).logits, atol=1e-5)
+        assert not torch.allclose(applied(ids).logits, peft_model(ids).logits, atol=1e-5)
+
+
+def test_checkpoint_directories_are_read_lazily(world, tmp_path):
+    base, aligned, peft_model = world
+    base.save_pretrained(tmp_path / "base")  # safetensors by default
+    aligned.save_pretrained(tmp_path / "aligned", max_shard_size="20KB")  # sharded, with an index
+    assert (tmp_path / "aligned" / "model.safetensors.index.json").is_file()
+    from_dirs = safe_lora(peft_model, tmp_path / "base", tmp_path / "aligned", threshold=0.6)
+    from_models = safe_lora(peft_model, base, aligned, threshold=0.6)
+    assert [r.similarity for r in from_dirs.report] == pytest.approx([r.similarity for r in from_models.report], abs=1e-7)
+    peft_model.save_pretrained(tmp_path / "lora")
+    from_adapter_dir = safe_lora(tmp_path / "lora", tmp_path / "base", tmp_path / "aligned", threshold=0.6)
+    assert [r.similarity for r in from_adapter_dir.report] == pytest.approx([r.similarity for r in from_models.report], abs=1e-6)
+
+
+def test_bad_inputs_raise_clear_errors(world, tmp_path):
+    base, aligned, peft_model = world
+    with pytest.raises(ValueError, match="identical, so the alignment matrix is zero"):
+        safe_lora(peft_model, base, base)
+    small = LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=24, num_hidden_layers=3,
+                                         num_attention_heads=4, num_key_value_heads=4))
+    with pytest.raises(ValueError, match="differ in shape"):
+        safe_lora(peft_model, base, small)
+    two_layer = LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                                             num_attention_heads=4, num_key_value_heads=4))
+    with pytest.raises(KeyError, match="the aligned model has no weight 'model.layers.2.self_attn.q_proj.weight'"):
+        safe_lora(peft_model, base, two_layer)
+    dora = get_peft_model(copy.deepcopy(aligned), LoraConfig(r=2, target_modules=["q_proj"], use_dora=True))
+    with pytest.raises(ValueError, match="DoRA"):
+        lora_modules(dora)
+    gpt2 = get_peft_model(GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=30)),
+                          LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True))
+    with pytest.raises(ValueError, match="fan_in_fan_out"):
+        lora_modules(gpt2)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        safe_lora(peft_model, base, aligned, mode="top")
+    with pytest.raises(ValueError, match=r"num_layers must lie in \[1, 6\]"):
+        safe_lora(peft_model, base, aligned, mode="number", num_layers=7)
+    with pytest.raises(ValueError, match="needs rank_k"):
+        safe_lora(peft_model, base, aligned, projection="rank_k")
+    with pytest.raises(FileNotFoundError, match="no .safetensors files"):
+        (tmp_path / "empty").mkdir()
+        safe_lora(peft_model, base, tmp_path / "empty")
+    with pytest.raises(ValueError, match="B @ A has shape"):
+        projection_similarity(torch.ones(5, 4), torch.ones(2, 3), torch.ones(5, 2))
+    with pytest.raises(ValueError, match="must be matrices"):
+        alignment_matrix(torch.ones(3), torch.ones(3))
+
+
+def test_qwen2_biases_are_skipped_not_projected(tmp_path):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(vocab_size=40, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=32)
+    torch.manual_seed(5)
+    base = Qwen2ForCausalLM(config)
+    aligned = copy.deepcopy(base)
+    with torch.no_grad():
+        for p in aligned.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    assert any(n.endswith("q_proj.bias") for n, _ in base.named_parameters())
+    model = get_peft_model(copy.deepcopy(aligned), LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_()
+    result = safe_lora(model, base, aligned, threshold=1.0)
+    assert result.n_projected == len(result.report) == 4
