@@ -9,7 +9,10 @@ from trustml_ref.safe_lora.peft_integration import (
 )
 from trustml_ref.safe_lora.projection import (
     alignment_matrix,
+    check_lora_factors,
     project_b,
+    project_b_from_weights,
+    projection_cosine,
     projection_similarity,
     select_modules,
     top_singular_projector_b,
@@ -17,6 +20,7 @@ from trustml_ref.safe_lora.projection import (
 )
 
 __all__ = [
-    "LoraModule", "ModuleReport", "SafeLoRAResult", "alignment_matrix", "lora_modules", "project_b",
-    "projection_similarity", "safe_lora", "select_modules", "top_singular_projector_b", "update_norm", "weight_reader",
+    "LoraModule", "ModuleReport", "SafeLoRAResult", "alignment_matrix", "check_lora_factors", "lora_modules", "project_b",
+    "project_b_from_weights", "projection_cosine", "projection_similarity", "safe_lora", "select_modules",
+    "top_singular_projector_b", "update_norm", "weight_reader",
 ]

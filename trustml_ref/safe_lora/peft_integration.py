@@ -18,8 +18,9 @@ from torch import nn
 
 from trustml_ref.safe_lora.projection import (
     alignment_matrix,
+    check_lora_factors,
     project_b,
-    projection_similarity,
+    projection_cosine,
     select_modules,
     top_singular_projector_b,
     update_norm,
@@ -193,8 +194,10 @@ def safe_lora(
     sims, projected_b = [], []
     for m in modules:
         v = alignment_matrix(read_base(m.weight_name), read_aligned(m.weight_name), m.name)
-        sims.append(projection_similarity(v, m.a, m.b, m.name))
-        projected_b.append(project_b(v, m.b) if projection == "paper" else top_singular_projector_b(v, m.b, rank_k))
+        check_lora_factors(v, m.a, m.b, m.name)
+        cb = project_b(v, m.b)
+        sims.append(projection_cosine(cb, m.a, m.b))
+        projected_b.append(cb if projection == "paper" else top_singular_projector_b(v, m.b, rank_k))
     chosen = select_modules(torch.tensor(sims), mode, threshold, num_layers)
     state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model, adapter_name=adapter).items()}
     report = []

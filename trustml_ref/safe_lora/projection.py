@@ -30,7 +30,7 @@ def alignment_matrix(w_base: torch.Tensor, w_aligned: torch.Tensor, name: str = 
     return v
 
 
-def _check_factors(v: torch.Tensor, a: torch.Tensor, b: torch.Tensor, name: str) -> None:
+def check_lora_factors(v: torch.Tensor, a: torch.Tensor, b: torch.Tensor, name: str) -> None:
     if a.dim() != 2 or b.dim() != 2 or b.shape[1] != a.shape[0]:
         raise ValueError(f"{name}: LoRA factors must be A (r, d_in) and B (d_out, r), got {tuple(a.shape)} and {tuple(b.shape)}")
     if (b.shape[0], a.shape[1]) != tuple(v.shape):
@@ -42,28 +42,61 @@ def project_b(v: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if b.shape[0] != v.shape[0]:
         raise ValueError(f"B has {b.shape[0]} rows but V has {v.shape[0]}")
     vb = v.to(torch.promote_types(v.dtype, b.dtype))
-    return (vb @ (vb.T @ b.to(vb.dtype)) / torch.linalg.matrix_norm(vb)).to(b.dtype)
+    vt_b = (b.to(vb.dtype).T @ vb).T  # V^T B as (B^T V)^T: reads V row by row, much faster than V.T @ B
+    return (vb @ vt_b / torch.linalg.matrix_norm(vb)).to(b.dtype)
 
 
-def _gram_cosine(p: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> float:
-    """:math:`\\cos(\\mathrm{vec}(PA), \\mathrm{vec}(BA))` from :math:`r\\times r` Gram matrices."""
-    g = a @ a.T  # A A^T, r x r
-    inner = torch.sum((p.T @ b) * g)  # <PA, BA>_F = tr(P^T B A A^T); both factors r x r (g symmetric)
-    norm_p = torch.sum((p.T @ p) * g).clamp_min(0).sqrt()
+def project_b_from_weights(
+    w_base: torch.Tensor, w_aligned: torch.Tensor, b: torch.Tensor, block_rows: int = 256,
+) -> torch.Tensor:
+    """:math:`CB` straight from the two weights, without any :math:`d_{out}\\times d_{in}` temporary.
+
+    Two passes over row blocks of :math:`V = W^{aligned} - W^{base}`: the first accumulates
+    :math:`V^\\top B` and :math:`\\|V\\|_F^2`, the second forms the rows of :math:`V(V^\\top B)`. Each pass
+    reads both weights once, block by block, so the cost is about twice that of reading them.
+    """
+    if w_base.shape != w_aligned.shape or w_base.dim() != 2:
+        raise ValueError(f"base and aligned weights must be matrices of one shape, got {tuple(w_base.shape)} and {tuple(w_aligned.shape)}")
+    if b.shape[0] != w_base.shape[0]:
+        raise ValueError(f"B has {b.shape[0]} rows but the weights have {w_base.shape[0]}")
+    dtype = torch.promote_types(torch.promote_types(w_base.dtype, b.dtype), torch.float32)
+    bd = b.to(dtype)
+    vt_b = torch.zeros(w_base.shape[1], b.shape[1], dtype=dtype)
+    sq = torch.zeros((), dtype=torch.float64)
+    for start in range(0, w_base.shape[0], block_rows):
+        block = w_aligned[start:start + block_rows].to(dtype) - w_base[start:start + block_rows].to(dtype)
+        vt_b += (bd[start:start + block_rows].T @ block).T
+        sq += torch.linalg.vector_norm(block).double() ** 2
+    if sq == 0:
+        raise ValueError("base and aligned weights are identical, so the alignment matrix is zero")
+    norm = float(sq.sqrt())
+    out = torch.empty(b.shape, dtype=dtype)
+    for start in range(0, w_base.shape[0], block_rows):
+        block = w_aligned[start:start + block_rows].to(dtype) - w_base[start:start + block_rows].to(dtype)
+        out[start:start + block_rows] = block @ vt_b / norm
+    return out.to(b.dtype)
+
+
+def projection_cosine(cb: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> float:
+    """:math:`\cos(\mathrm{vec}(CBA), \mathrm{vec}(BA))` given :math:`CB`, from :math:`r\times r` Gram matrices:
+    :math:`\langle CBA, BA\rangle_F = \mathrm{tr}((CB)^\top B\,AA^\top)` and likewise for the norms."""
+    dtype = torch.promote_types(cb.dtype, torch.promote_types(a.dtype, b.dtype))
+    cb, a, b = cb.to(dtype), a.to(dtype), b.to(dtype)
+    g = a @ a.T  # A A^T, r x r (symmetric)
+    inner = torch.sum((cb.T @ b) * g)
+    norm_cb = torch.sum((cb.T @ cb) * g).clamp_min(0).sqrt()
     norm_b = torch.sum((b.T @ b) * g).clamp_min(0).sqrt()
     if norm_b == 0:
         raise ValueError("the LoRA update B @ A is zero, so its cosine with the projection is undefined")
-    if norm_p == 0:
+    if norm_cb == 0:
         return 0.0
-    return float(inner / (norm_p * norm_b))
+    return float(inner / (norm_cb * norm_b))
 
 
 def projection_similarity(v: torch.Tensor, a: torch.Tensor, b: torch.Tensor, name: str = "module") -> float:
-    """:math:`s = \\cos(\\mathrm{vec}(CBA), \\mathrm{vec}(BA))` with :math:`C = VV^\\top/\\|V\\|_F` (the scaling :math:`s` cancels)."""
-    _check_factors(v, a, b, name)
-    dtype = torch.promote_types(v.dtype, torch.promote_types(a.dtype, b.dtype))
-    v, a, b = v.to(dtype), a.to(dtype), b.to(dtype)
-    return _gram_cosine(project_b(v, b), b, a)
+    """:math:`s = \cos(\mathrm{vec}(CBA), \mathrm{vec}(BA))` with :math:`C = VV^\top/\|V\|_F` (the scaling :math:`s` cancels)."""
+    check_lora_factors(v, a, b, name)
+    return projection_cosine(project_b(v, b), a, b)
 
 
 def update_norm(a: torch.Tensor, b: torch.Tensor, scaling: float = 1.0) -> float:
