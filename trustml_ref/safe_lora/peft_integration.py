@@ -21,12 +21,16 @@ from trustml_ref.safe_lora.projection import (
     check_lora_factors,
     project_b,
     projection_cosine,
+    random_spectrum_b,
     select_modules,
     top_singular_projector_b,
     update_norm,
 )
 
-PROJECTIONS = ("paper", "rank_k")
+PROJECTIONS = ("paper", "rank_k", "norm_matched_rescale", "zero", "random_spectrum")
+"""``paper``: :math:`C = VV^\\top/\\|V\\|_F`; ``rank_k``: :math:`U_kU_k^\\top`. Controls, applied to the same
+selected modules: ``norm_matched_rescale`` scales :math:`B` so :math:`\\|sBA\\|_F` equals the projected
+update's, direction unchanged; ``zero`` removes the update; ``random_spectrum`` uses :func:`random_spectrum_b`."""
 WeightReader = Callable[[str], torch.Tensor]
 
 
@@ -162,6 +166,19 @@ def _load_peft_model(peft_model: nn.Module | str | Path, aligned: nn.Module | st
     return PeftModel.from_pretrained(host, str(peft_model))
 
 
+def _replacement_b(projection: str, v: torch.Tensor, m: LoraModule, cb: torch.Tensor, rank_k: int | None,
+                   generator: torch.Generator | None) -> torch.Tensor:
+    if projection == "paper":
+        return cb
+    if projection == "rank_k":
+        return top_singular_projector_b(v, m.b, rank_k)
+    if projection == "norm_matched_rescale":
+        return m.b * (update_norm(m.a, cb) / update_norm(m.a, m.b))
+    if projection == "zero":
+        return torch.zeros_like(m.b)
+    return random_spectrum_b(v, m.b, generator)
+
+
 def safe_lora(
     peft_model: nn.Module | str | Path,
     base: nn.Module | str | Path,
@@ -173,14 +190,16 @@ def safe_lora(
     projection: str = "paper",
     rank_k: int | None = None,
     adapter: str = "default",
+    generator: torch.Generator | None = None,
 ) -> SafeLoRAResult:
     """Project the LoRA updates of the selected modules onto the alignment subspace.
 
     ``peft_model`` is a ``PeftModel`` or an adapter directory (then it is loaded onto the aligned
     model, which LoRA fine-tuned). ``base`` and ``aligned`` are models or checkpoint directories,
-    read one tensor at a time. ``projection="paper"`` uses :math:`C = VV^\\top/\\|V\\|_F`;
-    ``"rank_k"`` the orthogonal projector :math:`U_kU_k^\\top` (needs ``rank_k``). Selection as in
-    :func:`~trustml_ref.safe_lora.projection.select_modules`; similarities always use :math:`C`.
+    read one tensor at a time. ``projection`` is one of :data:`PROJECTIONS` (``rank_k`` needs
+    ``rank_k``; ``random_spectrum`` draws from ``generator``). Selection as in
+    :func:`~trustml_ref.safe_lora.projection.select_modules`; similarities always use :math:`C`,
+    so every projection and control changes the same modules.
     """
     from peft import get_peft_model_state_dict
 
@@ -197,7 +216,7 @@ def safe_lora(
         check_lora_factors(v, m.a, m.b, m.name)
         cb = project_b(v, m.b)
         sims.append(projection_cosine(cb, m.a, m.b))
-        projected_b.append(cb if projection == "paper" else top_singular_projector_b(v, m.b, rank_k))
+        projected_b.append(_replacement_b(projection, v, m, cb, rank_k, generator))
     chosen = select_modules(torch.tensor(sims), mode, threshold, num_layers)
     state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model, adapter_name=adapter).items()}
     report = []

@@ -117,6 +117,17 @@ def top_singular_projector_b(v: torch.Tensor, b: torch.Tensor, k: int) -> torch.
     return (u @ (u.T @ b.to(torch.float64))).to(b.dtype)
 
 
+def random_spectrum_b(v: torch.Tensor, b: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Control: :math:`Q\\Sigma^2Q^\\top B/\\|V\\|_F`, the spectrum of :math:`C` with random orthonormal directions :math:`Q`.
+
+    Same eigenvalues as :math:`C = U\\Sigma^2U^\\top/\\|V\\|_F`, so it shrinks :math:`B` about as much,
+    but in directions unrelated to the alignment update.
+    """
+    s = torch.linalg.svdvals(v.to(torch.float64))
+    q, _ = torch.linalg.qr(torch.randn(v.shape[0], s.numel(), generator=generator, dtype=torch.float64))
+    return (q @ (s.square()[:, None] * (q.T @ b.to(torch.float64))) / torch.linalg.vector_norm(s)).to(b.dtype)
+
+
 def select_modules(similarities: torch.Tensor, mode: str = "threshold", threshold: float = 0.5, num_layers: int = 10) -> torch.Tensor:
     """Boolean mask of the modules to project.
 

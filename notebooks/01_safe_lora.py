@@ -1,0 +1,441 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (chapter-safe-lora)=
+# # Safe LoRA: projecting fine-tuning updates onto the alignment subspace
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/01_safe_lora.ipynb)
+
+# %% [markdown]
+# **Summary.** Fine-tuning an aligned language model, even on mostly benign data, can erase its
+# refusals. {cite:t}`hsu2024safelora` propose a training-free, data-free repair: take the
+# difference between the aligned and the base weights as an "alignment direction" $V$, and for the
+# LoRA modules whose update points away from it, replace the update $BA$ by $CBA$ with
+# $C = VV^\top/\|V\|_F$. We derive the method, implement it without ever forming the large matrix
+# $C$, check it against the dense formula, and run it in a toy world where a tiny Llama is made to
+# comply, then aligned to refuse, then fine-tuned with LoRA. We compare Safe LoRA with controls that
+# shrink the same modules without its direction, and report what the toy shows.
+#
+# **Learning goals.** After this chapter you can
+# - state Safe LoRA's alignment matrix, projection, similarity and selection rules;
+# - compute $CB$ and the similarity with $r\times r$ products only;
+# - explain why $C$ is not a projector, find its spectrum, and say what that means for the method;
+# - design controls that separate the effect of a projection's direction from its shrinkage.
+#
+# **Runtime.** `smoke`: under a minute; `book`: about 3 minutes on a 2-core CPU; `colab`: the same
+# toy plus the Qwen2.5-0.5B base/instruct pair if you point it to a LoRA adapter (a GPU helps).
+
+# %% tags=["remove-cell"]
+# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).
+import importlib.metadata, subprocess, sys  # noqa: E401
+if "google.colab" in sys.modules:
+    torch_pin = f"torch=={importlib.metadata.version('torch')}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "trustml_ref[llm] @ git+https://github.com/trustml/trustml@main", torch_pin], check=True)  # noqa: E501
+
+# %% tags=["parameters"]
+PROFILE = "book"  # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+SEED = 0
+DEVICE = "auto"  # "auto" picks CUDA when available
+RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
+ADAPTER_DIR = None  # colab profile: a LoRA adapter trained on Qwen/Qwen2.5-0.5B-Instruct to repair
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from peft import LoraConfig, get_peft_model
+from tqdm.auto import tqdm
+
+import trustml_ref
+from trustml_ref.io import record_results
+from trustml_ref.safe_lora import PROJECTIONS, project_b, projection_cosine, safe_lora
+from trustml_ref.safe_lora import toy
+
+run = trustml_ref.setup(PROFILE, SEED, DEVICE)  # the toy trains on the CPU
+STEPS = run.pick(smoke=dict(base=150, aligned=60, harmful=40, mixed=80),
+                 book=dict(base=500, aligned=200, harmful=150, mixed=700),
+                 colab=dict(base=800, aligned=300, harmful=200, mixed=1000))
+N_SEEDS = run.pick(smoke=1, book=2, colab=5)  # seeds of the LoRA stage
+K_GRID = run.pick(smoke=[2, 8], book=[1, 2, 4, 6, 8], colab=[1, 2, 3, 4, 5, 6, 7, 8])
+N_HELD = run.pick(smoke=60, book=150, colab=300)
+
+train_triples, held_out = toy.split_triples(SEED, 300)
+held_out = held_out[:N_HELD]
+print(f"vocabulary of {len(toy.VOCAB)} tokens; {len(train_triples)} argument triples for training, {len(held_out)} held out")
+
+# %% [markdown]
+# ## Motivation: fine-tuning undoes alignment
+#
+# The toy language has prompts `BOS topic task a b c SEP`. Topics are benign (`B0..B2`) or harmful
+# (`H0..H2`); tasks are `COPY` and `REVERSE`. A *base* tiny Llama (4 layers, the module names of
+# Llama-2) learns to comply with everything. An *aligned* model is a full fine-tune of it that
+# answers harmful topics with the token `REFUSE` and still solves benign prompts. Then we fine-tune
+# the aligned model with LoRA on `q_proj` and `v_proj`, as the paper does, in two ways:
+# (a) only on harmful prompts with compliant answers; (b) on a new benign task, `SHIFT` (every symbol
+# plus one), mixed with old benign prompts and a few harmful compliant pairs. The LoRA of (b) is
+# trained with each module's scaling drawn at random in $[0.05, 1]$ at every step, so that its new
+# skill survives shrinking the update (we check this below): otherwise any method that shrinks an
+# update would destroy the skill, and the comparison would say nothing about directions.
+
+# %%
+all_topics = toy.BENIGN_TOPICS + toy.HARMFUL_TOPICS
+old_tasks = ["COPY", "REVERSE"]
+base = toy.fit(toy.tiny_llama(SEED, hidden=48), toy.make_examples(all_topics, old_tasks, train_triples, refuse=False),
+               steps=STEPS["base"], lr=4e-3, batch_size=96, seed=SEED, desc="base model")
+aligned = toy.fit(toy.clone(base), toy.concat(toy.make_examples(toy.BENIGN_TOPICS, old_tasks, train_triples, refuse=False),
+                                               toy.make_examples(toy.HARMFUL_TOPICS, old_tasks, train_triples, refuse=True)),
+                  steps=STEPS["aligned"], lr=1.5e-3, batch_size=96, seed=SEED, desc="aligned model")
+harmful_only = toy.make_examples(toy.HARMFUL_TOPICS, old_tasks, train_triples[:100], refuse=False)
+mixed = toy.concat(toy.make_examples(toy.BENIGN_TOPICS, ["SHIFT"], train_triples, refuse=False),
+                   toy.make_examples(toy.BENIGN_TOPICS, old_tasks, train_triples[:100], refuse=False),
+                   toy.make_examples(toy.HARMFUL_TOPICS, old_tasks, train_triples[:40], refuse=False))
+
+
+def lora_finetune(data, steps, seed, jitter=None):
+    model = get_peft_model(toy.clone(aligned), LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    return toy.fit(model, data, steps=steps, lr=3e-3, batch_size=96, seed=seed, scale_jitter=jitter, desc="LoRA")
+
+
+lora_a = lora_finetune(harmful_only, STEPS["harmful"], SEED)
+lora_b = lora_finetune(mixed, STEPS["mixed"], SEED, jitter=(0.05, 1.0))
+stages = {"base": base, "aligned": aligned, "LoRA (a) harmful": lora_a, "LoRA (b) mixed": lora_b}
+stage_scores = {name: toy.evaluate(model, held_out) for name, model in stages.items()}
+for name, sc in stage_scores.items():
+    print(f"{name:18s} refusal on harmful {sc.refusal_harmful:.2f}  benign accuracy {sc.benign_accuracy:.2f}  "
+          f"over-refusal {sc.benign_refusal:.2f}  new task {sc.new_task_accuracy:.2f}")
+
+# %% [markdown]
+# The aligned model refuses the held-out harmful prompts and the LoRA fine-tunes do not (numbers
+# above): a few hundred steps on harmful compliant pairs, or a benign task with a handful of them
+# mixed in, undo the alignment. The held-out prompts use argument triples no stage trained on.
+#
+# ## Derivation
+#
+# For each LoRA-adapted linear module $i$ with frozen weight $W_i\in\mathbb R^{d_{out}\times d_{in}}$ and
+# factors $A_i\in\mathbb R^{r\times d_{in}}$, $B_i\in\mathbb R^{d_{out}\times r}$, the update is
+# $\Delta W_i = s\,B_iA_i$ with $s = \alpha/r$. Safe LoRA {cite:p}`hsu2024safelora` builds
+#
+# $$
+# V_i = W_i^{\text{aligned}} - W_i^{\text{base}}, \qquad C_i = \frac{V_iV_i^\top}{\|V_i\|_F},
+# $$ (eq-sl-c)
+#
+# measures how much of the update survives it,
+#
+# $$
+# s_i = \cos\big(\mathrm{vec}(C_iB_iA_i),\ \mathrm{vec}(B_iA_i)\big),
+# $$ (eq-sl-sim)
+#
+# and replaces $B_i \leftarrow C_iB_i$ for the modules with $s_i \le \tau$ (`threshold` mode, $\tau = 0.5$)
+# or with the $K$ smallest $s_i$ (`number` mode; ties at the $K$-th value add more). "Layer" in the
+# paper means one adapted module. The method needs no data and no training.
+#
+# **Never form $C$.** $C$ is $d_{out}\times d_{out}$ (4096² for Llama-2-7B). But $CB = V(V^\top B)/\|V\|_F$
+# costs two skinny products, and with $P = CB$ and the Gram matrix $G = AA^\top$ ($r\times r$),
+#
+# $$
+# \langle PA, BA\rangle_F = \mathrm{tr}(P^\top B\,G), \qquad \|PA\|_F^2 = \mathrm{tr}(P^\top P\,G), \qquad \|BA\|_F^2 = \mathrm{tr}(B^\top B\,G),
+# $$ (eq-sl-gram)
+#
+# so the cosine needs only $r\times r$ matrices.
+#
+# ```{prf:proposition} What C is
+# :label: prop-sl-spectrum
+#
+# With the singular value decomposition $V = U\Sigma W^\top$, $C = U\,\frac{\Sigma^2}{\|V\|_F}\,U^\top$: symmetric,
+# positive semidefinite, with eigenvalues $\sigma_k^2/\|V\|_F$ and trace $\|V\|_F$. It is idempotent only if all
+# non-zero $\sigma_k^2$ equal $\|V\|_F$, which happens only when $V$ has rank one ($\sigma_1 = \|V\|_F$ then).
+# ```
+#
+# ```{prf:proof}
+# $VV^\top = U\Sigma^2U^\top$, and $\mathrm{tr}(C) = \sum_k\sigma_k^2/\|V\|_F = \|V\|_F^2/\|V\|_F$. $C^2 = C$ requires
+# $\sigma_k^4/\|V\|_F^2 = \sigma_k^2/\|V\|_F$ for every non-zero $\sigma_k$, i.e. $\sigma_k^2 = \|V\|_F = \sqrt{\sum_j\sigma_j^2}$
+# for all of them at once, which forces a single non-zero singular value.
+# ```
+#
+# So $C$ is not a projection: it *rotates toward* the top singular directions of $V$ and *shrinks*
+# everything, by $\sigma_1^2/\|V\|_F \le \sigma_1$ at most. The exact orthogonal projector onto the column space
+# of $V$, $V(V^\top V)^{-1}V^\top$, is the identity whenever $V$ is square and invertible, which a full
+# fine-tune almost surely produces: projecting onto "the span of $V$" would do nothing. A meaningful
+# projector keeps only the top $k$ left singular vectors: $U_kU_k^\top$. We offer it as a clearly
+# labelled variant. Whether the paper's $C$ helps through its *direction* or only through its
+# *shrinkage* is an empirical question; the experiment below adds controls that shrink the same
+# modules by the same amount in the same direction (a norm-matched rescale), remove them (zero),
+# or use $C$'s spectrum with random directions.
+#
+# ## From scratch
+
+# %%
+def cb_scratch(v, b):
+    """C B = V (V^T B) / ||V||_F, without the d_out x d_out matrix."""
+    return v @ (v.T @ b) / torch.linalg.norm(v)
+
+
+def similarity_scratch(v, a, b):
+    """Equation (eq-sl-sim) from r x r Gram matrices (eq-sl-gram)."""
+    p, g = cb_scratch(v, b), a @ a.T
+    return float(torch.sum((p.T @ b) * g) / torch.sqrt(torch.sum((p.T @ p) * g) * torch.sum((b.T @ b) * g)))
+
+
+# %% [markdown]
+# ## Numerical check
+#
+# Against the dense formulas of the official procedure (form $C$, multiply, flatten) on random
+# matrices, and the properties of {prf:ref}`prop-sl-spectrum`.
+
+# %%
+g = torch.Generator().manual_seed(SEED)
+worst_b, worst_cos = 0.0, 0.0
+for _ in tqdm(range(run.pick(smoke=20, book=200, colab=1000)), desc="dense check"):
+    d_out, d_in, r = (int(x) for x in torch.randint(4, 40, (3,), generator=g))
+    r = min(r, 8)
+    v, a, b = (torch.randn(d_out, d_in, generator=g, dtype=torch.float64), torch.randn(r, d_in, generator=g, dtype=torch.float64),
+               torch.randn(d_out, r, generator=g, dtype=torch.float64))
+    c = v @ v.T / torch.linalg.norm(v)
+    dense_cos = torch.nn.functional.cosine_similarity((c @ b @ a).reshape(1, -1), (b @ a).reshape(1, -1)).item()
+    worst_b = max(worst_b, float((cb_scratch(v, b) - c @ b).abs().max()))
+    worst_cos = max(worst_cos, abs(similarity_scratch(v, a, b) - dense_cos))
+    eig = torch.linalg.eigvalsh(c)
+    assert eig.min() > -1e-9 and abs(float(torch.trace(c)) - float(torch.linalg.norm(v))) < 1e-9
+print(f"max |CB scratch - dense| = {worst_b:.1e}; max |cos scratch - dense| = {worst_cos:.1e}")
+assert worst_b < 1e-9 and worst_cos < 1e-9
+
+# %% [markdown]
+# ## Graduation
+#
+# `trustml_ref.safe_lora` does the same on every LoRA module of a `PeftModel`, reading base and
+# aligned weights one tensor at a time (from models or `.safetensors` checkpoints), and returns a
+# new adapter plus a per-module report. On the toy's real modules it must agree with the scratch code.
+
+# %%
+result = safe_lora(lora_b, base, aligned, mode="threshold", threshold=0.5)
+base_w, aligned_w, lora_w = dict(base.named_parameters()), dict(aligned.named_parameters()), dict(lora_b.named_parameters())
+for row in result.report:
+    key = row.name.removeprefix("base_model.model.")
+    v = (aligned_w[key + ".weight"] - base_w[key + ".weight"]).detach().double()
+    a, b = lora_w[row.name + ".lora_A.default.weight"].detach().double(), lora_w[row.name + ".lora_B.default.weight"].detach().double()
+    trustml_ref.assert_close(row.similarity, similarity_scratch(v, a, b), rtol=1e-4, name=f"similarity of {row.name}")
+    trustml_ref.assert_close(project_b(v, b), cb_scratch(v, b), rtol=1e-10, name="C B")
+    trustml_ref.assert_close(projection_cosine(project_b(v, b), a, b), similarity_scratch(v, a, b), rtol=1e-10, name="cosine")
+print(f"graduated on {len(result.report)} modules; threshold 0.5 projects {result.n_projected} of them")
+for row in result.report:
+    print(f"  {row.name.removeprefix('base_model.model.model.'):28s} s = {row.similarity:+.3f}  "
+          f"||dW|| {row.update_norm_before:.3f} -> {row.update_norm_after:.3f}  {'projected' if row.projected else ''}")
+
+# %% [markdown]
+# The report shows the shrinkage directly: every projected module's update norm drops several-fold,
+# as {prf:ref}`prop-sl-spectrum` predicts from $C$'s eigenvalues. The eigenvalues of one module's $C$:
+
+# %%
+v0 = (aligned_w["model.layers.0.self_attn.q_proj.weight"] - base_w["model.layers.0.self_attn.q_proj.weight"]).detach().double()
+sigma = torch.linalg.svdvals(v0)
+c_eigs = sigma**2 / torch.linalg.norm(v0)
+print(f"layer 0 q_proj: ||V||_F = {float(torch.linalg.norm(v0)):.3f}; largest eigenvalues of C {c_eigs[:4].numpy().round(3)}; "
+      f"{int((c_eigs > 0.5).sum())} of {len(c_eigs)} exceed 0.5")
+scale_check = {}
+for factor in (1.0, 0.5, 0.3):
+    shrunk = toy.clone(lora_b)
+    for module, s in toy.lora_scalings(shrunk).items():
+        module.scaling["default"] = s * factor
+    scale_check[factor] = toy.evaluate(shrunk, held_out).new_task_accuracy
+print("new-task accuracy of LoRA (b) with every update scaled by", {f: round(a, 2) for f, a in scale_check.items()})
+
+# %% [markdown]
+# ## Experiment: safety against utility, with controls
+#
+# For each number $K$ of modules (lowest similarity first), each way of changing them (the paper's
+# $C$, the rank-8 projector $U_8U_8^\top$, and three controls) and each LoRA seed: refusal rate on held-out
+# harmful prompts (the analogue of the paper's keyword-based attack success rate, inverted), and
+# new-task accuracy per token (utility).
+
+# %%
+variants = [p for p in PROJECTIONS]
+runs = []
+for seed in tqdm(range(N_SEEDS), desc="LoRA seeds"):
+    models = {"(a) harmful": lora_a if seed == 0 else lora_finetune(harmful_only, STEPS["harmful"], seed),
+              "(b) mixed": lora_b if seed == 0 else lora_finetune(mixed, STEPS["mixed"], seed, jitter=(0.05, 1.0))}
+    for setting, model in models.items():
+        plain = toy.evaluate(model, held_out)
+        runs.append(dict(seed=seed, setting=setting, variant="LoRA", k=0, **plain.__dict__))
+        for k in K_GRID:
+            for variant in variants:
+                res = safe_lora(model, base, aligned, mode="number", num_layers=k, projection=variant, rank_k=8,
+                                generator=torch.Generator().manual_seed(seed))
+                runs.append(dict(seed=seed, setting=setting, variant=variant, k=k, **toy.evaluate(res.apply(model), held_out).__dict__))
+
+
+def summary(setting, variant, metric):
+    rows = [r for r in runs if r["setting"] == setting and r["variant"] in (variant, "LoRA")]
+    ks = sorted({r["k"] for r in rows})
+    mean = [np.mean([r[metric] for r in rows if r["k"] == k]) for k in ks]
+    std = [np.std([r[metric] for r in rows if r["k"] == k]) for k in ks]
+    return ks, np.array(mean), np.array(std)
+
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+for ax, setting in zip(axes, ["(a) harmful", "(b) mixed"]):
+    for variant, marker in zip(variants, "osv^D"):
+        _, refusal, refusal_sd = summary(setting, variant, "refusal_harmful")
+        _, utility, _ = summary(setting, variant, "new_task_accuracy" if setting == "(b) mixed" else "benign_accuracy")
+        ax.errorbar(utility, refusal, yerr=refusal_sd, marker=marker, label=variant, alpha=0.8, capsize=2)
+    ax.scatter([stage_scores["aligned"].new_task_accuracy if setting == "(b) mixed" else stage_scores["aligned"].benign_accuracy],
+               [stage_scores["aligned"].refusal_harmful], s=120, marker="*", color="black", label="aligned", zorder=5)
+    ax.set(xlabel="new-task accuracy (per token)" if setting == "(b) mixed" else "benign accuracy",
+           ylabel="refusal rate on harmful prompts", title=f"LoRA {setting}: K = 0 ... {K_GRID[-1]} modules changed")
+    ax.legend(fontsize=7)
+plt.show()
+
+table = {}
+for setting in ["(a) harmful", "(b) mixed"]:
+    for variant in variants:
+        ks, refusal, _ = summary(setting, variant, "refusal_harmful")
+        _, utility, _ = summary(setting, variant, "new_task_accuracy" if setting == "(b) mixed" else "benign_accuracy")
+        table[f"{setting} {variant}"] = {"k": ks, "refusal": refusal.round(3).tolist(), "utility": utility.round(3).tolist()}
+        print(f"{setting:12s} {variant:22s} refusal by K {refusal.round(2).tolist()}  utility {utility.round(2).tolist()}")
+
+# %% [markdown]
+# **What the toy shows** (read the table above; its first entry is the unrepaired LoRA, $K = 0$).
+# Safe LoRA does restore refusals once it changes enough modules, in both settings. But the
+# controls do the same or better: rescaling the same modules to the same norm *without* $C$'s
+# direction, zeroing them, or using $C$'s spectrum in random directions restores at least as many
+# refusals at the same $K$, at a similar cost in utility. The rank-8 orthogonal projector, which rotates without
+# shrinking, restores much less. In this toy, the projection works through *shrinkage*, and the new
+# skill does not survive it once several modules are changed, although it survives shrinking all
+# updates together (the scaling check above). We report this as the measured result; a toy in which
+# the direction of $C$ matters would need alignment and harmful updates that share a low-rank
+# subspace which the new skill avoids, and we have not built one yet.
+#
+# The paper reports, on Llama-2-7B-Chat fine-tuned on a benign data set mixed with harmful examples,
+# harmfulness close to the aligned model's after Safe LoRA with utility largely kept (quoted from
+# {cite:t}`hsu2024safelora`, not reproduced here).
+
+# %% [markdown]
+# ## The real thing (colab profile)
+#
+# On a GPU runtime, point `ADAPTER_DIR` at a LoRA adapter trained on `Qwen/Qwen2.5-0.5B-Instruct`
+# (for instance on a small harmful instruction set you choose), set `PROFILE = "colab"`, and run
+# the cell below: it repairs the adapter with the base/instruct pair, reading the two checkpoints
+# lazily, and saves the result next to it. Its loading code is tested on tiny checkpoints that the
+# test suite writes locally; it cannot run here, where nothing is downloaded.
+
+# %%
+if run.profile == "colab" and ADAPTER_DIR is not None:
+    from huggingface_hub import snapshot_download
+
+    base_dir = snapshot_download("Qwen/Qwen2.5-0.5B", allow_patterns=["*.json", "*.safetensors"])
+    aligned_dir = snapshot_download("Qwen/Qwen2.5-0.5B-Instruct", allow_patterns=["*.json", "*.safetensors", "*.txt"])
+    repaired = safe_lora(ADAPTER_DIR, base_dir, aligned_dir, mode="number", num_layers=10)
+    repaired.save_pretrained(f"{ADAPTER_DIR}-safe-lora")
+    print(f"projected {repaired.n_projected} of {len(repaired.report)} modules; saved to {ADAPTER_DIR}-safe-lora")
+else:
+    print("colab profile with ADAPTER_DIR set: repairs a real adapter; skipped in this profile")
+
+# %%
+results = record_results(
+    RESULTS_PATH,
+    profile=run.profile,
+    stage_scores={name: sc.__dict__ for name, sc in stage_scores.items()},
+    dense_check={"max_cb_error": worst_b, "max_cos_error": worst_cos},
+    c_top_eigenvalue=float(c_eigs[0]),
+    scale_check={str(k): v for k, v in scale_check.items()},
+    table=table,
+)
+
+# %% [markdown]
+# ## Exercises
+#
+# ```{exercise}
+# :label: ex-sl-idempotent
+#
+# Show that $C = VV^\top/\|V\|_F$ satisfies $C^2 = C$ if and only if $V$ has rank one, and compute
+# $C$'s spectrum for $V = \mathrm{diag}(3, 4)$. By how much does $C$ shrink a vector along each axis?
+# ```
+#
+# ```{solution} ex-sl-idempotent
+# :class: dropdown
+#
+# By {prf:ref}`prop-sl-spectrum`, the eigenvalues are $\sigma_k^2/\|V\|_F$; idempotence needs each non-zero
+# one to equal 1, i.e. $\sigma_k^2 = \|V\|_F$ for all $k$, and $\sum_k \sigma_k^2 = \|V\|_F^2$ then forces one term.
+# For $\mathrm{diag}(3, 4)$: $\|V\|_F = 5$, eigenvalues $9/5$ and $16/5$: $C$ *stretches* both axes here.
+# Whether $C$ shrinks or stretches depends on the scale of $V$; for fine-tuning differences, which
+# are small and spread over many directions, almost all eigenvalues are far below 1.
+# ```
+#
+# ```{exercise}
+# :label: ex-sl-gram
+#
+# Derive {eq}`eq-sl-gram` and count the floating-point operations of the similarity for
+# $d_{out} = d_{in} = 4096$, $r = 8$, with and without forming $C$.
+# ```
+#
+# ```{solution} ex-sl-gram
+# :class: dropdown
+#
+# $\langle PA, BA\rangle_F = \mathrm{tr}(A^\top P^\top BA) = \mathrm{tr}(P^\top B\,AA^\top)$ by the cyclic property;
+# the norms are the special cases $P = B$ and $B = P$. Forming $C$ costs $2d^3 \approx 1.4\times10^{11}$ flops, and
+# the dense cosine two more $d\times d$ products. Without it: $V^\top B$ and $V(V^\top B)$ cost $2\cdot 2d^2r \approx 5.4\times10^8$,
+# the Gram matrices $O(dr^2)$: about 250 times fewer, and no $d\times d$ temporary
+# (`benchmarks/safe_lora_projection.py` measures it).
+# ```
+#
+# ```{exercise}
+# :label: ex-sl-predict
+#
+# Before running Safe LoRA on LoRA (a), predict from the report which modules `number` mode with
+# $K = 2$ will change, then check. Does the order of similarities follow the layer order?
+# ```
+#
+# ```{solution} ex-sl-predict
+# :class: dropdown
+#
+# `safe_lora(lora_a, base, aligned, mode="number", num_layers=2).report` lists each module's similarity;
+# the two smallest are changed (more on ties). The order depends on how the alignment update and the
+# LoRA update are distributed over layers in this run; print the report and sort it by similarity.
+# ```
+#
+# ```{exercise}
+# :label: ex-sl-control
+#
+# Design one more control that separates direction from shrinkage: a rotation that keeps each
+# module's update norm but changes its direction as much as $C$ does. Implement it with
+# `norm_matched_rescale` as a template and compare.
+# ```
+#
+# ```{solution} ex-sl-control
+# :class: dropdown
+#
+# Replace $B$ by $\frac{\|BA\|_F}{\|CBA\|_F}\,CB$: the paper's direction with the original norm. If this
+# restores refusals as well as Safe LoRA does, direction matters; if it does not, the effect is the
+# shrinkage. In our toy the shrinkage controls already match Safe LoRA, so expect the direction-only
+# control to restore much less.
+# ```
+#
+# ## Summary
+#
+# - Safe LoRA projects a LoRA module's update by $C = VV^\top/\|V\|_F$ built from base and aligned weights,
+#   when the update's cosine with its projection is small; it needs only $r\times r$ products and no
+#   $d\times d$ matrix.
+# - $C$ is not a projector: its eigenvalues are $\sigma_k^2/\|V\|_F$, which for fine-tuning differences
+#   mostly shrink the update.
+# - Measured in our toy: LoRA fine-tuning undoes refusals; Safe LoRA restores them when it changes
+#   enough modules, and shrinkage controls without its direction do as well, at the same cost to
+#   the new skill.
+#
+# ## References
+#
+# - {cite:t}`hsu2024safelora`: Safe LoRA.
+# - {cite:t}`hu2022lora`: LoRA.
