@@ -36,8 +36,9 @@
 #   certificate-regularised training under all three threat models;
 # - say, from measurements, when input-adversarial training makes a model *more* fragile to weights.
 #
-# **Runtime.** `smoke`: under a minute; `book`: about 2 minutes on a 2-core CPU; `colab`: a few
-# minutes (more seeds). Data: scikit-learn's digits, no download.
+# **Runtime.** `smoke`: under a minute; `book`: about 2 minutes on a 2-core CPU; `colab`: tens of
+# minutes on a subset of MNIST or CIFAR-10 (downloaded there, set `COLAB_DATASET`), more seeds.
+# Data in the other profiles: scikit-learn's digits, no download.
 
 # %% tags=["remove-cell"]
 # Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).
@@ -51,6 +52,7 @@ PROFILE = "book"  # "smoke" (seconds, for tests), "book" (default, 2-core CPU), 
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
+COLAB_DATASET = "mnist_784"  # colab profile only: "mnist_784" or "CIFAR_10" (downloaded from OpenML)
 
 # %%
 import matplotlib.pyplot as plt
@@ -59,7 +61,7 @@ import torch
 from tqdm.auto import tqdm
 
 import trustml_ref
-from trustml_ref.data import digits
+from trustml_ref.data import digits, openml
 from trustml_ref.io import record_results
 from trustml_ref.weight_robustness import (
     BiasFreeMLP, certified_accuracy, certified_margins, closed_form_margin_drop, mlp_forward, pgd_attack,
@@ -72,10 +74,11 @@ EPOCHS = run.pick(smoke=6, book=40, colab=60)
 N_SEEDS = run.pick(smoke=1, book=3, colab=5)
 N_TEST = run.pick(smoke=120, book=450, colab=450)
 STEPS = run.pick(smoke=10, book=20, colab=50)
-WIDTHS = (64, 32, 32, 10)
 EPS_W, EPS_X = 0.005, 0.1  # weight radius (every layer) and input radius (pixels in [0, 1]) of the attacks
 
-data = digits(seed=SEED)
+# digits ship with scikit-learn; the colab profile downloads a subset of MNIST or CIFAR-10 instead
+data = digits(seed=SEED) if run.profile != "colab" else openml(COLAB_DATASET, n_train=10_000, n_test=2_000, seed=SEED)
+WIDTHS = (data.n_features, *run.pick(smoke=(32, 32), book=(32, 32), colab=(128, 128)), 10)
 x_test, y_test = data.x_test[:N_TEST], data.y_test[:N_TEST]
 
 # %% [markdown]
