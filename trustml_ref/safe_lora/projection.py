@@ -78,8 +78,12 @@ def project_b_from_weights(
 
 
 def projection_cosine(cb: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> float:
-    """:math:`\cos(\mathrm{vec}(CBA), \mathrm{vec}(BA))` given :math:`CB`, from :math:`r\times r` Gram matrices:
-    :math:`\langle CBA, BA\rangle_F = \mathrm{tr}((CB)^\top B\,AA^\top)` and likewise for the norms."""
+    """:math:`\\cos(\\mathrm{vec}(CBA), \\mathrm{vec}(BA))` given :math:`CB`, from :math:`r\\times r` Gram matrices.
+
+    .. math:: \\langle CBA, BA\\rangle_F = \\mathrm{tr}\\big((CB)^\\top B\\,AA^\\top\\big),
+
+    and likewise for the two norms.
+    """
     dtype = torch.promote_types(cb.dtype, torch.promote_types(a.dtype, b.dtype))
     cb, a, b = cb.to(dtype), a.to(dtype), b.to(dtype)
     g = a @ a.T  # A A^T, r x r (symmetric)
@@ -94,7 +98,7 @@ def projection_cosine(cb: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> flo
 
 
 def projection_similarity(v: torch.Tensor, a: torch.Tensor, b: torch.Tensor, name: str = "module") -> float:
-    """:math:`s = \cos(\mathrm{vec}(CBA), \mathrm{vec}(BA))` with :math:`C = VV^\top/\|V\|_F` (the scaling :math:`s` cancels)."""
+    r""":math:`s = \cos(\mathrm{vec}(CBA), \mathrm{vec}(BA))` with :math:`C = VV^\top/\|V\|_F` (the scaling :math:`s` cancels)."""
     check_lora_factors(v, a, b, name)
     return projection_cosine(project_b(v, b), a, b)
 
