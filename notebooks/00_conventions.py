@@ -120,14 +120,18 @@ N_MC = run.pick(smoke=20_000, book=2_000_000, colab=20_000_000)  # Monte-Carlo s
 # %%
 def delta_scratch(eps: float, sigma: float, sens: float = 1.0) -> float:
     """Equation (eq-gaussian-delta), written directly with the normal CDF."""
+    ### BEGIN SOLUTION ex-conventions-delta
     a, b = sens / (2 * sigma), eps * sigma / sens
     return float(torch.special.ndtr(torch.tensor(a - b, dtype=torch.float64))
                  - math.exp(eps) * torch.special.ndtr(torch.tensor(-a - b, dtype=torch.float64)))
+    ### END SOLUTION
 
 
 def sigma_classical_scratch(eps: float, delta: float, sens: float = 1.0) -> float:
     """The theorem's noise scale."""
+    ### BEGIN SOLUTION ex-conventions-sigma
     return sens * math.sqrt(2 * math.log(1.25 / delta)) / eps
+    ### END SOLUTION
 
 
 # %% [markdown]

@@ -182,13 +182,17 @@ for name, sc in stage_scores.items():
 # %%
 def cb_scratch(v, b):
     """C B = V (V^T B) / ||V||_F, without the d_out x d_out matrix."""
+    ### BEGIN SOLUTION ex-sl-cb
     return v @ (v.T @ b) / torch.linalg.norm(v)
+    ### END SOLUTION
 
 
 def similarity_scratch(v, a, b):
     """Equation (eq-sl-sim) from r x r Gram matrices (eq-sl-gram)."""
+    ### BEGIN SOLUTION ex-sl-similarity
     p, g = cb_scratch(v, b), a @ a.T
     return float(torch.sum((p.T @ b) * g) / torch.sqrt(torch.sum((p.T @ p) * g) * torch.sum((b.T @ b) * g)))
+    ### END SOLUTION
 
 
 # %% [markdown]

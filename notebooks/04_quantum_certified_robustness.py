@@ -221,6 +221,7 @@ plt.show()
 # %%
 def kappa_scratch(ops):
     """max over non-empty outcome sets of lambda_max / lambda_min (inf if singular)."""
+    ### BEGIN SOLUTION ex-q-kappa-impl
     best = 1.0
     for mask in range(1, 2 ** len(ops)):
         m = sum(op for k, op in enumerate(ops) if mask >> k & 1)
@@ -229,11 +230,15 @@ def kappa_scratch(ops):
         if math.isinf(best):
             return best
     return best
+    ### END SOLUTION
 
 
 def radius_scratch(probs, kappa):
+    """Equation (eq-q-radius) for every row of class probabilities."""
+    ### BEGIN SOLUTION ex-q-radius-impl
     top2 = probs.topk(2, dim=1).values
     return ((torch.sqrt(top2[:, 0] / top2[:, 1]) - 1) / (kappa - 1)).clamp(0, 1)
+    ### END SOLUTION
 
 
 # %% [markdown]

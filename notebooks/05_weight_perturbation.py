@@ -227,6 +227,7 @@ print(f"clean accuracy {clean_acc:.3f}; at eps = {eps_grid[-1]}: random noise {m
 # %%
 def closed_form_drop_scratch(weights, x, eps):
     """drop_ij of (eq-wp-margin-bound) for one input x (1-D), all pairs."""
+    ### BEGIN SOLUTION ex-wp-closed-form
     s, delta = x.abs().sum(), torch.zeros(())
     for w, e in zip(weights[:-1], eps[:-1]):
         gamma, beta = w.abs().sum(0).max(), w.abs().sum(1).max()
@@ -235,10 +236,12 @@ def closed_form_drop_scratch(weights, x, eps):
     w_last = weights[-1]
     pair_l1 = (w_last[:, None] - w_last[None]).abs().sum(-1)
     return (pair_l1 * delta + 2 * eps[-1] * s).fill_diagonal_(0.0)
+    ### END SOLUTION
 
 
 def ibp_lower_scratch(weights, x, eps):
     """IBP lower bound on every margin m_ij for one input x."""
+    ### BEGIN SOLUTION ex-wp-ibp
     l, u = x.clone(), x.clone()
     for w, e in zip(weights[:-1], eps[:-1]):
         corners = torch.stack([(w - e) * l, (w - e) * u, (w + e) * l, (w + e) * u])
@@ -246,6 +249,7 @@ def ibp_lower_scratch(weights, x, eps):
     diff = weights[-1][:, None] - weights[-1][None]
     corners = torch.stack([(diff - 2 * eps[-1]) * l, (diff - 2 * eps[-1]) * u, (diff + 2 * eps[-1]) * l, (diff + 2 * eps[-1]) * u])
     return corners.min(0).values.sum(-1).fill_diagonal_(0.0)
+    ### END SOLUTION
 
 
 # %% [markdown]
