@@ -1,0 +1,26 @@
+"""trustml_ref: tested reference implementations for the trustml book.
+
+The shared core lives in a few modules that every chapter imports:
+
+- :mod:`trustml_ref.config` -- profiles, seeding, device, threads, cache directory, ``setup``;
+- :mod:`trustml_ref.plotting` -- the one figure style of the book;
+- :mod:`trustml_ref.testing` -- ``assert_close`` for numerical checks and graduation cells;
+- :mod:`trustml_ref.io` -- safetensors-only loading and result recording.
+
+One subpackage per method sits on top (``trustml_ref.privacy`` first).
+"""
+from trustml_ref.config import RunConfig, by_profile, resolve_device, resolve_profile, seed_everything, setup
+from trustml_ref.testing import assert_close
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RunConfig",
+    "__version__",
+    "assert_close",
+    "by_profile",
+    "resolve_device",
+    "resolve_profile",
+    "seed_everything",
+    "setup",
+]

@@ -1,0 +1,231 @@
+"""Safe LoRA on PEFT adapters: find the LoRA modules, read base and aligned weights lazily, project.
+
+The entry point :func:`safe_lora` never mutates its input. It returns a :class:`SafeLoRAResult`
+holding the projected adapter's state dict (PEFT's saved-key format), its config and a per-module
+report; ``result.save_pretrained(dir)`` writes an adapter that ``PeftModel.from_pretrained`` loads
+as usual, and ``result.apply(peft_model)`` returns a projected copy of a (small) model.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from trustml_ref.safe_lora.projection import (
+    alignment_matrix,
+    check_lora_factors,
+    project_b,
+    projection_cosine,
+    random_spectrum_b,
+    select_modules,
+    top_singular_projector_b,
+    update_norm,
+)
+
+PROJECTIONS = ("paper", "rank_k", "norm_matched_rescale", "zero", "random_spectrum")
+"""``paper``: :math:`C = VV^\\top/\\|V\\|_F`; ``rank_k``: :math:`U_kU_k^\\top`. Controls, applied to the same
+selected modules: ``norm_matched_rescale`` scales :math:`B` so :math:`\\|sBA\\|_F` equals the projected
+update's, direction unchanged; ``zero`` removes the update; ``random_spectrum`` uses :func:`random_spectrum_b`."""
+WeightReader = Callable[[str], torch.Tensor]
+
+
+@dataclass
+class LoraModule:
+    """One LoRA-adapted linear module of a PeftModel."""
+
+    name: str  # the module's name inside the PeftModel
+    weight_name: str  # the frozen weight's name in the base/aligned checkpoints
+    a: torch.Tensor  # (r, d_in)
+    b: torch.Tensor  # (d_out, r)
+    scaling: float
+
+
+@dataclass
+class ModuleReport:
+    name: str
+    similarity: float
+    projected: bool
+    update_norm_before: float
+    update_norm_after: float
+
+
+@dataclass
+class SafeLoRAResult:
+    """The projected adapter (state dict in PEFT's saved format), its PEFT config and the report."""
+
+    state_dict: dict[str, torch.Tensor]
+    peft_config: object
+    report: list[ModuleReport] = field(default_factory=list)
+
+    @property
+    def n_projected(self) -> int:
+        return sum(r.projected for r in self.report)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``adapter_model.safetensors`` and ``adapter_config.json`` in PEFT's layout."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.peft_config.save_pretrained(str(directory))
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict.items()}, str(directory / "adapter_model.safetensors"))
+        (directory / "safe_lora_report.json").write_text(json.dumps([r.__dict__ for r in self.report], indent=1))
+        return directory
+
+    def apply(self, peft_model: nn.Module) -> nn.Module:
+        """A deep copy of ``peft_model`` carrying the projected adapter (the input is untouched)."""
+        from peft import set_peft_model_state_dict
+
+        projected = copy.deepcopy(peft_model)
+        set_peft_model_state_dict(projected, self.state_dict)
+        return projected
+
+
+def lora_modules(peft_model: nn.Module, adapter: str = "default") -> list[LoraModule]:
+    """Every LoRA module of ``adapter``, found through PEFT's own ``LoraLayer`` type.
+
+    Rejects what Safe LoRA does not define: DoRA, transposed (``fan_in_fan_out``, GPT-2
+    ``Conv1D``) weights, LoRA on non-linear layers (embeddings, convolutions) and LoRA biases.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    found = []
+    for name, module in peft_model.named_modules():
+        if not isinstance(module, LoraLayer) or adapter not in module.lora_A:
+            continue
+        if module.use_dora.get(adapter, False):
+            raise ValueError(f"{name}: DoRA adapters are not defined by Safe LoRA (use_dora=True)")
+        if getattr(module, "fan_in_fan_out", False):
+            raise ValueError(f"{name}: transposed (fan_in_fan_out / Conv1D) weights are not supported; Safe LoRA needs W as (d_out, d_in)")
+        if not isinstance(module.base_layer, nn.Linear):
+            raise ValueError(f"{name}: LoRA on {type(module.base_layer).__name__} is not supported; Safe LoRA is defined for linear layers")
+        if getattr(module, "lora_bias", {}).get(adapter, False):
+            raise ValueError(f"{name}: LoRA biases (lora_bias=True) are not supported")
+        weight_name = name.removeprefix("base_model.model.") + ".weight"
+        found.append(LoraModule(name, weight_name, module.lora_A[adapter].weight.detach(), module.lora_B[adapter].weight.detach(),
+                                float(module.scaling[adapter])))
+    if not found:
+        raise ValueError(f"the model has no LoRA modules for adapter {adapter!r}")
+    return found
+
+
+def weight_reader(source: nn.Module | str | Path, role: str) -> WeightReader:
+    """Look up a frozen weight by name in a model, or lazily (one tensor at a time) in a directory
+    of ``.safetensors`` files (single file or sharded with ``model.safetensors.index.json``)."""
+    if isinstance(source, nn.Module):
+        params = dict(source.named_parameters())
+
+        def from_module(name: str) -> torch.Tensor:
+            for candidate in (name, name.replace(".weight", ".base_layer.weight")):
+                if candidate in params:
+                    return params[candidate].detach()
+            raise KeyError(f"the {role} model has no weight {name!r}")
+
+        return from_module
+    directory = Path(source)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"the {role} checkpoint {str(directory)!r} is not a directory")
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = {k: directory / v for k, v in json.loads(index.read_text())["weight_map"].items()}
+    else:
+        files = sorted(directory.glob("*.safetensors"))
+        if not files:
+            raise FileNotFoundError(f"no .safetensors files in the {role} checkpoint {str(directory)!r} (pickled checkpoints are not read)")
+        from safetensors import safe_open
+
+        weight_map = {}
+        for f in files:
+            with safe_open(str(f), framework="pt") as handle:
+                weight_map.update({k: f for k in handle.keys()})
+
+    def from_files(name: str) -> torch.Tensor:
+        from safetensors import safe_open
+
+        if name not in weight_map:
+            raise KeyError(f"the {role} checkpoint has no weight {name!r}")
+        with safe_open(str(weight_map[name]), framework="pt") as handle:
+            return handle.get_tensor(name)
+
+    return from_files
+
+
+def _load_peft_model(peft_model: nn.Module | str | Path, aligned: nn.Module | str | Path) -> nn.Module:
+    """A PeftModel as given, or an adapter directory loaded onto (a copy of) the aligned model it was trained on."""
+    if isinstance(peft_model, nn.Module):
+        return peft_model
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    host = copy.deepcopy(aligned) if isinstance(aligned, nn.Module) else AutoModelForCausalLM.from_pretrained(str(aligned))
+    return PeftModel.from_pretrained(host, str(peft_model))
+
+
+def _replacement_b(projection: str, v: torch.Tensor, m: LoraModule, cb: torch.Tensor, rank_k: int | None,
+                   generator: torch.Generator | None) -> torch.Tensor:
+    if projection == "paper":
+        return cb
+    if projection == "rank_k":
+        return top_singular_projector_b(v, m.b, rank_k)
+    if projection == "norm_matched_rescale":
+        return m.b * (update_norm(m.a, cb) / update_norm(m.a, m.b))
+    if projection == "zero":
+        return torch.zeros_like(m.b)
+    return random_spectrum_b(v, m.b, generator)
+
+
+def safe_lora(
+    peft_model: nn.Module | str | Path,
+    base: nn.Module | str | Path,
+    aligned: nn.Module | str | Path,
+    *,
+    mode: str = "threshold",
+    threshold: float = 0.5,
+    num_layers: int = 10,
+    projection: str = "paper",
+    rank_k: int | None = None,
+    adapter: str = "default",
+    generator: torch.Generator | None = None,
+) -> SafeLoRAResult:
+    """Project the LoRA updates of the selected modules onto the alignment subspace.
+
+    ``peft_model`` is a ``PeftModel`` or an adapter directory (then it is loaded onto the aligned
+    model, which LoRA fine-tuned). ``base`` and ``aligned`` are models or checkpoint directories,
+    read one tensor at a time. ``projection`` is one of :data:`PROJECTIONS` (``rank_k`` needs
+    ``rank_k``; ``random_spectrum`` draws from ``generator``). Selection as in
+    :func:`~trustml_ref.safe_lora.projection.select_modules`; similarities always use :math:`C`,
+    so every projection and control changes the same modules.
+    """
+    from peft import get_peft_model_state_dict
+
+    if projection not in PROJECTIONS:
+        raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
+    if projection == "rank_k" and rank_k is None:
+        raise ValueError("projection='rank_k' needs rank_k, the number of singular directions kept")
+    model = _load_peft_model(peft_model, aligned)
+    read_base, read_aligned = weight_reader(base, "base"), weight_reader(aligned, "aligned")
+    modules = lora_modules(model, adapter)
+    sims, projected_b = [], []
+    for m in modules:
+        v = alignment_matrix(read_base(m.weight_name), read_aligned(m.weight_name), m.name)
+        check_lora_factors(v, m.a, m.b, m.name)
+        cb = project_b(v, m.b)
+        sims.append(projection_cosine(cb, m.a, m.b))
+        projected_b.append(_replacement_b(projection, v, m, cb, rank_k, generator))
+    chosen = select_modules(torch.tensor(sims), mode, threshold, num_layers)
+    state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model, adapter_name=adapter).items()}
+    report = []
+    for m, s, new_b, pick in zip(modules, sims, projected_b, chosen.tolist()):
+        key = f"{m.name}.lora_B.weight"
+        if key not in state:
+            raise KeyError(f"PEFT's state dict has no entry {key!r}")
+        if pick:
+            state[key] = new_b.to(state[key].dtype)
+        report.append(ModuleReport(m.name, s, bool(pick), update_norm(m.a, m.b, m.scaling),
+                                   update_norm(m.a, state[key], m.scaling)))
+    return SafeLoRAResult(state, copy.deepcopy(model.peft_config[adapter]), report)
