@@ -166,7 +166,7 @@ assert max(abs(z) for z in checks) < 5, "closed form disagrees with the definiti
 # ## Graduation
 #
 # The package's functions are written once, documented, and unit-tested (see
-# {doc}`the API reference </book/api>`). A graduation cell asserts that they agree with
+# {ref}`the API reference <api-privacy>`). A graduation cell asserts that they agree with
 # the from-scratch code on the same inputs; from here on the chapter uses the package.
 
 # %%

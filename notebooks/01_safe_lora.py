@@ -223,7 +223,8 @@ assert worst_b < 1e-9 and worst_cos < 1e-9
 #
 # `trustml_ref.safe_lora` does the same on every LoRA module of a `PeftModel`, reading base and
 # aligned weights one tensor at a time (from models or `.safetensors` checkpoints), and returns a
-# new adapter plus a per-module report. On the toy's real modules it must agree with the scratch code.
+# new adapter plus a per-module report ({ref}`API reference <api-safe-lora>`). On the toy's real
+# modules it must agree with the scratch code.
 
 # %%
 result = safe_lora(lora_b, base, aligned, mode="threshold", threshold=0.5)

@@ -312,6 +312,9 @@ assert worst_log_ratio <= eps_check + 1e-12
 # pairs come nowhere near it, which is why the attaining pair of the proof matters.
 #
 # ## Graduation
+#
+# `trustml_ref.quantum_cert` implements the same quantities ({ref}`API reference <api-quantum-cert>`);
+# they must equal the scratch versions on the classifier's own operators.
 
 # %%
 trustml_ref.assert_close(kappa_star(ops_global), kappa_scratch(ops_global), rtol=1e-12, name="kappa*")

@@ -289,7 +289,7 @@ print(f"last layer only: |exact attack - IBP| <= {last_layer_gap:.1e}")
 # ## Graduation
 #
 # `trustml_ref.weight_robustness` implements the same bounds batched over inputs and class pairs
-# (see {doc}`the API reference </book/api>`). They must equal the scratch versions.
+# (see {ref}`the API reference <api-weight-robustness>`). They must equal the scratch versions.
 
 # %%
 ws_check = [w.double() for w in W]

@@ -209,6 +209,7 @@ print(f"{len(slack)} random networks: the attacked cross-entropy never exceeded 
 #
 # The package's `closed_form_margin_drop` takes the input radius as `eps_x`, and
 # `robust_cross_entropy` computes the middle term of {eq}`eq-joint-ce` from certified margins.
+# Both are documented in {ref}`the API reference <api-weight-robustness>`.
 
 # %%
 ws_check = [w.detach().double() for w in BiasFreeMLP(WIDTHS, generator=torch.Generator().manual_seed(SEED)).weights]
