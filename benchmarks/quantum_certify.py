@@ -22,7 +22,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from trustml_ref.data import digits
-from trustml_ref.quantum_cert import certified_radius, depolarize_qubit_adjoint, kappa_star, rotation_noise_replacement
+from trustml_ref.quantum_cert import certified_radius, kappa_star, rotation_noise_replacement
 from trustml_ref.quantum_cert.certify import _radius
 from trustml_ref.quantum_cert.classifier import QuantumClassifier, train_classifier
 
@@ -39,21 +39,9 @@ def data():
     return x_train, d.y_train[keep_train], x_test, d.y_test[keep_test]
 
 
-def input_noise_operators(clf: QuantumClassifier, p: float) -> list[torch.Tensor]:
-    """Heisenberg operators of the circuit with per-qubit depolarising noise on the encoded state."""
-    ops = []
-    for m in clf.readout_projectors():
-        for u in reversed(clf.layer_unitaries()):
-            m = u.mH @ m @ u
-        for wire in clf.wires:  # the noise acts once, on the encoded state
-            m = depolarize_qubit_adjoint(m, p, wire, clf.n_qubits)
-        ops.append(m)
-    return ops
-
-
 def analytic(clf: QuantumClassifier, x: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Exact noisy probabilities (one evaluation per input), radii and kappa*."""
-    ops = input_noise_operators(clf, p)
+    ops = clf.heisenberg_operators(p_local=p, local_noise="input")
     kappa = kappa_star(ops)
     psi = clf.encoded_states(x)
     probs = torch.stack([torch.einsum("bi,ij,bj->b", psi.conj(), m, psi).real for m in ops], 1)

@@ -166,6 +166,23 @@ def test_heisenberg_operators_predict_the_noisy_simulation():
     assert torch.allclose(predicted, clf.local_noise_probs(x, 0.15), atol=1e-10)
 
 
+def test_input_only_local_noise_is_per_qubit_depolarising_of_the_encoded_state():
+    clf = QuantumClassifier(2, 3, 2, generator=torch.Generator().manual_seed(10))
+    x = torch.rand(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(11))
+    psi = clf.encoded_states(x)
+    rho = psi[:, :, None] * psi[:, None, :].conj()
+    noisy = rho
+    for wire in range(2):  # the channel is self-adjoint, so it acts on states as on operators
+        noisy = torch.stack([depolarize_qubit_adjoint(r, 0.3, wire, 2) for r in noisy])
+    expected = torch.stack([torch.stack([torch.trace(m @ r).real for m in clf.heisenberg_operators()]) for r in noisy])
+    got = torch.stack([torch.einsum("bij,ji->b", rho, m).real for m in clf.heisenberg_operators(p_local=0.3, local_noise="input")], 1)
+    assert torch.allclose(got, expected, atol=1e-12)
+    every = torch.stack([torch.einsum("bij,ji->b", rho, m).real for m in clf.heisenberg_operators(p_local=0.3)], 1)
+    assert not torch.allclose(got, every, atol=1e-6)
+    with pytest.raises(ValueError, match="local_noise must be"):
+        clf.heisenberg_operators(local_noise="output")
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_certificate_is_sound_for_random_classifiers(seed):
     """No state within the certified radius changes the noisy prediction."""
@@ -188,8 +205,11 @@ def test_certificate_is_sound_for_random_classifiers(seed):
 
 
 def test_shot_certificates_never_exceed_exact_ones():
-    g = torch.Generator().manual_seed(7)
-    probs = torch.distributions.Dirichlet(torch.ones(3, dtype=torch.float64)).sample((200,))
+    """With probability >= 1 - alpha per point a shot-based radius is at most the exact one; at
+    alpha = 0.01 none of these 200 seeded points exceeds it."""
+    g = torch.Generator().manual_seed(7)  # everything below draws from g: the test is deterministic
+    raw = -torch.log(torch.rand(200, 3, generator=g, dtype=torch.float64))  # Dirichlet(1, 1, 1) by normalised exponentials
+    probs = raw / raw.sum(1, keepdim=True)
     kappa = depolarizing_kappa(0.3, 4)
     exact = certified_radius(probs, kappa)
     counts = torch.stack([torch.bincount(torch.multinomial(p, 2000, replacement=True, generator=g), minlength=3) for p in probs])

@@ -114,22 +114,27 @@ class QuantumClassifier(nn.Module):
         rest = torch.eye(2 ** (self.n_qubits - self.n_readout), dtype=DTYPE)
         return [torch.kron(torch.diag(torch.eye(self.d_eff, dtype=DTYPE)[k]), rest) for k in range(self.d_eff)]
 
-    def heisenberg_operators(self, p_global: float = 0.0, p_local: float = 0.0) -> list[torch.Tensor]:
+    def heisenberg_operators(self, p_global: float = 0.0, p_local: float = 0.0, local_noise: str = "every_layer") -> list[torch.Tensor]:
         """:math:`\\tilde M_k = \\mathcal E^\\dagger(M_k)` of the whole noisy circuit after encoding.
 
         Walks the circuit backwards: conjugation by each layer unitary, the adjoint of per-qubit
-        depolarising noise (``p_local``) before each layer, and global depolarising (``p_global``)
-        on the encoded state, :math:`M \\mapsto (1-p)M + p\\,\\mathrm{Tr}(M)/d\\,I`.
+        depolarising noise (``p_local``) before each layer (``local_noise="every_layer"``, as
+        :meth:`local_noise_probs` simulates) or only on the encoded state (``"input"``, what random
+        rotation noise on the input gives), and global depolarising (``p_global``) on the encoded
+        state, :math:`M \\mapsto (1-p)M + p\\,\\mathrm{Tr}(M)/d\\,I`.
         """
         check_probability(p_global, "p_global", allow_zero=True)
         check_probability(p_local, "p_local", allow_zero=True)
+        if local_noise not in ("every_layer", "input"):
+            raise ValueError(f"local_noise must be 'every_layer' or 'input', got {local_noise!r}")
         d = 2**self.n_qubits
         ops = []
         for m in self.readout_projectors():
-            for u in reversed(self.layer_unitaries()):
+            for layer, u in reversed(list(enumerate(self.layer_unitaries()))):
                 m = u.mH @ m @ u
-                for wire in self.wires:
-                    m = depolarize_qubit_adjoint(m, p_local, wire, self.n_qubits)
+                if local_noise == "every_layer" or layer == 0:
+                    for wire in self.wires:
+                        m = depolarize_qubit_adjoint(m, p_local, wire, self.n_qubits)
             m = (1 - p_global) * m + p_global * torch.diagonal(m).sum() / d * torch.eye(d, dtype=DTYPE)
             ops.append(m)
         return ops
