@@ -1,0 +1,180 @@
+"""PATE: noisy aggregation of teacher votes and its data-dependent Rényi DP analysis.
+
+Semantics follow Papernot et al. (2018), "Scalable private learning with PATE", as implemented
+in TF-Privacy's ``research/pate_2018/core.py`` (the tests pin reference values computed with it);
+everything here is vectorised over queries and Rényi orders. For a vote histogram
+:math:`n \\in \\mathbb N^K` per query:
+
+- GNMax releases :math:`\\arg\\max_j (n_j + \\mathcal N(0, \\sigma^2))`; its data-independent RDP is
+  :math:`\\alpha/\\sigma^2`; with :math:`q \\ge \\Pr[\\text{output} \\ne \\arg\\max n]` from a union bound
+  (Proposition 7) the data-dependent bound of Theorem 6 applies where its conditions hold.
+- Confident-GNMax first checks :math:`\\max_j n_j + \\mathcal N(0, \\sigma_1^2) \\ge T` (RDP of a mechanism
+  of sensitivity 1) and answers with GNMax(:math:`\\sigma_2`) only then; the expected RDP of one query is
+  :math:`\\mathrm{RDP}_{\\text{threshold}} + \\Pr[\\text{answered}]\\cdot\\mathrm{RDP}_{\\text{GNMax}}`.
+- RDP to :math:`(\\varepsilon,\\delta)`: :func:`eps_from_rdp` offers PATE's conversion
+  (Mironov 2017: :math:`\\varepsilon = \\min_\\alpha \\mathrm{RDP}(\\alpha) + \\ln(1/\\delta)/(\\alpha-1)`) and the tighter one
+  of Balle et al. (2020) that Opacus uses; they give different :math:`\\varepsilon` for the same curve.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import special, stats
+
+ArrayLike = Sequence[float] | np.ndarray
+
+
+def _check_votes(votes: ArrayLike) -> np.ndarray:
+    v = np.atleast_2d(np.asarray(votes, dtype=np.float64))
+    if v.ndim != 2 or v.shape[1] < 2 or v.shape[0] == 0:
+        raise ValueError(f"votes must have shape (queries, classes >= 2) and be non-empty, got {v.shape}")
+    if np.any(v < 0) or not np.all(np.isfinite(v)):
+        raise ValueError("votes must be finite and non-negative")
+    return v
+
+
+def _check_sigma(sigma: float, name: str = "sigma") -> float:
+    if not sigma > 0 or not math.isfinite(sigma):
+        raise ValueError(f"{name} must be a positive number, got {sigma!r}")
+    return float(sigma)
+
+
+def _check_orders(orders: ArrayLike) -> np.ndarray:
+    a = np.atleast_1d(np.asarray(orders, dtype=np.float64))
+    if a.ndim != 1 or a.size == 0 or np.any(a <= 1) or not np.all(np.isfinite(a)):
+        raise ValueError("orders must be a non-empty 1-D list of finite Rényi orders > 1")
+    return a
+
+
+def _log1mexp(x: np.ndarray) -> np.ndarray:
+    """:math:`\\log(1 - e^x)` for :math:`x \\le 0`, stable at both ends."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return np.where(x < -math.log(2), np.log1p(-np.exp(x)), np.log(-np.expm1(x)))
+
+
+def log_q_gnmax(votes: ArrayLike, sigma: float) -> np.ndarray:
+    """Upper bound on :math:`\\ln\\Pr[\\text{GNMax} \\ne \\arg\\max n]` per query (Proposition 7):
+
+    :math:`\\ln\\sum_{j\\ne j^*}\\Pr[\\mathcal N(0, 2\\sigma^2) \\ge n_{j^*} - n_j]`, capped at :math:`\\ln(1 - 1/K)`.
+    """
+    v, sigma = _check_votes(votes), _check_sigma(sigma)
+    top = np.argmax(v, axis=1)
+    gaps = v[np.arange(len(v)), top][:, None] - v
+    logsf = stats.norm.logsf(gaps, scale=math.sqrt(2) * sigma)
+    logsf[np.arange(len(v)), top] = -np.inf
+    return np.minimum(special.logsumexp(logsf, axis=1), math.log(1 - 1 / v.shape[1]))
+
+
+def rdp_gnmax_data_independent(sigma: float, orders: ArrayLike) -> np.ndarray:
+    """:math:`\\alpha/\\sigma^2` for every order (Proposition 8)."""
+    return _check_orders(orders) / _check_sigma(sigma) ** 2
+
+
+def rdp_gnmax(log_q: ArrayLike, sigma: float, orders: ArrayLike) -> np.ndarray:
+    """Data-dependent RDP of GNMax given :math:`\\ln q` per query (Theorem 6), shape (queries, orders).
+
+    With :math:`\\mu_2 = \\sigma\\sqrt{\\ln(1/q)}`, :math:`\\mu_1 = \\mu_2 + 1`, :math:`\\varepsilon_i = \\mu_i/\\sigma^2`:
+    where :math:`\\alpha < \\mu_1`, :math:`\\mu_2 > 1`, :math:`q` lies in the theorem's range and
+    :math:`\\ln(1/q) > \\varepsilon_2`, the bound
+    :math:`\\frac{1}{\\alpha-1}\\ln\\big((1-q)A^{\\alpha-1} + qB^{\\alpha-1}\\big)` with
+    :math:`A = (1-q)/(1 - (qe^{\\varepsilon_2})^{(\\mu_2-1)/\\mu_2})` and :math:`B = e^{\\varepsilon_1}/q^{1/(\\mu_1-1)}` is
+    used when smaller than :math:`\\alpha/\\sigma^2`; :math:`q = 0` costs nothing.
+    """
+    sigma, a = _check_sigma(sigma), _check_orders(orders)
+    lq = np.atleast_1d(np.asarray(log_q, dtype=np.float64))
+    if np.any(lq > 0) or np.any(np.isnan(lq)):
+        raise ValueError("log_q must be <= 0 (a log-probability)")
+    var = sigma**2
+    out = np.broadcast_to(a / var, (lq.size, a.size)).copy()
+    zero = np.isneginf(lq)
+    out[zero] = 0.0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        mu2 = np.sqrt(var * -lq)
+        mu1 = mu2 + 1
+        eps1, eps2 = mu1 / var, mu2 / var
+        log_a2 = (mu2 - 1) * eps2
+        valid = (~zero) & (mu2 > 1) & (-lq > eps2) & (
+            lq <= log_a2 - mu2 * (np.log1p(1 / (mu1 - 1)) + np.log1p(1 / (mu2 - 1))))
+        log1q = _log1mexp(np.where(zero, -1.0, lq))
+        log_a = log1q - _log1mexp(np.minimum((lq + eps2) * (1 - 1 / mu2), 0.0))
+        log_b = eps1 - lq / (mu1 - 1)
+        am1 = (a - 1)[None, :]
+        log_s = np.logaddexp(log1q[:, None] + am1 * log_a[:, None], lq[:, None] + am1 * log_b[:, None])
+        dependent = log_s / am1
+        use = valid[:, None] & (mu1[:, None] > a[None, :])
+    out = np.where(use, np.minimum(out, dependent), out)
+    return out
+
+
+def log_pr_answered(votes: ArrayLike, threshold: float, sigma1: float) -> np.ndarray:
+    """:math:`\\ln\\Pr[\\max_j n_j + \\mathcal N(0, \\sigma_1^2) \\ge T]` per query (max vote rounded, as PATE 2018)."""
+    v, sigma1 = _check_votes(votes), _check_sigma(sigma1, "sigma1")
+    return stats.norm.logsf(threshold - np.round(v.max(axis=1)), scale=sigma1)
+
+
+def rdp_threshold(log_pr: ArrayLike, sigma1: float, orders: ArrayLike) -> np.ndarray:
+    """Data-dependent RDP of the threshold check (sensitivity 1, hence GNMax's bound at :math:`\\sqrt2\\sigma_1`)."""
+    lp = np.atleast_1d(np.asarray(log_pr, dtype=np.float64))
+    return rdp_gnmax(np.minimum(lp, _log1mexp(lp)), math.sqrt(2) * _check_sigma(sigma1, "sigma1"), orders)
+
+
+def rdp_threshold_data_independent(sigma1: float, orders: ArrayLike) -> np.ndarray:
+    """:math:`\\alpha/(2\\sigma_1^2)`."""
+    return rdp_gnmax_data_independent(math.sqrt(2) * _check_sigma(sigma1, "sigma1"), orders)
+
+
+def confident_gnmax_rdp(votes: ArrayLike, threshold: float, sigma1: float, sigma2: float, orders: ArrayLike,
+                        *, data_dependent: bool = True) -> np.ndarray:
+    """Total RDP over all queries of Confident-GNMax, per order: the sum over queries of
+    :math:`\\mathrm{RDP}_{\\text{threshold}} + \\Pr[\\text{answered}]\\cdot\\mathrm{RDP}_{\\text{GNMax}}` (expected cost)."""
+    v = _check_votes(votes)
+    a = _check_orders(orders)
+    lp = log_pr_answered(v, threshold, sigma1)
+    if data_dependent:
+        step1 = rdp_threshold(lp, sigma1, a)
+        step2 = rdp_gnmax(log_q_gnmax(v, sigma2), sigma2, a)
+    else:
+        step1 = np.broadcast_to(rdp_threshold_data_independent(sigma1, a), (len(v), a.size))
+        step2 = np.broadcast_to(rdp_gnmax_data_independent(sigma2, a), (len(v), a.size))
+    return (step1 + np.exp(lp)[:, None] * step2).sum(axis=0)
+
+
+def eps_from_rdp(orders: ArrayLike, rdp: ArrayLike, delta: float, conversion: str = "pate") -> tuple[float, float]:
+    """:math:`(\\varepsilon, \\alpha^*)` from an RDP curve.
+
+    ``"pate"`` (Mironov 2017, used by PATE 2018): :math:`\\min_\\alpha \\mathrm{RDP}(\\alpha) + \\ln(1/\\delta)/(\\alpha-1)`.
+    ``"balle2020"`` (Balle et al. 2020, Thm 21; Opacus's):
+    :math:`\\min_\\alpha \\mathrm{RDP}(\\alpha) + \\ln((\\alpha-1)/\\alpha) - (\\ln\\delta + \\ln\\alpha)/(\\alpha-1)`, never larger.
+    """
+    a = _check_orders(orders)
+    r = np.asarray(rdp, dtype=np.float64)
+    if r.shape != a.shape:
+        raise ValueError(f"rdp must match orders in shape, got {r.shape} and {a.shape}")
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must lie in (0, 1), got {delta}")
+    if conversion == "pate":
+        eps = r - math.log(delta) / (a - 1)
+    elif conversion == "balle2020":
+        eps = np.maximum(r + np.log1p(-1 / a) - (math.log(delta) + np.log(a)) / (a - 1), 0.0)
+    else:
+        raise ValueError(f"conversion must be 'pate' or 'balle2020', got {conversion!r}")
+    best = int(np.argmin(eps))
+    return float(eps[best]), float(a[best])
+
+
+def gnmax(votes: ArrayLike, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """GNMax labels: :math:`\\arg\\max_j (n_j + \\mathcal N(0, \\sigma^2))` per query."""
+    v, sigma = _check_votes(votes), _check_sigma(sigma)
+    return np.argmax(v + rng.normal(0.0, sigma, v.shape), axis=1)
+
+
+def confident_gnmax(votes: ArrayLike, threshold: float, sigma1: float, sigma2: float,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Confident-GNMax: ``(answered, labels)``; ``labels`` is -1 where the query was not answered."""
+    v = _check_votes(votes)
+    answered = v.max(axis=1) + rng.normal(0.0, _check_sigma(sigma1, "sigma1"), len(v)) >= threshold
+    labels = np.where(answered, gnmax(v, sigma2, rng), -1)
+    return answered, labels
