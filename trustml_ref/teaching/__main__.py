@@ -16,7 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--root", type=Path, default=Path("."), help="the repository root (default: .)")
     make.add_argument("--out", type=Path, required=True)
     make.add_argument("--chapters", nargs="*", help="chapter stems, e.g. 05_weight_perturbation (default: all)")
-    make.add_argument("--book", action="store_true", help="also write _config.yml, _toc.yml and book/ for jupyter-book")
+    make.add_argument("--book", action="store_true",
+                      help="also write _config.yml, _toc.yml and book/ for jupyter-book (implies every chapter)")
     gr = sub.add_parser("grade", help="run submitted notebooks and score each exercise")
     gr.add_argument("notebooks", nargs="+", type=Path)
     gr.add_argument("--chapter", help="the chapter stem, if the file was renamed")

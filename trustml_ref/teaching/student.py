@@ -15,8 +15,6 @@ from pathlib import Path
 
 import jupytext
 import nbformat
-import yaml
-
 from trustml_ref.teaching.exercises import EXERCISES
 
 BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION (?P<id>[\w-]+)\s*$")
@@ -78,13 +76,18 @@ def student_notebook(source: Path) -> nbformat.NotebookNode:
 
 
 def make_student_edition(root: Path, out: Path, chapters: list[str] | None = None, book: bool = False) -> list[Path]:
-    """Write the student edition of ``chapters`` (stems; default: every chapter source) under ``out``."""
+    """Write the student edition of ``chapters`` (stems; default: every chapter source) under ``out``.
+
+    With ``book`` every chapter is written, whatever ``chapters`` says: the book's pages link to
+    each other, and a book with some chapters missing does not build.
+    """
     sources = sorted((root / "notebooks").glob("*.py"))
     if chapters:
         unknown = set(chapters) - {s.stem for s in sources}
         if unknown:
             raise ValueError(f"unknown chapters {sorted(unknown)}; choose from {[s.stem for s in sources]}")
-        sources = [s for s in sources if s.stem in chapters]
+        if not book:
+            sources = [s for s in sources if s.stem in chapters]
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     written = []
     for source in sources:
@@ -94,10 +97,5 @@ def make_student_edition(root: Path, out: Path, chapters: list[str] | None = Non
     if book:
         shutil.copytree(root / "book", out / "book", dirs_exist_ok=True)
         shutil.copy(root / "_config.yml", out / "_config.yml")
-        toc = yaml.safe_load((root / "_toc.yml").read_text())
-        keep = {f"notebooks/{s.stem}" for s in sources}
-        for part in toc.get("parts", []):
-            part["chapters"] = [c for c in part["chapters"] if not c["file"].startswith("notebooks/") or c["file"] in keep]
-        toc["parts"] = [p for p in toc.get("parts", []) if p["chapters"]]
-        (out / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+        shutil.copy(root / "_toc.yml", out / "_toc.yml")
     return written
