@@ -93,9 +93,17 @@ def check_safe_lora(results: dict) -> None:
     assert max(results["dense_check"].values()) < 1e-9  # the r x r formulas equal the dense ones
 
 
+def check_adversarial_primer(results: dict) -> None:
+    assert results["brute_force_error"] < 1e-12
+    curves = results["curves"]
+    assert curves["standard, PGD"][-1] < curves["standard, random noise"][-1] - 0.5  # worst case >> average case
+    assert curves["adversarially trained, PGD"][1] > curves["standard, PGD"][1]  # training on PGD helps at 0.1
+
+
 # What each chapter's recorded results must show (chapters without an entry only need to run).
 CHECKS = {
     "00_conventions": check_conventions,
+    "p1_adversarial_examples": check_adversarial_primer,
     "01_safe_lora": check_safe_lora,
     "04_quantum_certified_robustness": check_quantum,
     "05_weight_perturbation": check_weight_perturbation,
