@@ -1,6 +1,7 @@
 """Helpers the tests share: where the book's chapters are and what the book config says."""
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -8,6 +9,20 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+NETGUARD = ROOT / "tests" / "notebooks" / "netguard"
+
+
+def guarded_kernel_env(network_log: Path, cache: Path, python_path: list[Path]) -> dict[str, str]:
+    """Variables for a notebook kernel under test: offline, smoke profile, own cache, and the network
+    guard (``netguard/sitecustomize.py``) logging to ``network_log``. Callers also drop
+    ``MPLBACKEND`` from the environment, so kernels keep their inline backend."""
+    return {
+        "TRUSTML_NETGUARD_LOG": str(network_log),
+        "PYTHONPATH": os.pathsep.join(str(p) for p in [NETGUARD, *python_path]),
+        "TRUSTML_PROFILE": "smoke",
+        "TRUSTML_CACHE": str(cache),
+        "HF_HUB_OFFLINE": "1",
+    }
 
 
 @cache

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from booktools import ROOT, book_config, toc_notebooks
+from booktools import ROOT, book_config, guarded_kernel_env, toc_notebooks
 
-NETGUARD = ROOT / "tests" / "notebooks" / "netguard"
 SPEC = re.compile(r'"(trustml_ref(?:\[[\w,]+\])?) @ git\+(\S+?)@(\w+)"')
 
 
@@ -57,8 +56,7 @@ def test_chapter_installs_and_runs_like_on_colab(notebook: Path, colab_like: Pat
     log = tmp_path / "network.log"
     log.touch()
     environment = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "PYTHONPATH", "VIRTUAL_ENV")}
-    environment.update(PYTHONPATH=str(NETGUARD), TRUSTML_NETGUARD_LOG=str(log), TRUSTML_PROFILE="smoke",
-                       HF_HUB_OFFLINE="1", TRUSTML_CACHE=str(tmp_path / "cache"), PATH=f"{env / 'bin'}:{os.environ['PATH']}")
+    environment.update(guarded_kernel_env(log, tmp_path / "cache", []), PATH=f"{env / 'bin'}:{os.environ['PATH']}")
     result = subprocess.run([python, "-m", "papermill", str(notebook), str(tmp_path / "out.ipynb"), "-k", "python3",
                              "-p", "PROFILE", "smoke", "--cwd", str(tmp_path)], capture_output=True, text=True, env=environment)
     assert result.returncode == 0, result.stderr[-3000:]

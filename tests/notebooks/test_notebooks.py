@@ -13,9 +13,8 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
-from booktools import ROOT, toc_notebooks
+from booktools import ROOT, guarded_kernel_env, toc_notebooks
 
-NETGUARD = Path(__file__).parent / "netguard"
 TIMEOUT_PER_CELL = 600
 
 
@@ -24,11 +23,9 @@ def guarded_env(tmp_path, monkeypatch) -> Path:
     """Environment for a kernel: offline, smoke profile, repository on the path, network guard on."""
     log = tmp_path / "network.log"
     log.touch()
-    monkeypatch.setenv("TRUSTML_NETGUARD_LOG", str(log))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(NETGUARD), str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("TRUSTML_PROFILE", "smoke")
-    monkeypatch.setenv("TRUSTML_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    for key, value in guarded_kernel_env(log, tmp_path / "cache", [ROOT, *extra]).items():
+        monkeypatch.setenv(key, value)
     monkeypatch.delenv("MPLBACKEND", raising=False)  # kernels must keep the inline backend
     return log
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
 
 from trustml_ref.weight_robustness.bounds import layer_norms, per_layer_epsilons
 from trustml_ref.weight_robustness.network import Weights
