@@ -9,6 +9,7 @@ import pytest
 from booktools import ROOT
 
 from trustml_ref.privacy import pate
+from trustml_ref.privacy import smooth_sensitivity as smooth
 
 REF = json.loads((ROOT / "tests" / "data" / "pate_reference.json").read_text())
 ORDERS = np.array(REF["orders"])
@@ -98,3 +99,107 @@ def test_aggregation_statistics():
 def test_bad_inputs_raise_clear_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# --- smooth sensitivity and the sanitised epsilon -------------------------------------------------
+
+SS = REF["smooth_sensitivity"]
+
+
+def _tf_range(votes: np.ndarray, n: int) -> np.ndarray:
+    """Distances TF-Privacy's threshold loop covers (it stops one short of max(top, n - top))."""
+    top = np.round(votes.max(axis=1)).astype(int)
+    return np.maximum(top, n - top)
+
+
+def test_local_sensitivity_gnmax_matches_tf_privacy_tests():
+    # the two cases of TF-Privacy's smooth_sensitivity_test.py ("going right", "going left")
+    right = smooth.local_sensitivity_gnmax([10, 0, 0], 10, 0.5, 1.5)[0]
+    np.testing.assert_allclose(right[:10], [3.13503646e-17, 1.60178280e-08, 5.90681786e-03] + [5.99981308] * 7,
+                               rtol=1e-8)
+    left = smooth.local_sensitivity_gnmax([1000, 500, 300, 200, 0], 2000, 250.0, 10.0)[0]
+    np.testing.assert_allclose(left[:2000], [0.0] * 298 + [2.77693450548e-7, 2.10853979548e-6] + [2.73113623988e-6] * 1700,
+                               rtol=1e-8)
+    assert right[10] == right[9] and left[2000] == left[1999]  # the plateau continues to distance N
+
+
+def test_local_sensitivity_threshold_matches_tf_privacy_tests():
+    high = smooth.local_sensitivity_threshold([20, 10, 0], 30, 16, 2.0, 10.0)[0]
+    expected = [0] * 3 + [1.48454129e-04, 1.47826870e-02, 3.94153241e-02, 6.45775697e-02, 9.01543247e-02,
+                          1.16054002e-01, 1.42180452e-01, 1.42180452e-01, 1.48454129e-04, 1.47826870e-02,
+                          3.94153241e-02, 6.45775697e-02, 9.01543266e-02, 1.16054000e-01, 1.42180452e-01,
+                          1.68302106e-01, 1.93127860e-01]
+    np.testing.assert_allclose(high[:20], expected, rtol=1e-7, atol=1e-12)
+    # distance 20 reaches max = 0, a valid histogram TF's loop omits; beyond it nothing is reachable
+    assert high[20] == pytest.approx(high[19]) and np.all(high[21:] == 0)
+    low = smooth.local_sensitivity_threshold([20, 10, 0], 30, 2, 2.0, 10.0)[0]
+    np.testing.assert_allclose(low[:12], [1.60212079e-01, 2.07021132e-01, 2.07021132e-01, 1.93127860e-01,
+                                          1.68302106e-01, 1.42180452e-01, 1.16054002e-01, 9.01543247e-02,
+                                          6.45775697e-02, 3.94153241e-02, 1.47826870e-02, 1.48454129e-04], rtol=1e-7)
+
+
+def test_local_sensitivities_match_reference_histograms():
+    votes = np.array(SS["votes"])[:5]
+    n, order = SS["num_teachers"], SS["order"]
+    np.testing.assert_allclose(smooth.local_sensitivity_gnmax(votes, n, SS["sigma2"], order)[:, :n],
+                               SS["ls_gnmax_first5"], rtol=1e-6, atol=1e-300)
+    mine = smooth.local_sensitivity_threshold(votes, n, SS["threshold"], SS["sigma1"], order)
+    for row, ref, stop in zip(mine, SS["ls_threshold_first5"], _tf_range(votes, n)):
+        np.testing.assert_allclose(row[:stop], ref[:stop], rtol=1e-6, atol=1e-300)
+
+
+def test_sanitized_epsilon_matches_reference_and_is_sound():
+    votes = np.array(SS["votes"])
+    out = smooth.sanitized_epsilon(votes, SS["num_teachers"], SS["threshold"], SS["sigma1"], SS["sigma2"],
+                                   SS["order"], SS["delta"], np.random.default_rng(0))
+    assert out.rdp == pytest.approx(SS["rdp"], rel=1e-6)
+    assert out.beta == pytest.approx(SS["beta"], rel=1e-9)
+    assert out.smooth_sensitivity == pytest.approx(SS["smooth_sensitivity"], rel=1e-6)
+    assert out.sigma_ss == pytest.approx(SS["sigma_ss"], rel=1e-6)
+    assert out.rdp_release > 0 and out.eps_upper > out.rdp + out.rdp_release
+    # the released value is the private cost plus SS * sigma_ss * N(0, 1): same seed, same release
+    again = smooth.sanitized_epsilon(votes, SS["num_teachers"], SS["threshold"], SS["sigma1"], SS["sigma2"],
+                                     SS["order"], SS["delta"], np.random.default_rng(0))
+    assert again == out
+    z = (out.released_rdp - out.rdp) / (out.smooth_sensitivity * out.sigma_ss)
+    assert z == pytest.approx(np.random.default_rng(0).standard_normal())
+
+
+def test_smooth_sensitivity_bounds_every_neighbour():
+    # soundness of the local sensitivity at distance 0: no histogram one teacher away changes beta by more
+    rng = np.random.default_rng(3)
+    sigma, order, n = 40.0, 10.0, 50
+    assert all(smooth.check_conditions_gnmax(sigma, 4, order))
+    for _ in range(40):
+        v = rng.multinomial(n, rng.dirichlet(np.full(4, 0.3))).astype(float)
+        ls0 = smooth.local_sensitivity_gnmax(v, n, sigma, order)[0, 0]
+        beta = smooth.beta_gnmax(pate.log_q_gnmax(v, sigma), sigma, order)[0]
+        for i in range(4):
+            for j in range(4):
+                if i != j and v[i] > 0:
+                    w = v.copy()
+                    w[i] -= 1
+                    w[j] += 1
+                    other = smooth.beta_gnmax(pate.log_q_gnmax(w, sigma), sigma, order)[0]
+                    assert abs(other - beta) <= ls0 * (1 + 1e-9) + 1e-15
+    ls = smooth.local_sensitivity_gnmax(v, n, sigma, order)[0]
+    assert smooth.smooth_sensitivity(ls, 0.0) == ls.max() and smooth.smooth_sensitivity(ls, 0.1) <= ls.max()
+
+
+def test_conditions_c5_c6_match_tf_privacy():
+    assert smooth.check_conditions_gnmax(20, 10, 25.0) == (True, False)
+    assert smooth.check_conditions_gnmax(30, 10, 25.0) == (True, True)
+    with pytest.raises(ValueError, match="conditions C5-C6 fail for sigma2=20"):
+        smooth.sanitized_epsilon(np.array(SS["votes"]), 250, 150, 60.0, 20.0, 25.0, 1e-6, np.random.default_rng(0))
+
+
+def test_gnss_rdp_and_bad_inputs():
+    assert smooth.rdp_gnss(0.0, 2.0, 3.0) == pytest.approx(3 / 4)  # b = 0: the plain Gaussian mechanism
+    with pytest.raises(ValueError, match=r"order must lie in \(1, 1/\(2 beta\)\)"):
+        smooth.rdp_gnss(0.1, 1.0, 6.0)
+    with pytest.raises(ValueError, match="num_teachers=5"):
+        smooth.local_sensitivity_gnmax([[4, 3]], 5, 1.0, 2.0)
+    with pytest.raises(ValueError, match="order must be a finite Rényi order > 1"):
+        smooth.local_sensitivity_threshold([[4, 1]], 5, 3, 1.0, 1.0)
+    with pytest.raises(ValueError, match="beta must be >= 0"):
+        smooth.smooth_sensitivity([1.0, 2.0], -0.1)

@@ -94,19 +94,28 @@ def rdp_gnmax(log_q: ArrayLike, sigma: float, orders: ArrayLike) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         mu2 = np.sqrt(var * -lq)
         mu1 = mu2 + 1
-        eps1, eps2 = mu1 / var, mu2 / var
-        log_a2 = (mu2 - 1) * eps2
+        eps2 = mu2 / var
         valid = (~zero) & (mu2 > 1) & (-lq > eps2) & (
-            lq <= log_a2 - mu2 * (np.log1p(1 / (mu1 - 1)) + np.log1p(1 / (mu2 - 1))))
-        log1q = _log1mexp(np.where(zero, -1.0, lq))
-        log_a = log1q - _log1mexp(np.minimum((lq + eps2) * (1 - 1 / mu2), 0.0))
-        log_b = eps1 - lq / (mu1 - 1)
-        am1 = (a - 1)[None, :]
-        log_s = np.logaddexp(log1q[:, None] + am1 * log_a[:, None], lq[:, None] + am1 * log_b[:, None])
-        dependent = log_s / am1
+            lq <= (mu2 - 1) * eps2 - mu2 * (np.log1p(1 / (mu1 - 1)) + np.log1p(1 / (mu2 - 1))))
+        dependent = rdp_gnmax_bound(np.where(zero, -1.0, lq), sigma, a)
         use = valid[:, None] & (mu1[:, None] > a[None, :])
     out = np.where(use, np.minimum(out, dependent), out)
     return out
+
+
+def rdp_gnmax_bound(log_q: np.ndarray, sigma: float, orders: np.ndarray) -> np.ndarray:
+    """Theorem 6's expression, shape (queries, orders), for finite ``log_q`` < 0 and without checking its
+    conditions (callers do: :func:`rdp_gnmax` per query, the smooth-sensitivity analysis through :math:`q_0`)."""
+    var = sigma**2
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        mu2 = np.sqrt(var * -log_q)
+        mu1 = mu2 + 1
+        eps1, eps2 = mu1 / var, mu2 / var
+        log1q = _log1mexp(log_q)
+        log_a = log1q - _log1mexp(np.minimum((log_q + eps2) * (1 - 1 / mu2), 0.0))
+        log_b = eps1 - log_q / (mu1 - 1)
+        am1 = (orders - 1)[None, :]
+        return np.logaddexp(log1q[:, None] + am1 * log_a[:, None], log_q[:, None] + am1 * log_b[:, None]) / am1
 
 
 def log_pr_answered(votes: ArrayLike, threshold: float, sigma1: float) -> np.ndarray:
