@@ -1,0 +1,137 @@
+"""Visual prompt, Opacus integration, DP-SGD and PATE teachers (trustml_ref.visual_prompting)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from trustml_ref.visual_prompting import (
+    PromptedClassifier,
+    VisualPrompt,
+    border_mask,
+    disjoint_partition,
+    fit,
+    place_on_canvas,
+    train_dpsgd,
+    train_teachers,
+    vote_histogram,
+)
+from trustml_ref.visual_prompting.training import register_opacus_grad_sampler
+from trustml_ref.visual_prompting.toy import SourceCNN, digit_domains
+
+
+def _backbone(classes: int = 4, norm: str = "group") -> nn.Module:
+    torch.manual_seed(0)
+    layer = nn.GroupNorm(2, 4) if norm == "group" else nn.BatchNorm2d(4)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), layer, nn.ReLU(), nn.Flatten(), nn.Linear(4 * 10 * 10, classes))
+
+
+def _model(norm: str = "group") -> PromptedClassifier:
+    model = PromptedClassifier(_backbone(norm=norm), VisualPrompt(1, 10, 6), 4, 3)
+    with torch.no_grad():
+        model.prompt.weight.normal_(0, 0.5)
+    return model
+
+
+def test_mask_and_prompt_geometry():
+    m = border_mask(10, 6)
+    assert m.shape == (10, 10) and m.sum() == 100 - 36 and m[2:8, 2:8].sum() == 0
+    prompt = VisualPrompt(3, 10, 6)
+    assert list(prompt.buffers()) == [] and [n for n, _ in prompt.named_parameters()] == ["weight"]
+    with torch.no_grad():
+        prompt.weight.normal_()
+    x = torch.rand(2, 3, 6, 6)
+    out = prompt(x)
+    assert torch.equal(out[:, :, 2:8, 2:8], x)  # the image sits unchanged in the window
+    assert torch.allclose(out - place_on_canvas(x, 10, 6), torch.tanh(prompt.weight) * m)
+    assert place_on_canvas(torch.rand(2, 1, 8, 8), 10, 6).shape == (2, 1, 10, 10)  # resized
+
+
+def test_prompt_grad_sample_equals_per_example_autograd_and_opacus():
+    from opacus import GradSampleModule
+
+    model = _model()
+    x, y = torch.rand(5, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1])
+    per_example = []
+    for i in range(5):
+        model.zero_grad()
+        nn.functional.cross_entropy(model(x[i:i + 1]), y[i:i + 1], reduction="sum").backward()
+        per_example.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+    register_opacus_grad_sampler()
+    wrapped = GradSampleModule(_model(), loss_reduction="sum")
+    nn.functional.cross_entropy(wrapped(x), y, reduction="sum").backward()
+    for name, p in wrapped._module.named_parameters():
+        if p.requires_grad:
+            expected = torch.stack([g[name] for g in per_example])
+            assert torch.allclose(p.grad_sample, expected, atol=1e-6), name
+    assert all(not p.requires_grad for p in wrapped._module.backbone.parameters())
+
+
+def test_batchnorm_guard():
+    model = _model(norm="batch")
+    model.train()
+    assert not model.backbone.training  # train() keeps the frozen backbone in eval mode
+    model(torch.rand(2, 1, 8, 8))
+    model.backbone[1].train()  # someone switches batch statistics back on
+    with pytest.raises(RuntimeError, match=r"batch-norm layers \['1'\] are in training mode"):
+        model(torch.rand(2, 1, 8, 8))
+
+
+def test_train_mode_batchnorm_couples_examples():
+    # why the guard exists: in train mode one example's output depends on another example's input
+    bn = nn.BatchNorm1d(3).train()
+    x = torch.randn(4, 3, requires_grad=True)
+    bn(x)[0].sum().backward()
+    assert x.grad[1:].abs().sum() > 0
+    x.grad = None
+    bn.eval()(x)[0].sum().backward()
+    assert x.grad[1:].abs().sum() == 0
+
+
+def test_dpsgd_reaches_target_epsilon_deterministically_and_keeps_backbone():
+    x, y = torch.rand(64, 1, 8, 8), torch.randint(0, 3, (64,))
+    results = [train_dpsgd(_model(), x, y, epsilon=2.0, delta=1e-5, epochs=2, batch_size=16, progress=False)
+               for _ in range(2)]
+    assert 1.5 < results[0].epsilon <= 2.0 + 1e-6 and results[0].noise_multiplier > 0
+    assert torch.equal(results[0].model.prompt.weight, results[1].model.prompt.weight)
+    assert torch.equal(results[0].model.backbone[0].weight, _model().backbone[0].weight)
+    assert not hasattr(results[0].model, "_module")  # unwrapped
+    with pytest.raises(ValueError, match="delta must lie in"):
+        train_dpsgd(_model(), x, y, epsilon=1.0, delta=1.0, epochs=1)
+    with pytest.raises(ValueError, match="accountant must be"):
+        train_dpsgd(_model(), x, y, epsilon=1.0, delta=1e-5, epochs=1, accountant="gdp")
+
+
+def test_teachers_partition_and_votes():
+    slices = disjoint_partition(103, 10, seed=1)
+    flat = torch.cat(slices)
+    assert len(slices) == 10 and sorted(flat.tolist()) == list(range(103)) and {len(s) for s in slices} <= {10, 11}
+    x, y = torch.rand(40, 1, 8, 8), torch.randint(0, 3, (40,))
+    teachers = train_teachers(_model, x, y, 4, epochs=1, progress=False)
+    votes = vote_histogram(teachers, x[:7], 3)
+    assert votes.shape == (7, 3) and np.all(votes.sum(1) == 4)
+    with pytest.raises(ValueError, match=r"parts must lie in \[1, n=5\]"):
+        disjoint_partition(5, 6)
+    with pytest.raises(ValueError, match="same length"):
+        fit(_model(), x, y[:3], epochs=1)
+
+
+def test_bad_shapes_raise_clear_errors():
+    with pytest.raises(ValueError, match="even margin"):
+        border_mask(10, 5)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 1, height, width\)"):
+        VisualPrompt(1, 10, 6)(torch.rand(2, 3, 6, 6))
+    model = PromptedClassifier(_backbone(classes=4), VisualPrompt(1, 10, 6), 5, 3)
+    with pytest.raises(ValueError, match=r"backbone must return \(batch, 5\) source logits"):
+        model(torch.rand(2, 1, 6, 6))
+
+
+def test_toy_world_is_disjoint_and_learnable():
+    d = digit_domains(seed=0)
+    assert d.x_private.shape[1:] == (1, 8, 8) and d.x_source.shape[1:] == (1, 16, 16)
+    assert set(d.y_private.tolist()) == set(range(5))
+    assert len(d.y_source) + len(d.y_private) + len(d.y_public) + len(d.y_test) == 1797  # a partition of the digits
+    torch.manual_seed(0)
+    source = fit(SourceCNN(), d.x_source, d.y_source, epochs=15, lr=3e-3, progress=False)
+    assert (source(d.x_source).argmax(1) == d.y_source).float().mean() > 0.8

@@ -1,0 +1,22 @@
+"""Visual prompting on a frozen source model under differential privacy: DP-SGD and PATE (Li et al., ICCV 2023)."""
+from trustml_ref.visual_prompting.prompt import (
+    PromptedClassifier,
+    VisualPrompt,
+    border_mask,
+    place_on_canvas,
+    prompt_grad_sample,
+)
+from trustml_ref.visual_prompting.training import (
+    DPSGDResult,
+    accuracy,
+    disjoint_partition,
+    fit,
+    predict,
+    train_dpsgd,
+    train_teachers,
+    vote_histogram,
+)
+
+__all__ = ["DPSGDResult", "PromptedClassifier", "VisualPrompt", "accuracy", "border_mask", "disjoint_partition",
+           "fit", "place_on_canvas", "predict", "prompt_grad_sample", "train_dpsgd", "train_teachers",
+           "vote_histogram"]

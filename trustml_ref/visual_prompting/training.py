@@ -1,0 +1,132 @@
+r"""Training the prompt (or any small classifier): non-private, with DP-SGD through Opacus, and as PATE teachers.
+
+DP-SGD (Abadi et al. 2016) clips each example's gradient to norm :math:`C`, adds :math:`\mathcal N(0, \sigma^2C^2)` to
+their sum over a Poisson-sampled batch and takes a step; Opacus computes the per-example gradients,
+calibrates :math:`\sigma` to a target :math:`(\varepsilon, \delta)` for the planned number of steps and accounts for
+the privacy spent. PATE trains one teacher per disjoint slice of the private data and releases only
+noisy aggregates of their votes (:mod:`trustml_ref.privacy.pate`).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from trustml_ref.visual_prompting.prompt import VisualPrompt, prompt_grad_sample
+
+
+def _check_xy(x: torch.Tensor, y: torch.Tensor) -> None:
+    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+        raise ValueError(f"x and y must be non-empty with the same length, got {tuple(x.shape)} and {tuple(y.shape)}")
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int = 64, lr: float = 0.05,
+        seed: int = 0, progress: bool = True) -> nn.Module:
+    """Minibatch Adam on cross-entropy over the model's trainable parameters; returns the model (trained in place)."""
+    _check_xy(x, y)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters")
+    optimizer = torch.optim.Adam(params, lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in tqdm(range(epochs), desc="fit", disable=not progress, leave=False):
+        for batch in torch.randperm(len(y), generator=g).split(batch_size):
+            optimizer.zero_grad()
+            F.cross_entropy(model(x[batch]), y[batch]).backward()
+            optimizer.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(b).argmax(1) for b in x.split(batch_size)])
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    _check_xy(x, y)
+    return float((predict(model, x) == y).float().mean())
+
+
+def register_opacus_grad_sampler() -> None:
+    """Teach Opacus the prompt's per-example gradient (:func:`~trustml_ref.visual_prompting.prompt.prompt_grad_sample`)."""
+    from opacus.grad_sample import register_grad_sampler
+
+    register_grad_sampler(VisualPrompt)(prompt_grad_sample)
+
+
+@dataclass(frozen=True)
+class DPSGDResult:
+    model: nn.Module  #: the trained model (unwrapped from Opacus)
+    epsilon: float  #: privacy spent, by the accountant
+    noise_multiplier: float  #: sigma calibrated by Opacus to the target epsilon
+
+
+def train_dpsgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilon: float, delta: float, epochs: int,
+                batch_size: int = 64, lr: float = 0.05, max_grad_norm: float = 1.0, accountant: str = "rdp",
+                seed: int = 0, progress: bool = True) -> DPSGDResult:
+    r"""DP-SGD with Opacus's ``PrivacyEngine.make_private_with_epsilon``: Poisson batches of expected size
+    ``batch_size``, per-example clipping at ``max_grad_norm``, noise calibrated to reach :math:`(\varepsilon, \delta)`
+    after ``epochs`` epochs with the ``accountant`` ("rdp" or "prv"); Adam on the privatised gradients."""
+    from opacus import PrivacyEngine
+
+    _check_xy(x, y)
+    if not epsilon > 0:
+        raise ValueError(f"epsilon must be > 0, got {epsilon}")
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must lie in (0, 1), got {delta}")
+    if accountant not in ("rdp", "prv"):
+        raise ValueError(f"accountant must be 'rdp' or 'prv', got {accountant!r}")
+    register_opacus_grad_sampler()
+    torch.manual_seed(seed)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size,
+                                         generator=torch.Generator().manual_seed(seed))
+    params = [p for p in model.parameters() if p.requires_grad]
+    engine = PrivacyEngine(accountant=accountant)
+    private, optimizer, loader = engine.make_private_with_epsilon(
+        module=model, optimizer=torch.optim.Adam(params, lr=lr), data_loader=loader, target_epsilon=epsilon,
+        target_delta=delta, epochs=epochs, max_grad_norm=max_grad_norm)
+    private.train()
+    for _ in tqdm(range(epochs), desc=f"DP-SGD eps={epsilon:g}", disable=not progress, leave=False):
+        for xb, yb in loader:
+            if len(yb) == 0:  # Poisson sampling can draw an empty batch
+                continue
+            optimizer.zero_grad()
+            F.cross_entropy(private(xb), yb).backward()
+            optimizer.step()
+    spent = float(engine.get_epsilon(delta))
+    trained = private._module
+    for p in trained.parameters():  # Opacus leaves per-sample gradients on the parameters
+        p.grad_sample = None
+    return DPSGDResult(trained.eval(), spent, float(optimizer.noise_multiplier))
+
+
+def disjoint_partition(n: int, parts: int, seed: int = 0) -> list[torch.Tensor]:
+    """Indices of ``n`` examples split at random into ``parts`` disjoint slices of (almost) equal size."""
+    if not 1 <= parts <= n:
+        raise ValueError(f"parts must lie in [1, n={n}], got {parts}")
+    order = torch.as_tensor(np.random.default_rng(seed).permutation(n))
+    return list(order.tensor_split(parts))
+
+
+def train_teachers(make_model: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, teachers: int, *,
+                   seed: int = 0, progress: bool = True, **fit_kwargs) -> list[nn.Module]:
+    """One model per disjoint slice of the private data (PATE's teachers); each sees only its slice."""
+    _check_xy(x, y)
+    slices = disjoint_partition(len(y), teachers, seed)
+    return [fit(make_model(), x[s], y[s], seed=seed + i, progress=False, **fit_kwargs)
+            for i, s in enumerate(tqdm(slices, desc="teachers", disable=not progress, leave=False))]
+
+
+def vote_histogram(teachers: list[nn.Module], x: torch.Tensor, classes: int) -> np.ndarray:
+    """Vote counts :math:`n_j(x)`, shape (queries, classes): how many teachers predict class j."""
+    if not teachers:
+        raise ValueError("teachers must be a non-empty list")
+    votes = torch.stack([predict(t, x) for t in teachers])  # (teachers, queries)
+    return F.one_hot(votes, classes).sum(0).numpy().astype(np.float64)
