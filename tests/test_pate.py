@@ -203,3 +203,14 @@ def test_gnss_rdp_and_bad_inputs():
         smooth.local_sensitivity_threshold([[4, 1]], 5, 3, 1.0, 1.0)
     with pytest.raises(ValueError, match="beta must be >= 0"):
         smooth.smooth_sensitivity([1.0, 2.0], -0.1)
+
+
+def test_calibrated_sigma_spends_exactly_epsilon_and_grows_with_queries():
+    sigmas = [pate.calibrate_gnmax_sigma(q, 4.0, 1e-5, ORDERS) for q in (10, 40, 160)]
+    assert sigmas == sorted(sigmas)
+    eps, _ = pate.eps_from_rdp(ORDERS, 40 * pate.rdp_gnmax_data_independent(sigmas[1], ORDERS), 1e-5)
+    assert eps == pytest.approx(4.0, rel=1e-9)
+    with pytest.raises(ValueError, match="out of reach"):
+        pate.calibrate_gnmax_sigma(10, 0.01, 1e-5, [1.5, 2.0])
+    with pytest.raises(ValueError, match="queries must be a positive integer"):
+        pate.calibrate_gnmax_sigma(0, 1.0, 1e-5, ORDERS)

@@ -15,6 +15,7 @@ from trustml_ref.visual_prompting import (
     place_on_canvas,
     train_dpsgd,
     train_teachers,
+    vote_counts,
     vote_histogram,
 )
 from trustml_ref.visual_prompting.training import register_opacus_grad_sampler
@@ -111,6 +112,9 @@ def test_teachers_partition_and_votes():
     teachers = train_teachers(_model, x, y, 4, epochs=1, progress=False)
     votes = vote_histogram(teachers, x[:7], 3)
     assert votes.shape == (7, 3) and np.all(votes.sum(1) == 4)
+    np.testing.assert_array_equal(vote_counts(torch.tensor([[0, 2], [0, 1], [2, 1]]), 3), [[2, 0, 1], [0, 2, 1]])
+    with pytest.raises(ValueError, match=r"predictions must have shape \(teachers, queries\)"):
+        vote_counts(torch.tensor([0, 1]), 3)
     with pytest.raises(ValueError, match=r"parts must lie in \[1, n=5\]"):
         disjoint_partition(5, 6)
     with pytest.raises(ValueError, match="same length"):

@@ -98,10 +98,29 @@ def check_adversarial_primer(results: dict) -> None:
 
 
 # What each chapter's recorded results must show (chapters without an entry only need to run).
+def check_visual_prompting(results: dict) -> None:
+    assert results["grad_gap"] < 1e-5  # the per-example gradient formula matches autograd
+    assert results["dpsgd_spent_over_target"] <= 1 + 1e-9  # Opacus never overspends the budget
+    assert results["guard_fired"] and results["bn_coupling"]["train"] > 0 == results["bn_coupling"]["eval"]
+    conf = results["confident"]
+    assert conf["eps_dependent"] <= conf["eps_independent"]
+    for dep, ind in zip(results["scale"]["dependent"], results["scale"]["independent"]):
+        assert dep <= ind
+    assert results["scale"]["independent"] == sorted(results["scale"]["independent"], reverse=True)  # ~ 1/k^2
+    for run in results["pate"].values():
+        for student in run["students"]:
+            assert student["eps_data_dependent"] <= student["eps"] + 1e-9  # calibrated data-independently
+    if results["sanitized"] is not None:
+        assert results["sanitized"]["eps_upper"] > results["sanitized"]["rdp"] + results["sanitized"]["rdp_release"]
+    # the DP-SGD motivation: privacy costs the scratch network accuracy
+    assert results["motivation"]["dpsgd"] < results["motivation"]["nonprivate"]
+
+
 CHECKS = {
     "00_conventions": check_conventions,
     "p1_adversarial_examples": check_adversarial_primer,
     "01_safe_lora": check_safe_lora,
+    "03_visual_prompting_dp": check_visual_prompting,
     "04_quantum_certified_robustness": check_quantum,
     "05_weight_perturbation": check_weight_perturbation,
     "06_joint_robustness": check_joint_robustness,

@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -172,6 +172,27 @@ def eps_from_rdp(orders: ArrayLike, rdp: ArrayLike, delta: float, conversion: st
         raise ValueError(f"conversion must be 'pate' or 'balle2020', got {conversion!r}")
     best = int(np.argmin(eps))
     return float(eps[best]), float(a[best])
+
+
+def calibrate_gnmax_sigma(queries: int, epsilon: float, delta: float, orders: ArrayLike,
+                          conversion: str = "pate") -> float:
+    r"""The GNMax noise :math:`\sigma` whose data-independent cost over ``queries`` answers,
+    :math:`\mathrm{RDP}(\alpha) = Q\alpha/\sigma^2`, converts to exactly ``epsilon`` at ``delta``; it uses no private data."""
+    if int(queries) != queries or queries < 1:
+        raise ValueError(f"queries must be a positive integer, got {queries!r}")
+    if not epsilon > 0:
+        raise ValueError(f"epsilon must be > 0, got {epsilon!r}")
+    a = _check_orders(orders)
+
+    def gap(log_sigma: float) -> float:
+        rdp = queries * rdp_gnmax_data_independent(math.exp(log_sigma), a)
+        return eps_from_rdp(a, rdp, delta, conversion)[0] - epsilon
+
+    lo, hi = -10.0, 15.0
+    if gap(lo) < 0 or gap(hi) > 0:
+        raise ValueError(f"epsilon={epsilon} is out of reach with these orders (the delta term alone is "
+                         f"{eps_from_rdp(a, np.zeros_like(a), delta, conversion)[0]:.3g})")
+    return math.exp(optimize.brentq(gap, lo, hi, xtol=1e-12))
 
 
 def gnmax(votes: ArrayLike, sigma: float, rng: np.random.Generator) -> np.ndarray:

@@ -117,6 +117,34 @@ def _radius(probs, kappa):
     return certified_radius(probs, kappa)
 
 
+def _prompt_inputs(g):
+    batch, channels = (int(x) for x in torch.randint(1, 4, (2,), generator=g))
+    inner = 2 * int(torch.randint(1, 5, (1,), generator=g))
+    canvas = inner + 2 * int(torch.randint(1, 4, (1,), generator=g))
+    return (torch.rand(batch, channels, inner, inner, generator=g, dtype=torch.float64),
+            torch.randn(channels, canvas, canvas, generator=g, dtype=torch.float64), canvas, inner)
+
+
+def _prompt(x, w, canvas, inner):
+    from trustml_ref.visual_prompting import VisualPrompt
+
+    prompt = VisualPrompt(w.shape[0], canvas, inner).to(w.dtype)
+    with torch.no_grad():
+        prompt.weight.copy_(w)
+        return prompt(x)
+
+
+def _votes_inputs(g):
+    classes = int(torch.randint(2, 8, (1,), generator=g))
+    return torch.randint(0, 60, (6, classes), generator=g).double().numpy(), 2 + 30 * float(torch.rand(1, generator=g))
+
+
+def _log_q(votes, sigma):
+    from trustml_ref.privacy.pate import log_q_gnmax
+
+    return log_q_gnmax(votes, sigma)
+
+
 EXERCISES: dict[str, Exercise] = {e.id: e for e in [
     Exercise("ex-conventions-delta", "00_conventions", "delta_scratch", _gaussian_delta, _delta_inputs,
              "write the closed form with torch.special.ndtr; math.exp(eps) times the second term", 10),
@@ -126,6 +154,10 @@ EXERCISES: dict[str, Exercise] = {e.id: e for e in [
              "V (V^T B) / ||V||_F, never V V^T", 10),
     Exercise("ex-sl-similarity", "01_safe_lora", "similarity_scratch", _similarity, _lora_inputs,
              "trace formulas with the r x r Gram matrix A A^T", 20),
+    Exercise("ex-vp-prompt", "03_visual_prompting_dp", "prompt_scratch", _prompt, _prompt_inputs,
+             "F.pad the image by (canvas - inner) // 2 on each side; the mask is ones with a zero central window", 10),
+    Exercise("ex-vp-logq", "03_visual_prompting_dp", "log_q_scratch", _log_q, _votes_inputs,
+             "sum over j != argmax of norm.sf(gap_j, scale=sqrt(2) sigma), capped at 1 - 1/K, then the log", 15),
     Exercise("ex-q-kappa-impl", "04_quantum_certified_robustness", "kappa_scratch", _kappa, _heisenberg_inputs,
              "loop over non-empty subsets of outcomes with a bit mask; eigvalsh gives sorted eigenvalues", 15),
     Exercise("ex-q-radius-impl", "04_quantum_certified_robustness", "radius_scratch", _radius, _radius_inputs,

@@ -14,9 +14,10 @@ from trustml_ref.visual_prompting.training import (
     predict,
     train_dpsgd,
     train_teachers,
+    vote_counts,
     vote_histogram,
 )
 
 __all__ = ["DPSGDResult", "PromptedClassifier", "VisualPrompt", "accuracy", "border_mask", "disjoint_partition",
            "fit", "place_on_canvas", "predict", "prompt_grad_sample", "train_dpsgd", "train_teachers",
-           "vote_histogram"]
+           "vote_counts", "vote_histogram"]

@@ -1,7 +1,7 @@
 """The chapter's offline world: a source model pre-trained on public digits, a private target task on others.
 
-scikit-learn's 1,797 8×8 digits are split in two halves. The *source* half is public and labelled: the
-source model is trained on it, clean, on its 16×16 canvas. The *target* half is the private task: the
+scikit-learn's 1,797 8×8 digits are split in two parts. The *source* part is public and labelled: the
+source model is trained on it, clean, on its 16×16 canvas. The *target* part is the private task: the
 same ten digits, but noisier (Gaussian pixel noise), at their native 8×8 size, and with new labels:
 a fixed random permutation of the digits taken modulo ``target_classes`` (by default five classes,
 each the union of two digits), so the label map from source to target classes has to be learned. It is split into private training data (for DP-SGD or PATE's teachers), a public unlabelled
@@ -32,8 +32,9 @@ class DigitDomains:
 
 
 def digit_domains(canvas: int = 16, inner: int = 12, seed: int = 0, public: int = 200, test: int = 300,
-                  noise: float = 0.2, target_classes: int = 5) -> DigitDomains:
-    """Split the digits into the public source half and the private/public/test target half."""
+                  noise: float = 0.2, target_classes: int = 5, source_fraction: float = 0.5) -> DigitDomains:
+    """Split the digits into the public source part (``source_fraction`` of them) and the
+    private/public/test target part."""
     from sklearn.datasets import load_digits
 
     data = load_digits()
@@ -41,7 +42,10 @@ def digit_domains(canvas: int = 16, inner: int = 12, seed: int = 0, public: int 
     x = torch.as_tensor(data.images / 16.0, dtype=torch.float32).unsqueeze(1)
     y = torch.as_tensor(data.target)
     order = torch.as_tensor(rng.permutation(len(y)))
-    src, tgt = order[: len(y) // 2], order[len(y) // 2:]
+    if not 0 < source_fraction < 1:
+        raise ValueError(f"source_fraction must lie in (0, 1), got {source_fraction}")
+    n_source = int(source_fraction * len(y))
+    src, tgt = order[:n_source], order[n_source:]
     if public + test >= len(tgt):
         raise ValueError(f"public + test must leave private data: {public} + {test} >= {len(tgt)} target images")
     perm = torch.as_tensor(rng.permutation(10))
@@ -68,3 +72,27 @@ class SourceCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+class LinearProbe(nn.Module):
+    """The transfer-learning baseline: a linear classifier on the frozen source model's features."""
+
+    def __init__(self, source: SourceCNN, canvas: int, inner: int, classes: int) -> None:
+        super().__init__()
+        self.features, self.canvas, self.inner = source.features, canvas, inner
+        for p in self.features.parameters():
+            p.requires_grad_(False)
+        self.head = nn.Linear(source.head.in_features, classes)
+
+    def train(self, mode: bool = True) -> LinearProbe:
+        super().train(mode)
+        self.features.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(place_on_canvas(x, self.canvas, self.inner)))
+
+
+def scratch_mlp(pixels: int = 64, classes: int = 5, hidden: int = 64) -> nn.Module:
+    """The from-scratch baseline on the raw target pixels."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(pixels, hidden), nn.ReLU(), nn.Linear(hidden, classes))

@@ -124,9 +124,15 @@ def train_teachers(make_model: Callable[[], nn.Module], x: torch.Tensor, y: torc
             for i, s in enumerate(tqdm(slices, desc="teachers", disable=not progress, leave=False))]
 
 
+def vote_counts(predictions: torch.Tensor, classes: int) -> np.ndarray:
+    """Vote counts :math:`n_j(x)`, shape (queries, classes), from teacher predictions of shape (teachers, queries)."""
+    if predictions.dim() != 2 or predictions.numel() == 0:
+        raise ValueError(f"predictions must have shape (teachers, queries), got {tuple(predictions.shape)}")
+    return F.one_hot(predictions, classes).sum(0).numpy().astype(np.float64)
+
+
 def vote_histogram(teachers: list[nn.Module], x: torch.Tensor, classes: int) -> np.ndarray:
-    """Vote counts :math:`n_j(x)`, shape (queries, classes): how many teachers predict class j."""
+    """Vote counts of ``teachers`` on the queries ``x`` (see :func:`vote_counts`)."""
     if not teachers:
         raise ValueError("teachers must be a non-empty list")
-    votes = torch.stack([predict(t, x) for t in teachers])  # (teachers, queries)
-    return F.one_hot(votes, classes).sum(0).numpy().astype(np.float64)
+    return vote_counts(torch.stack([predict(t, x) for t in teachers]), classes)
