@@ -139,3 +139,44 @@ def test_toy_world_is_disjoint_and_learnable():
     torch.manual_seed(0)
     source = fit(SourceCNN(), d.x_source, d.y_source, epochs=15, lr=3e-3, progress=False)
     assert (source(d.x_source).argmax(1) == d.y_source).float().mean() > 0.8
+
+
+def test_colab_sources_wrap_torchvision_and_openml(monkeypatch):
+    """The Colab path without downloads: a stand-in torchvision module and a stand-in OpenML split."""
+    import sys
+    import types
+
+    import trustml_ref.data
+    from trustml_ref.data import Split
+    from trustml_ref.visual_prompting import sources
+
+    class TinyImageNetModel(nn.Module):  # batch norm inside, as torchvision's ResNets have
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                      nn.Linear(4, 1000))
+
+        def forward(self, x):
+            return self.body(x)
+
+    fake = types.ModuleType("torchvision")
+    fake.models = types.SimpleNamespace(get_model_weights=lambda arch: types.SimpleNamespace(DEFAULT=f"{arch}-w"),
+                                        get_model=lambda arch, weights: TinyImageNetModel())
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    source = sources.imagenet_source("resnet18")
+    assert not source.training and all(not p.requires_grad for p in source.parameters())
+    x = torch.rand(2, 3, 8, 8)
+    assert torch.allclose(source[0](x)[:, 0], (x[:, 0] - 0.485) / 0.229)
+    model = PromptedClassifier(source, VisualPrompt(3, 16, 12), 1000, 10)
+    model.train()
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)  # resized into the window; guard satisfied
+
+    planes = torch.arange(3 * 1024, dtype=torch.float32).repeat(7, 1)
+    monkeypatch.setattr(trustml_ref.data, "openml",
+                        lambda name, n_train, n_test, seed=0: Split(planes[:n_train], torch.arange(n_train) % 10,
+                                                                    planes[:n_test], torch.arange(n_test) % 10))
+    task = sources.cifar10_task(3, 2, 2)
+    assert task.x_private.shape == (3, 3, 32, 32) and task.x_public.shape == (2, 3, 32, 32)
+    assert task.x_private[0, 1, 0, 0] == 1024 and task.x_private[0, 2, 31, 31] == 3 * 1024 - 1  # R, G, B planes
+    with pytest.raises(ValueError, match="one entry per channel"):
+        sources.Normalize((0.5,), (0.1, 0.2))

@@ -19,15 +19,24 @@ from trustml_ref.visual_prompting.prompt import place_on_canvas
 
 
 @dataclass(frozen=True)
-class DigitDomains:
-    x_source: torch.Tensor  #: (n, 1, canvas, canvas) public source images, on the canvas
-    y_source: torch.Tensor  #: digit
-    x_private: torch.Tensor  #: (n, 1, 8, 8) target images, labelled, private
-    y_private: torch.Tensor  #: permuted labels
-    x_public: torch.Tensor  #: unlabelled target images for the PATE student (labels for scoring only)
+class TargetTask:
+    """The private task: labelled private images, a public pool PATE's student may query (its labels
+    are for scoring only), and a test set."""
+
+    x_private: torch.Tensor
+    y_private: torch.Tensor
+    x_public: torch.Tensor
     y_public: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+
+
+@dataclass(frozen=True)
+class DigitDomains(TargetTask):
+    """The target task on (n, 1, 8, 8) digits, plus the public source data on the canvas."""
+
+    x_source: torch.Tensor  #: (n, 1, canvas, canvas) public source images, on the canvas
+    y_source: torch.Tensor  #: digit
     permutation: torch.Tensor  #: target label of digit d is permutation[d] % target_classes
 
 
@@ -54,8 +63,9 @@ def digit_domains(canvas: int = 16, inner: int = 12, seed: int = 0, public: int 
         raise ValueError(f"target_classes must lie in [2, 10], got {target_classes}")
     labels = perm[y[tgt]] % target_classes
     p, t = public, public + test
-    return DigitDomains(place_on_canvas(x[src], canvas, inner), y[src], noisy[t:], labels[t:], noisy[:p], labels[:p],
-                        noisy[p:t], labels[p:t], perm)
+    return DigitDomains(x_private=noisy[t:], y_private=labels[t:], x_public=noisy[:p], y_public=labels[:p],
+                        x_test=noisy[p:t], y_test=labels[p:t], x_source=place_on_canvas(x[src], canvas, inner),
+                        y_source=y[src], permutation=perm)
 
 
 class SourceCNN(nn.Module):

@@ -20,6 +20,11 @@ from tqdm.auto import tqdm
 from trustml_ref.visual_prompting.prompt import VisualPrompt, prompt_grad_sample
 
 
+def _device(model: nn.Module) -> torch.device:
+    """Where the model lives: batches are moved there (data may stay on the CPU)."""
+    return next(model.parameters()).device
+
+
 def _check_xy(x: torch.Tensor, y: torch.Tensor) -> None:
     if x.shape[0] != y.shape[0] or x.shape[0] == 0:
         raise ValueError(f"x and y must be non-empty with the same length, got {tuple(x.shape)} and {tuple(y.shape)}")
@@ -35,10 +40,11 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batc
     optimizer = torch.optim.Adam(params, lr=lr)
     g = torch.Generator().manual_seed(seed)
     model.train()
+    dev = _device(model)
     for _ in tqdm(range(epochs), desc="fit", disable=not progress, leave=False):
         for batch in torch.randperm(len(y), generator=g).split(batch_size):
             optimizer.zero_grad()
-            F.cross_entropy(model(x[batch]), y[batch]).backward()
+            F.cross_entropy(model(x[batch].to(dev)), y[batch].to(dev)).backward()
             optimizer.step()
     return model.eval()
 
@@ -46,12 +52,13 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batc
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     model.eval()
-    return torch.cat([model(b).argmax(1) for b in x.split(batch_size)])
+    dev = _device(model)
+    return torch.cat([model(b.to(dev)).argmax(1).cpu() for b in x.split(batch_size)])
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     _check_xy(x, y)
-    return float((predict(model, x) == y).float().mean())
+    return float((predict(model, x) == y.cpu()).float().mean())
 
 
 def register_opacus_grad_sampler() -> None:
@@ -93,12 +100,13 @@ def train_dpsgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilon: 
         module=model, optimizer=torch.optim.Adam(params, lr=lr), data_loader=loader, target_epsilon=epsilon,
         target_delta=delta, epochs=epochs, max_grad_norm=max_grad_norm)
     private.train()
+    dev = _device(model)
     for _ in tqdm(range(epochs), desc=f"DP-SGD eps={epsilon:g}", disable=not progress, leave=False):
         for xb, yb in loader:
             if len(yb) == 0:  # Poisson sampling can draw an empty batch
                 continue
             optimizer.zero_grad()
-            F.cross_entropy(private(xb), yb).backward()
+            F.cross_entropy(private(xb.to(dev)), yb.to(dev)).backward()
             optimizer.step()
     spent = float(engine.get_epsilon(delta))
     trained = private._module
