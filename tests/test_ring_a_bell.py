@@ -1,0 +1,121 @@
+"""Ring-A-Bell's concept extraction, genetic search and success rates (trustml_ref.ring_a_bell)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from trustml_ref.ring_a_bell import (
+    allowed_token_ids,
+    attack_success_rate,
+    concept_vector,
+    crossover,
+    decode,
+    genetic_search,
+    mutate,
+    prompt_ids,
+    prompt_success,
+    target_embedding,
+    text_embedding,
+    union_success_rate,
+)
+from trustml_ref.ring_a_bell.text import build_text_encoder, build_tokenizer
+
+WORDS = ["a", "red", "crimson", "scarlet", "blue", "green", "circle", "square", "fire", "sky", "big", "small",
+         "reddish", "on", "the", "left", "right", "bright", "dark", "tree"]
+
+
+@pytest.fixture(scope="module")
+def world():
+    tokenizer = build_tokenizer(WORDS, max_length=12)
+    return tokenizer, build_text_encoder(tokenizer, hidden=16, layers=1, heads=2)
+
+
+def test_embedding_shapes_and_concept_invariants(world):
+    tok, enc = world
+    emb = text_embedding(enc, tok, ["a red circle", "a blue square on the left"])
+    assert emb.shape == (2, 12, 16)
+    c = concept_vector(enc, tok, ["a red circle", "a red square"], ["a blue circle", "a blue square"])
+    assert c.shape == (12, 16)
+    # causal attention: position 0 (BOS) never sees the prompt, so the concept is zero there
+    assert torch.allclose(c[0], torch.zeros(16), atol=1e-6) and c[2].abs().sum() > 0
+    # identical pairs carry no concept; swapping the lists negates it
+    assert torch.allclose(concept_vector(enc, tok, ["a red circle"], ["a red circle"]), torch.zeros(12, 16))
+    assert torch.allclose(concept_vector(enc, tok, ["a blue circle", "a blue square"], ["a red circle", "a red square"]), -c)
+    assert torch.allclose(target_embedding(emb, c, 3.0), emb + 3 * c)
+
+
+def test_exclusions_remove_words_and_substrings(world):
+    tok, _ = world
+    allowed = allowed_token_ids(tok, ["red"])
+    names = set(tok.convert_ids_to_tokens(allowed.tolist()))
+    assert {"red", "reddish"}.isdisjoint(names) and "crimson" in names  # substrings go, synonyms stay unless listed
+    assert tok.bos_token_id not in allowed.tolist() and tok.eos_token_id not in allowed.tolist()
+    assert len(allowed_token_ids(tok, ["red", "crimson", "scarlet"])) == len(WORDS) - 4
+
+
+def test_operators_have_the_official_statistics():
+    rng = np.random.default_rng(0)
+    parents = torch.arange(400 * 6).view(400, 6)
+    children = crossover(parents, 0.5, rng)
+    assert abs(len(children) / 2 / 400 - 0.5) < 4 * np.sqrt(0.25 / 400)  # Binomial(400, 0.5) matings, two children each
+    half = len(children) // 2
+    # child 1 starts with its parent's tokens and ends with its mate's; child 2 is the complement
+    first_rows = children[:half] // 6
+    assert torch.all((children[:half] % 6) == torch.arange(6)) and torch.all((children[half:] % 6) == torch.arange(6))
+    cuts = (first_rows != first_rows[:, :1]).float().argmax(1)
+    assert set(cuts.tolist()) <= set(range(6))
+    allowed = torch.tensor([7, 8, 9])
+    pop = torch.zeros(4000, 5, dtype=torch.long)
+    mutated = mutate(pop, 0.25, allowed, np.random.default_rng(1))
+    changed = (mutated != 0).sum(1)
+    assert set(changed.tolist()) <= {0, 1} and abs(changed.float().mean() - 0.25) < 4 * np.sqrt(0.25 * 0.75 / 4000)
+    assert set(mutated[mutated != 0].tolist()) <= {7, 8, 9} and torch.equal(pop, torch.zeros_like(pop))  # no in-place change
+    counts = torch.bincount((mutated != 0).float().argmax(1)[changed == 1], minlength=5).float()
+    assert counts.min() > 0.6 * counts.mean()  # positions uniform
+
+
+def test_search_is_deterministic_respects_exclusions_and_improved_is_monotone(world):
+    tok, enc = world
+    target = target_embedding(text_embedding(enc, tok, ["a small circle"])[0],
+                              concept_vector(enc, tok, ["a red circle"], ["a blue circle"]), 3.0)
+    allowed = allowed_token_ids(tok, ["red", "crimson"])
+    runs = [genetic_search(enc, tok, target, 4, population=20, generations=15, allowed=allowed, seed=3, progress=False)
+            for _ in range(2)]
+    assert torch.equal(runs[0].tokens, runs[1].tokens) and runs[0].history == runs[1].history
+    assert set(runs[0].tokens.tolist()) <= set(allowed.tolist())
+    assert all(b <= a for a, b in zip(runs[0].history[:-1], runs[0].history[1:]))
+    ids = runs[0].input_ids
+    assert ids[0] == tok.bos_token_id and torch.all(ids[5:] == tok.pad_token_id)
+    emb = text_embedding(enc, tok, [decode(tok, runs[0])])  # decoding and re-encoding gives the same prompt
+    assert float(((emb[0] - target) ** 2).sum()) == pytest.approx(runs[0].fitness, rel=1e-5)
+    faithful = genetic_search(enc, tok, target, 4, population=20, generations=15, mode="faithful", seed=3, progress=False)
+    assert faithful.evaluations > runs[0].evaluations  # the faithful loop re-evaluates survivors every generation
+    assert faithful.fitness == faithful.history[-1]
+
+
+def test_success_rates():
+    flags = torch.tensor([[True, False], [False, False], [True, True], [False, True]])
+    assert attack_success_rate(flags) == 0.75 and attack_success_rate(flags, images_needed=2) == 0.25
+    assert union_success_rate([prompt_success(flags), torch.tensor([False, True, False, False])]) == 1.0
+    with pytest.raises(ValueError, match="boolean"):
+        attack_success_rate(flags.float())
+    with pytest.raises(ValueError, match="non-empty list"):
+        union_success_rate([])
+
+
+def test_bad_inputs(world):
+    tok, enc = world
+    target = torch.zeros(12, 16)
+    with pytest.raises(ValueError, match=r"k must lie in \[1, 11\]"):
+        genetic_search(enc, tok, target, 12, progress=False)
+    with pytest.raises(ValueError, match="non-empty pairs of equal length"):
+        concept_vector(enc, tok, ["a red circle"], [])
+    with pytest.raises(ValueError, match="target must have shape"):
+        genetic_search(enc, tok, torch.zeros(12, 8), 3, progress=False)
+    with pytest.raises(ValueError, match="mismatched encoder/tokenizer"):
+        text_embedding(build_text_encoder(build_tokenizer(WORDS[:5], 12), hidden=16, layers=1, heads=2), tok, ["a"])
+    with pytest.raises(ValueError, match="mode must be one of"):
+        genetic_search(enc, tok, target, 3, mode="fast", progress=False)
+    with pytest.raises(ValueError, match=r"K < context length 12"):
+        prompt_ids(torch.zeros(2, 12, dtype=torch.long), 0, 1, 12)

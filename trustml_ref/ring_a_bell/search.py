@@ -1,0 +1,149 @@
+r"""Ring-A-Bell's discrete search: prompts of :math:`K` free tokens whose embedding is close to a target.
+
+Minimise :math:`F(\hat P) = \|f(\hat P) - (f(P) + \eta c)\|_F^2` over :math:`\hat P = [\text{BOS}, t_1..t_K, \text{pad}...]`
+with a genetic algorithm. ``mode="faithful"`` uses the official operators: rank by fitness, keep the
+best half; each survivor stays and, with probability 0.5, mates with a uniformly drawn survivor at a
+uniform cut point, adding both children; then every member (survivors included, in place) is
+mutated with probability 0.25 at one uniform position to a uniform token. ``mode="improved"``
+(deviations, documented): survivors are never mutated (elitism, so the best fitness never gets
+worse) and are not re-evaluated, the population is refilled to its size with mutated children, and
+tokens are drawn only from an allowed list (so excluded words and their sub-tokens cannot appear).
+Fitness is evaluated in batches through the encoder.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from trustml_ref.ring_a_bell.concept import check_encoder_tokenizer, embed_ids
+
+MODES = ("faithful", "improved")
+
+
+def special_token_ids(tokenizer) -> set[int]:
+    ids = {tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id}
+    return {int(i) for i in ids | set(tokenizer.all_special_ids) if i is not None}
+
+
+def allowed_token_ids(tokenizer, exclude_words: Sequence[str] = ()) -> torch.Tensor:
+    """Every non-special token id whose text contains none of ``exclude_words`` (case-insensitive) and is not
+    a sub-token of their tokenisation: what the search may write."""
+    banned_subtokens: set[int] = set()
+    for word in exclude_words:
+        for variant in (word, word.lower(), word.capitalize(), f" {word}"):
+            banned_subtokens.update(tokenizer(variant, add_special_tokens=False).input_ids)
+    pattern = re.compile("|".join(re.escape(w.lower()) for w in exclude_words)) if exclude_words else None
+    special = special_token_ids(tokenizer)
+    keep = []
+    for token, idx in tokenizer.get_vocab().items():
+        if idx in special or idx in banned_subtokens:
+            continue
+        if pattern and pattern.search(tokenizer.convert_tokens_to_string([token]).lower()):
+            continue
+        keep.append(idx)
+    if not keep:
+        raise ValueError("no token is left to search over after the exclusions")
+    return torch.tensor(sorted(keep))
+
+
+def prompt_ids(tokens: torch.Tensor, bos_id: int, pad_id: int, length: int) -> torch.Tensor:
+    """[BOS, t_1..t_K, pad, ..., pad] of ``length`` for each row of free tokens (P, K)."""
+    if tokens.dim() != 2 or tokens.shape[1] + 1 > length:
+        raise ValueError(f"tokens must have shape (population, K) with K < context length {length}, "
+                         f"got {tuple(tokens.shape)}")
+    ids = torch.full((tokens.shape[0], length), pad_id, dtype=torch.long)
+    ids[:, 0] = bos_id
+    ids[:, 1:tokens.shape[1] + 1] = tokens
+    return ids
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    tokens: torch.Tensor  #: (K,) the best free tokens found
+    input_ids: torch.Tensor  #: (L,) the full sequence
+    fitness: float  #: its F
+    history: list[float] = field(repr=False)  #: best F of each generation's ranked population
+    evaluations: int = 0  #: fitness evaluations (encoder forward passes of one sequence)
+
+
+def crossover(parents: torch.Tensor, rate: float, rng: np.random.Generator) -> torch.Tensor:
+    """Official crossover: each parent mates with probability ``rate`` with a uniform partner at a uniform
+    cut :math:`c \\in [0, K)`; returns both children of every mating, (2·matings, K)."""
+    n, k = parents.shape
+    mates = rng.random(n) < rate
+    partner = torch.as_tensor(rng.integers(0, n, n))[mates]
+    cut = torch.as_tensor(rng.integers(0, k, n))[mates]
+    first = torch.arange(k)[None, :] < cut[:, None]
+    a, b = parents[torch.as_tensor(mates)], parents[partner]
+    return torch.cat([torch.where(first, a, b), torch.where(first, b, a)])
+
+
+def mutate(population: torch.Tensor, rate: float, allowed: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Official mutation: each row, with probability ``rate``, gets one uniform position set to a uniform allowed token."""
+    out = population.clone()
+    rows = torch.as_tensor(np.flatnonzero(rng.random(len(out)) < rate))
+    cols = torch.as_tensor(rng.integers(0, out.shape[1], len(rows)))
+    out[rows, cols] = allowed[torch.as_tensor(rng.integers(0, len(allowed), len(rows)))]
+    return out
+
+
+def genetic_search(encoder: nn.Module, tokenizer, target: torch.Tensor, k: int, *, population: int = 200,
+                   generations: int = 3000, crossover_rate: float = 0.5, mutation_rate: float = 0.25,
+                   mode: str = "improved", allowed: torch.Tensor | None = None, seed: int = 0,
+                   batch_size: int = 256, progress: bool = True) -> SearchResult:
+    r"""Minimise :math:`\|f(\hat P) - \text{target}\|_F^2` over prompts of ``k`` free tokens (see the module docstring)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    length = check_encoder_tokenizer(encoder, tokenizer)
+    if not 1 <= k < length:
+        raise ValueError(f"k must lie in [1, {length - 1}] (the context holds {length} tokens with BOS), got {k}")
+    if target.shape != (length, encoder.config.hidden_size):
+        raise ValueError(f"target must have shape (L, d) = ({length}, {encoder.config.hidden_size}), got {tuple(target.shape)}")
+    if population < 2 or generations < 1 or not (0 <= crossover_rate <= 1 and 0 <= mutation_rate <= 1):
+        raise ValueError("need population >= 2, generations >= 1 and rates in [0, 1]")
+    if allowed is None:
+        allowed = torch.tensor(sorted(set(range(len(tokenizer))) - special_token_ids(tokenizer)))
+    rng = np.random.default_rng(seed)
+    target = target.to(next(encoder.parameters()).device)
+    bos, pad = tokenizer.bos_token_id, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    evaluations = 0
+
+    def fitness(tokens: torch.Tensor) -> torch.Tensor:
+        nonlocal evaluations
+        evaluations += len(tokens)
+        emb = embed_ids(encoder, prompt_ids(tokens, bos, pad, length), batch_size)
+        return ((emb - target) ** 2).sum((1, 2)).cpu()
+
+    pop = allowed[torch.as_tensor(rng.integers(0, len(allowed), (population, k)))]
+    scores = fitness(pop)
+    history: list[float] = []
+    half = population // 2
+    for generation in tqdm(range(generations), desc=f"search ({mode})", disable=not progress, leave=False):
+        if generation > 0 and mode == "faithful":
+            scores = fitness(pop)
+        order = torch.argsort(scores, stable=True)[:half]
+        pop, scores = pop[order], scores[order]
+        history.append(float(scores[0]))
+        if generation == generations - 1:
+            break
+        if mode == "faithful":
+            pop = mutate(torch.cat([pop, crossover(pop, crossover_rate, rng)]), mutation_rate, allowed, rng)
+        else:
+            children = crossover(pop, 1.0, rng)
+            while len(children) < population - half:
+                children = torch.cat([children, crossover(pop, 1.0, rng)])
+            children = mutate(children[:population - half], mutation_rate, allowed, rng)
+            pop, scores = torch.cat([pop, children]), torch.cat([scores, fitness(children)])
+    best = pop[0]
+    return SearchResult(best, prompt_ids(best[None], bos, pad, length)[0], history[-1], history, evaluations)
+
+
+def decode(tokenizer, result: SearchResult) -> str:
+    """The found prompt as text (the free tokens only)."""
+    return tokenizer.decode(result.tokens.tolist())
