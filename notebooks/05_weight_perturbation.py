@@ -67,7 +67,7 @@ from trustml_ref.data import digits, openml
 from trustml_ref.io import record_results
 from trustml_ref.weight_robustness import (
     certified_accuracy, certified_margins, class_margins, closed_form_margin_drop, ibp_margin_lower, last_layer_attack,
-    layer_norms, mlp_forward, pgd_attack, random_weight_noise, worst_margin,
+    mlp_forward, pgd_attack, random_weight_noise, worst_margin,
 )
 from trustml_ref.weight_robustness.generalization import margin_generalization_bound, rademacher_bound
 from trustml_ref.weight_robustness.training import certified_loss, cross_entropy_loss, train
