@@ -97,6 +97,15 @@ def check_adversarial_primer(results: dict) -> None:
     assert curves["adversarially trained, PGD"][1] > curves["standard, PGD"][1]  # training on PGD helps at 0.1
 
 
+def check_dp_primer(results: dict) -> None:
+    assert abs(results["recovered"] - 0.93) < 1e-9  # the difference attack on exact means
+    curves = results["curves"]
+    for basic, rdp, exact in zip(curves["basic composition"], curves["RDP"], curves["exact"]):
+        assert exact <= rdp + 1e-9 and exact <= basic + 1e-9  # both are valid upper bounds
+    assert curves["RDP"][-1] < curves["basic composition"][-1] / 10  # and RDP is far tighter after many steps
+    assert results["spent_over_target"] <= 1 + 1e-9
+
+
 # What each chapter's recorded results must show (chapters without an entry only need to run).
 def check_visual_prompting(results: dict) -> None:
     assert results["grad_gap"] < 1e-5  # the per-example gradient formula matches autograd
@@ -119,6 +128,7 @@ def check_visual_prompting(results: dict) -> None:
 CHECKS = {
     "00_conventions": check_conventions,
     "p1_adversarial_examples": check_adversarial_primer,
+    "p2_differential_privacy": check_dp_primer,
     "01_safe_lora": check_safe_lora,
     "03_visual_prompting_dp": check_visual_prompting,
     "04_quantum_certified_robustness": check_quantum,
