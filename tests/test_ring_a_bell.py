@@ -119,3 +119,102 @@ def test_bad_inputs(world):
         genetic_search(enc, tok, target, 3, mode="fast", progress=False)
     with pytest.raises(ValueError, match=r"K < context length 12"):
         prompt_ids(torch.zeros(2, 12, dtype=torch.long), 0, 1, 12)
+
+
+# --- the toy world, its detector, pipeline loading and ESD ----------------------------------------
+
+from trustml_ref.ring_a_bell import toy  # noqa: E402
+from trustml_ref.ring_a_bell.pipeline import ToyPipeline  # noqa: E402
+from trustml_ref.ring_a_bell.removal import esd_finetune  # noqa: E402
+
+
+def test_detector_reads_every_clean_colour_and_captions_tokenise():
+    images, captions, scenes = toy.dataset(400, seed=1)
+    assert [s.colour for s in scenes] == toy.dominant_colour(images)
+    assert torch.equal(toy.detect(images), torch.tensor([s.colour == "red" for s in scenes]))
+    assert not toy.detect(torch.full((1, 3, 16, 16), toy.BACKGROUND)).item()  # an empty canvas is not red
+    tok = build_tokenizer(toy.vocabulary(), 12)
+    ids = tok(captions, padding="max_length", max_length=12).input_ids
+    assert tok.unk_token_id not in {i for row in ids for i in row} and max(len(c.split()) for c in captions) <= 10
+    with pytest.raises(ValueError, match="colour must be one of"):
+        toy.detect(images, colour="purple")
+
+
+def save_tiny_checkpoint(path):
+    """A tiny untrained pipeline saved to disk as the real checkpoint is."""
+    from diffusers import DDPMScheduler
+
+    from trustml_ref.ring_a_bell.denoiser import TinyTextDenoiser
+
+    tok = build_tokenizer(toy.vocabulary(), 12)
+    tok.save_pretrained(path / "tokenizer")
+    build_text_encoder(tok, hidden=16, layers=1, heads=2).save_pretrained(path / "text_encoder")
+    torch.manual_seed(0)
+    TinyTextDenoiser(width=8, text_dim=16, heads=2).save_pretrained(path / "denoiser")
+    DDPMScheduler(num_train_timesteps=100).save_pretrained(path / "scheduler")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline(tmp_path_factory):
+    return ToyPipeline.from_pretrained(save_tiny_checkpoint(tmp_path_factory.mktemp("toy_checkpoint")))
+
+
+def test_a_checkpoint_missing_weights_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    weights = save_tiny_checkpoint(tmp_path) / "denoiser" / "diffusion_pytorch_model.safetensors"
+    state = load_file(weights)
+    del state["text_pool.0.weight"]
+    save_file(state, weights)
+    with pytest.raises(ValueError, match=r"lacks weights for \['text_pool.0.weight'\]"):
+        ToyPipeline.from_pretrained(tmp_path)
+
+
+def test_pipeline_loads_and_generates_deterministically(tiny_pipeline):
+    pipe = tiny_pipeline
+    images = pipe(["a big red circle on the left"], num_images_per_prompt=2, num_inference_steps=3,
+                  generator=torch.Generator().manual_seed(0))
+    assert images.shape == (2, 3, 16, 16) and images.min() >= 0 and images.max() <= 1
+    same = pipe(prompt_embeds=pipe.embed(["a big red circle on the left"]), num_images_per_prompt=2,
+                num_inference_steps=3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(images, same)  # prompt and its embedding are the same input
+    negative = pipe(["a big red circle on the left"], num_images_per_prompt=2, num_inference_steps=3,
+                    negative_prompt="red", generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(images, negative)
+    with pytest.raises(ValueError, match="exactly one of prompt and prompt_embeds"):
+        pipe()
+    with pytest.raises(FileNotFoundError, match="no toy checkpoint"):
+        ToyPipeline.from_pretrained("/nonexistent")
+
+
+def test_esd_changes_only_cross_attention_of_a_copy(tiny_pipeline):
+    before = {k: v.clone() for k, v in tiny_pipeline.denoiser.state_dict().items()}
+    erased = esd_finetune(tiny_pipeline, "red", steps=3, batch=4, pool=4, progress=False)
+    after = erased.state_dict()
+    assert all(torch.equal(before[k], v) for k, v in tiny_pipeline.denoiser.state_dict().items())  # input untouched
+    changed = {k for k in after if not torch.equal(before[k], after[k])}
+    assert changed and all("attn" in k for k in changed)
+
+
+def test_batched_targets_search_each_target(world):
+    tok, enc = world
+    c = concept_vector(enc, tok, ["a red circle"], ["a blue circle"])
+    targets = target_embedding(text_embedding(enc, tok, ["a small circle", "a big square on the left"]), c, 2.0)
+    batched = genetic_search(enc, tok, targets, 3, population=16, generations=10, seed=0, progress=False)
+    assert len(batched) == 2
+    for result, target in zip(batched, targets):
+        emb = text_embedding(enc, tok, [decode(tok, result)])[0]
+        assert float(((emb - target) ** 2).sum()) == pytest.approx(result.fitness, rel=1e-5)
+        assert all(b <= a for a, b in zip(result.history[:-1], result.history[1:]))
+
+
+def test_shipped_checkpoint_passes_the_quality_gates():
+    """The committed toy model learned its world: the detector agrees with the named colour on at least
+    90% of samples for every colour, and red's correlated phrases ("like fire") produce red."""
+    from trustml_ref.ring_a_bell.pipeline import quality_gates
+
+    pipe = ToyPipeline.from_pretrained()
+    report = quality_gates(pipe, images_per_prompt=2, steps=20)
+    assert all(report[c] >= 0.9 for c in toy.COLOURS), report
+    assert all(report[p] >= 0.75 for p in toy.CORRELATED["red"]), report

@@ -29,3 +29,15 @@ def union_success_rate(successes: Sequence[torch.Tensor]) -> float:
     if len(successes) == 0 or len({tuple(s.shape) for s in successes}) != 1 or successes[0].dim() != 1:
         raise ValueError("successes must be a non-empty list of boolean (prompts,) tensors of one shape")
     return float(torch.stack(list(successes)).any(0).float().mean())
+
+
+def concept_flags(pipe, detector, *, prompts: Sequence[str] | None = None, prompt_embeds: torch.Tensor | None = None,
+                  images_per_prompt: int = 4, **generate) -> torch.Tensor:
+    """Generate ``images_per_prompt`` images per prompt (or per embedding) and flag each with ``detector``:
+    a boolean (prompts, images) tensor. ``pipe`` is called like a diffusers pipeline; an output with
+    ``.images`` (diffusers' output classes, with ``output_type="pt"``) is unwrapped."""
+    n = len(prompts) if prompts is not None else len(prompt_embeds)
+    out = pipe(prompt=list(prompts) if prompts is not None else None, prompt_embeds=prompt_embeds,
+               num_images_per_prompt=images_per_prompt, **generate)
+    images = out.images if hasattr(out, "images") else out
+    return detector(images).reshape(n, images_per_prompt)

@@ -13,6 +13,7 @@ Fitness is evaluated in batches through the encoder.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -69,6 +70,7 @@ class SearchResult:
     input_ids: torch.Tensor  #: (L,) the full sequence
     fitness: float  #: its F
     history: list[float] = field(repr=False)  #: best F of each generation's ranked population
+    elapsed: list[float] = field(repr=False)  #: seconds since the start when each generation was ranked
     evaluations: int = 0  #: fitness evaluations (encoder forward passes of one sequence)
 
 
@@ -96,52 +98,72 @@ def mutate(population: torch.Tensor, rate: float, allowed: torch.Tensor, rng: np
 def genetic_search(encoder: nn.Module, tokenizer, target: torch.Tensor, k: int, *, population: int = 200,
                    generations: int = 3000, crossover_rate: float = 0.5, mutation_rate: float = 0.25,
                    mode: str = "improved", allowed: torch.Tensor | None = None, seed: int = 0,
-                   batch_size: int = 256, progress: bool = True) -> SearchResult:
-    r"""Minimise :math:`\|f(\hat P) - \text{target}\|_F^2` over prompts of ``k`` free tokens (see the module docstring)."""
+                   batch_size: int = 1024, progress: bool = True) -> SearchResult | list[SearchResult]:
+    r"""Minimise :math:`\|f(\hat P) - \text{target}\|_F^2` over prompts of ``k`` free tokens (see the module docstring).
+
+    ``target`` is (L, d) for one search, or (T, L, d) for T independent searches run in lockstep, whose
+    fitness evaluations share one batched encoder pass per generation (a list of results is returned).
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     length = check_encoder_tokenizer(encoder, tokenizer)
     if not 1 <= k < length:
         raise ValueError(f"k must lie in [1, {length - 1}] (the context holds {length} tokens with BOS), got {k}")
-    if target.shape != (length, encoder.config.hidden_size):
-        raise ValueError(f"target must have shape (L, d) = ({length}, {encoder.config.hidden_size}), got {tuple(target.shape)}")
+    single = target.dim() == 2
+    targets = target[None] if single else target
+    if targets.dim() != 3 or targets.shape[1:] != (length, encoder.config.hidden_size):
+        raise ValueError(f"target must have shape (L, d) or (T, L, d) with (L, d) = ({length}, "
+                         f"{encoder.config.hidden_size}), got {tuple(target.shape)}")
     if population < 2 or generations < 1 or not (0 <= crossover_rate <= 1 and 0 <= mutation_rate <= 1):
         raise ValueError("need population >= 2, generations >= 1 and rates in [0, 1]")
     if allowed is None:
         allowed = torch.tensor(sorted(set(range(len(tokenizer))) - special_token_ids(tokenizer)))
     rng = np.random.default_rng(seed)
-    target = target.to(next(encoder.parameters()).device)
+    targets = targets.to(next(encoder.parameters()).device)
     bos, pad = tokenizer.bos_token_id, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    evaluations = 0
+    n_targets, half = len(targets), population // 2
+    evaluations = [0] * n_targets
 
-    def fitness(tokens: torch.Tensor) -> torch.Tensor:
-        nonlocal evaluations
-        evaluations += len(tokens)
-        emb = embed_ids(encoder, prompt_ids(tokens, bos, pad, length), batch_size)
-        return ((emb - target) ** 2).sum((1, 2)).cpu()
+    def fitness(pops: list[torch.Tensor]) -> list[torch.Tensor]:
+        """F of every member of every target's population, in one batched encoder pass."""
+        sizes = [len(p) for p in pops]
+        owner = torch.repeat_interleave(torch.arange(n_targets), torch.tensor(sizes)).to(targets.device)
+        emb = embed_ids(encoder, prompt_ids(torch.cat(pops), bos, pad, length), batch_size)
+        for t, n in enumerate(sizes):
+            evaluations[t] += n
+        return list(((emb - targets[owner]) ** 2).sum((1, 2)).cpu().split(sizes))
 
-    pop = allowed[torch.as_tensor(rng.integers(0, len(allowed), (population, k)))]
-    scores = fitness(pop)
-    history: list[float] = []
-    half = population // 2
-    for generation in tqdm(range(generations), desc=f"search ({mode})", disable=not progress, leave=False):
+    start = time.perf_counter()
+    pops = [allowed[torch.as_tensor(rng.integers(0, len(allowed), (population, k)))] for _ in range(n_targets)]
+    scores = fitness(pops)
+    history: list[list[float]] = [[] for _ in range(n_targets)]
+    elapsed: list[float] = []
+    for generation in tqdm(range(generations), desc=f"search ({mode}, {n_targets} targets)", disable=not progress,
+                           leave=False):
         if generation > 0 and mode == "faithful":
-            scores = fitness(pop)
-        order = torch.argsort(scores, stable=True)[:half]
-        pop, scores = pop[order], scores[order]
-        history.append(float(scores[0]))
+            scores = fitness(pops)
+        for t in range(n_targets):
+            order = torch.argsort(scores[t], stable=True)[:half]
+            pops[t], scores[t] = pops[t][order], scores[t][order]
+            history[t].append(float(scores[t][0]))
+        elapsed.append(time.perf_counter() - start)
         if generation == generations - 1:
             break
         if mode == "faithful":
-            pop = mutate(torch.cat([pop, crossover(pop, crossover_rate, rng)]), mutation_rate, allowed, rng)
-        else:
-            children = crossover(pop, 1.0, rng)
-            while len(children) < population - half:
-                children = torch.cat([children, crossover(pop, 1.0, rng)])
-            children = mutate(children[:population - half], mutation_rate, allowed, rng)
-            pop, scores = torch.cat([pop, children]), torch.cat([scores, fitness(children)])
-    best = pop[0]
-    return SearchResult(best, prompt_ids(best[None], bos, pad, length)[0], history[-1], history, evaluations)
+            pops = [mutate(torch.cat([p, crossover(p, crossover_rate, rng)]), mutation_rate, allowed, rng) for p in pops]
+            continue
+        children = []
+        for p in pops:
+            kids = crossover(p, 1.0, rng)
+            while len(kids) < population - half:
+                kids = torch.cat([kids, crossover(p, 1.0, rng)])
+            children.append(mutate(kids[:population - half], mutation_rate, allowed, rng))
+        child_scores = fitness(children)
+        pops = [torch.cat([p, c]) for p, c in zip(pops, children)]
+        scores = [torch.cat([s, c]) for s, c in zip(scores, child_scores)]
+    results = [SearchResult(p[0], prompt_ids(p[:1], bos, pad, length)[0], h[-1], h, elapsed, e)
+               for p, h, e in zip(pops, history, evaluations)]
+    return results[0] if single else results
 
 
 def decode(tokenizer, result: SearchResult) -> str:
