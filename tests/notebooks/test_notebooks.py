@@ -106,6 +106,13 @@ def check_dp_primer(results: dict) -> None:
     assert results["spent_over_target"] <= 1 + 1e-9
 
 
+def check_lora_primer(results: dict) -> None:
+    assert results["merge_gap"] < 1e-4  # merging the update changes nothing
+    ranks = sorted(results["by_rank"], key=int)
+    assert [results["params"][r] for r in ranks] == sorted(results["params"][r] for r in ranks)
+    assert results["by_rank"][ranks[-1]] > results["head"]  # the low-rank update adds to the head alone
+
+
 # What each chapter's recorded results must show (chapters without an entry only need to run).
 def check_visual_prompting(results: dict) -> None:
     assert results["grad_gap"] < 1e-5  # the per-example gradient formula matches autograd
@@ -129,6 +136,7 @@ CHECKS = {
     "00_conventions": check_conventions,
     "p1_adversarial_examples": check_adversarial_primer,
     "p2_differential_privacy": check_dp_primer,
+    "p3_lora": check_lora_primer,
     "01_safe_lora": check_safe_lora,
     "03_visual_prompting_dp": check_visual_prompting,
     "04_quantum_certified_robustness": check_quantum,
