@@ -22,13 +22,18 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _margin(canvas: int, inner: int) -> int:
+    """The border width; raises unless the window fits the canvas with an even margin."""
+    if not 0 < inner <= canvas or (canvas - inner) % 2:
+        raise ValueError(f"inner must lie in (0, canvas] with an even margin, got inner={inner}, canvas={canvas}")
+    return (canvas - inner) // 2
+
+
 def border_mask(canvas: int, inner: int, *, device: torch.device | None = None,
                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """:math:`M`: ones on the border of an ``canvas`` × ``canvas`` image, zeros on the centred ``inner`` window."""
-    if not 0 < inner <= canvas or (canvas - inner) % 2:
-        raise ValueError(f"inner must lie in (0, canvas] with an even margin, got inner={inner}, canvas={canvas}")
+    pad = _margin(canvas, inner)
     m = torch.ones(canvas, canvas, device=device, dtype=dtype)
-    pad = (canvas - inner) // 2
     m[pad:pad + inner, pad:pad + inner] = 0
     return m
 
@@ -37,8 +42,7 @@ def place_on_canvas(x: torch.Tensor, canvas: int, inner: int) -> torch.Tensor:
     r""":math:`\mathrm{pad}(\mathrm{resize}(x))`: bilinear resize of (B, C, h, w) images to ``inner`` and zero padding to ``canvas``."""
     if x.dim() != 4:
         raise ValueError(f"x must have shape (batch, channels, height, width), got {tuple(x.shape)}")
-    border_mask(canvas, inner)  # validates the geometry
-    pad = (canvas - inner) // 2
+    pad = _margin(canvas, inner)
     if x.shape[-2:] != (inner, inner):
         x = F.interpolate(x, size=(inner, inner), mode="bilinear", align_corners=False)
     return F.pad(x, (pad, pad, pad, pad))
@@ -49,7 +53,7 @@ class VisualPrompt(nn.Module):
 
     def __init__(self, channels: int, canvas: int, inner: int) -> None:
         super().__init__()
-        border_mask(canvas, inner)
+        _margin(canvas, inner)
         self.canvas, self.inner = canvas, inner
         self.weight = nn.Parameter(torch.zeros(channels, canvas, canvas))  # W; tanh(0) = 0: starts as no prompt
 
