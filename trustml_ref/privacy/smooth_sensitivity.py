@@ -72,6 +72,11 @@ def log_q0_gnmax(sigma: float, order: float) -> float:
     return float(optimize.brentq(gap, lower, upper))
 
 
+def log_q1_gnmax(sigma: float, order: float, num_classes: int) -> float:
+    r""":math:`\ln q_1 = \ln b_l(q_0)`: the smallest :math:`q` one teacher can reach from :math:`q_0`."""
+    return float(_log_q_neighbours(np.array([log_q0_gnmax(sigma, order)]), sigma, num_classes)[1][0])
+
+
 def beta_gnmax(log_q: ArrayLike, sigma: float, order: float) -> np.ndarray:
     r"""GNMax's RDP at one order as a function of :math:`\ln q`: Theorem 6 below :math:`q_0`,
     :math:`\alpha/\sigma^2` above; :math:`q = 0` costs 0."""
@@ -99,7 +104,7 @@ def _local_sensitivity_at_q(log_q: np.ndarray, sigma: float, num_classes: int, o
     r"""Algorithm 3: :math:`\max(\beta(b_u(q)) - \beta(q), \beta(q) - \beta(b_l(q)))`, with :math:`q` in
     :math:`[q_1, q_0]` replaced by :math:`q_1 = b_l(q_0)` (where the maximum is attained)."""
     lq0 = log_q0_gnmax(sigma, order)
-    lq1 = _log_q_neighbours(np.array([lq0]), sigma, num_classes)[1][0]
+    lq1 = log_q1_gnmax(sigma, order, num_classes)
     lq = np.asarray(log_q, dtype=np.float64)
     lq = np.where((lq >= lq1) & (lq <= lq0), lq1, lq)
     up, low = _log_q_neighbours(lq, sigma, num_classes)
@@ -120,7 +125,7 @@ def local_sensitivity_gnmax(votes: ArrayLike, num_teachers: int, sigma: float, o
     sigma, order = _check_sigma(sigma), _check_order(order)
     m = v.shape[1]
     lq0 = log_q0_gnmax(sigma, order)
-    lq1 = _log_q_neighbours(np.array([lq0]), sigma, m)[1][0]
+    lq1 = log_q1_gnmax(sigma, order, m)
     plateau = _local_sensitivity_at_q(np.array([lq1]), sigma, m, order)[0]
     out = np.full((len(v), n + 1), plateau)
     lq = log_q_gnmax(v, sigma)
@@ -187,7 +192,7 @@ def check_conditions_gnmax(sigma: float, num_classes: int, order: float, grid: i
     c5 = non_decreasing(bound(lq))
     if not c5:
         return False, False
-    lq1 = _log_q_neighbours(np.array([lq0]), sigma, num_classes)[1][0]
+    lq1 = log_q1_gnmax(sigma, order, num_classes)
     lq = np.linspace(max(lq1 * 50, -700.0), lq1, grid, endpoint=False)
     up = _log_q_neighbours(lq, sigma, num_classes)[0]
     return c5, non_decreasing(bound(up) - bound(lq))
