@@ -47,33 +47,41 @@ def project_b(v: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def project_b_from_weights(
-    w_base: torch.Tensor, w_aligned: torch.Tensor, b: torch.Tensor, block_rows: int = 256,
+    w_base: torch.Tensor, w_aligned: torch.Tensor, b: torch.Tensor, block_rows: int = 128,
 ) -> torch.Tensor:
     """:math:`CB` straight from the two weights, without any :math:`d_{out}\\times d_{in}` temporary.
 
     Two passes over row blocks of :math:`V = W^{aligned} - W^{base}`: the first accumulates
     :math:`V^\\top B` and :math:`\\|V\\|_F^2`, the second forms the rows of :math:`V(V^\\top B)`. Each pass
-    reads both weights once, block by block, so the cost is about twice that of reading them.
+    reads both weights once, block by block. Every product keeps the rank r as the row count of a
+    matrix product (:math:`B^\\top V_{blk}` and :math:`(V^\\top B)^\\top V_{blk}^\\top`), the layout BLAS runs fastest.
     """
     if w_base.shape != w_aligned.shape or w_base.dim() != 2:
         raise ValueError(f"base and aligned weights must be matrices of one shape, got {tuple(w_base.shape)} and {tuple(w_aligned.shape)}")
     if b.shape[0] != w_base.shape[0]:
         raise ValueError(f"B has {b.shape[0]} rows but the weights have {w_base.shape[0]}")
     dtype = torch.promote_types(torch.promote_types(w_base.dtype, b.dtype), torch.float32)
-    bd = b.to(dtype)
-    vt_b = torch.zeros(w_base.shape[1], b.shape[1], dtype=dtype)
+    b_t = b.to(dtype).T.contiguous()  # r x d_out: the layouts below keep every product a fast r-row matmul
+    rows = w_base.shape[0]
+    buffer = torch.empty(min(block_rows, rows), w_base.shape[1], dtype=dtype)
+
+    def v_block(start: int) -> torch.Tensor:
+        stop = min(start + block_rows, rows)
+        return torch.sub(w_aligned[start:stop].to(dtype), w_base[start:stop].to(dtype), out=buffer[:stop - start])
+
+    vt_b_t = torch.zeros(b.shape[1], w_base.shape[1], dtype=dtype)  # (V^T B)^T, r x d_in
     sq = torch.zeros((), dtype=torch.float64)
-    for start in range(0, w_base.shape[0], block_rows):
-        block = w_aligned[start:start + block_rows].to(dtype) - w_base[start:start + block_rows].to(dtype)
-        vt_b += (bd[start:start + block_rows].T @ block).T
+    for start in range(0, rows, block_rows):
+        block = v_block(start)
+        vt_b_t.addmm_(b_t[:, start:start + block_rows], block)
         sq += torch.linalg.vector_norm(block).double() ** 2
     if sq == 0:
         raise ValueError("base and aligned weights are identical, so the alignment matrix is zero")
-    norm = float(sq.sqrt())
-    out = torch.empty(b.shape, dtype=dtype)
-    for start in range(0, w_base.shape[0], block_rows):
-        block = w_aligned[start:start + block_rows].to(dtype) - w_base[start:start + block_rows].to(dtype)
-        out[start:start + block_rows] = block @ vt_b / norm
+    vt_b_t /= float(sq.sqrt())
+    out_t = torch.empty(b.shape[1], rows, dtype=dtype)  # (C B)^T
+    for start in range(0, rows, block_rows):
+        torch.mm(vt_b_t, v_block(start).T, out=out_t[:, start:start + block_rows])
+    return out_t.T.contiguous().to(b.dtype)
     return out.to(b.dtype)
 
 
