@@ -125,7 +125,7 @@ def test_bad_inputs(world):
 
 from trustml_ref.ring_a_bell import toy  # noqa: E402
 from trustml_ref.ring_a_bell.pipeline import ToyPipeline  # noqa: E402
-from trustml_ref.ring_a_bell.removal import esd_finetune  # noqa: E402
+from trustml_ref.ring_a_bell.removal import esd_finetune, reads_text  # noqa: E402
 
 
 def test_detector_reads_every_clean_colour_and_captions_tokenise():
@@ -188,13 +188,19 @@ def test_pipeline_loads_and_generates_deterministically(tiny_pipeline):
         ToyPipeline.from_pretrained("/nonexistent")
 
 
-def test_esd_changes_only_cross_attention_of_a_copy(tiny_pipeline):
+def test_esd_changes_only_the_text_reading_parameters_of_a_copy(tiny_pipeline):
     before = {k: v.clone() for k, v in tiny_pipeline.denoiser.state_dict().items()}
-    erased = esd_finetune(tiny_pipeline, "red", steps=3, batch=4, pool=4, progress=False)
+    erased = esd_finetune(tiny_pipeline, ["a big red circle on the left", "red"], steps=3, batch=4, images_per_prompt=2,
+                          preserve_prompts=["a small blue square on the top"], num_inference_steps=2, progress=False)
     after = erased.state_dict()
     assert all(torch.equal(before[k], v) for k, v in tiny_pipeline.denoiser.state_dict().items())  # input untouched
     changed = {k for k in after if not torch.equal(before[k], after[k])}
-    assert changed and all("attn" in k for k in changed)
+    assert all(reads_text(k) for k in changed)
+    assert any("attn" in k for k in changed) and any("text_pool" in k for k in changed)
+    with pytest.raises(ValueError, match="concept_prompts must be a non-empty"):
+        esd_finetune(tiny_pipeline, [], steps=1, progress=False)
+    with pytest.raises(ValueError, match="no denoiser parameter matches"):
+        esd_finetune(tiny_pipeline, "red", steps=1, trainable=lambda n: False, progress=False)
 
 
 def test_batched_targets_search_each_target(world):
