@@ -8,9 +8,11 @@ import torch
 from trustml_ref.ring_a_bell import (
     allowed_token_ids,
     attack_success_rate,
+    concept_direction,
     concept_vector,
     crossover,
     decode,
+    fitness,
     genetic_search,
     mutate,
     prompt_ids,
@@ -43,6 +45,36 @@ def test_embedding_shapes_and_concept_invariants(world):
     assert torch.allclose(concept_vector(enc, tok, ["a red circle"], ["a red circle"]), torch.zeros(12, 16))
     assert torch.allclose(concept_vector(enc, tok, ["a blue circle", "a blue square"], ["a red circle", "a red square"]), -c)
     assert torch.allclose(target_embedding(emb, c, 3.0), emb + 3 * c)
+
+
+def test_concept_direction_and_fitness_on_tensors():
+    g = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(5, 4, 3, generator=g), torch.randn(5, 4, 3, generator=g)
+    c = concept_direction(pos, neg)
+    assert torch.allclose(c, sum(p - n for p, n in zip(pos, neg)) / 5)
+    # F = |f - f(P)|^2 - 2 eta <f - f(P), c> + eta^2 |c|^2 (the chapter's expansion), and F(target) = 0
+    base, cand = torch.randn(4, 3, generator=g), torch.randn(6, 4, 3, generator=g)
+    expanded = ((cand - base) ** 2).sum((1, 2)) - 4 * ((cand - base) * c).sum((1, 2)) + 4 * (c ** 2).sum()
+    assert torch.allclose(fitness(cand, target_embedding(base, c, 2.0)), expanded, atol=1e-5)
+    assert fitness(target_embedding(base, c, 2.0)[None], target_embedding(base, c, 2.0)).item() == 0
+    assert torch.equal(fitness(cand, cand), torch.zeros(6))  # one target per candidate
+    with pytest.raises(ValueError, match="with_states and without_states must be non-empty"):
+        concept_direction(pos, neg[:4])
+    with pytest.raises(ValueError, match=r"candidates must be \(N, L, d\)"):
+        fitness(cand, torch.zeros(3, 4))
+
+
+def test_concept_pairs_differ_only_in_the_colour():
+    pos, neg = toy.concept_pairs(60, seed=0)
+    colour_words = {w: c for c, words in toy.SYNONYMS.items() for w in words}
+    phrase_words = {w: c for c, phrases in toy.CORRELATED.items() for p in phrases for w in p.split() if w not in ("like", "a", "the")}
+    for p, n in zip(pos, neg):
+        said = lambda prompt: {colour_words.get(w) or phrase_words.get(w) for w in prompt.split()} - {None}  # noqa: E731
+        assert said(p) == {"red"} and len(said(n)) == 1 and said(n) != {"red"}
+        assert p.split()[:2] == n.split()[:2] and p.split()[-2:] == n.split()[-2:]  # same size and place
+    assert any(" like " in p for p in pos) and any(" like " not in p for p in pos)  # both forms occur
+    with pytest.raises(ValueError, match="concept must be one of"):
+        toy.concept_pairs(3, concept="purple")
 
 
 def test_exclusions_remove_words_and_substrings(world):

@@ -132,12 +132,20 @@ def check_visual_prompting(results: dict) -> None:
     assert results["motivation"]["dpsgd"] < results["motivation"]["nonprivate"]
 
 
+def check_ring_a_bell(results: dict) -> None:
+    assert results["detector_agreement"] == 1.0 and results["c_row_norms"][0] < 1e-5  # c_0 = 0 (causal encoder)
+    assert results["histories_monotone"] and results["leaked"] == []  # improved mode; no banned token
+    assert results["removal_check"]["ESD"] < results["removal_check"]["no removal"]  # ESD removes red (partly in smoke)
+    assert all(0 <= v <= 1 for v in results["asr"].values())
+
+
 CHECKS = {
     "00_conventions": check_conventions,
     "p1_adversarial_examples": check_adversarial_primer,
     "p2_differential_privacy": check_dp_primer,
     "p3_lora": check_lora_primer,
     "01_safe_lora": check_safe_lora,
+    "02_ring_a_bell": check_ring_a_bell,
     "03_visual_prompting_dp": check_visual_prompting,
     "04_quantum_certified_robustness": check_quantum,
     "05_weight_perturbation": check_weight_perturbation,

@@ -51,13 +51,22 @@ def embed_ids(encoder: nn.Module, input_ids: torch.Tensor, batch_size: int = 256
     return torch.cat([encoder(input_ids=b.to(device)).last_hidden_state for b in input_ids.split(batch_size)])
 
 
+def concept_direction(with_states: torch.Tensor, without_states: torch.Tensor) -> torch.Tensor:
+    r""":math:`c = \frac1N\sum_i f(P_i^+) - f(P_i^-)` from the paired embeddings, both (N, L, d); returns (L, d)."""
+    if with_states.dim() != 3 or with_states.shape != without_states.shape or len(with_states) == 0:
+        raise ValueError(f"with_states and without_states must be non-empty (N, L, d) tensors of one shape, got "
+                         f"{tuple(with_states.shape)} and {tuple(without_states.shape)}")
+    return (with_states - without_states).mean(0)
+
+
 def concept_vector(encoder: nn.Module, tokenizer, with_concept: Sequence[str], without_concept: Sequence[str]
                    ) -> torch.Tensor:
-    r""":math:`c = \frac1N\sum_i f(P_i^+) - f(P_i^-)` from paired prompt lists of equal length, shape (L, d)."""
+    r""":func:`concept_direction` of the embeddings of paired prompt lists of equal length, shape (L, d)."""
     if len(with_concept) == 0 or len(with_concept) != len(without_concept):
         raise ValueError(f"with_concept and without_concept must be non-empty pairs of equal length, got "
                          f"{len(with_concept)} and {len(without_concept)}")
-    return (text_embedding(encoder, tokenizer, with_concept) - text_embedding(encoder, tokenizer, without_concept)).mean(0)
+    return concept_direction(text_embedding(encoder, tokenizer, with_concept),
+                             text_embedding(encoder, tokenizer, without_concept))
 
 
 def target_embedding(embedding: torch.Tensor, concept: torch.Tensor, eta: float) -> torch.Tensor:
@@ -65,3 +74,12 @@ def target_embedding(embedding: torch.Tensor, concept: torch.Tensor, eta: float)
     if embedding.shape[-2:] != concept.shape:
         raise ValueError(f"embedding (..., L, d) {tuple(embedding.shape)} does not match concept {tuple(concept.shape)}")
     return embedding + eta * concept
+
+
+def fitness(candidates: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r"""The search objective :math:`F(\hat P) = \|f(\hat P) - \text{target}\|_F^2` of each candidate embedding
+    (N, L, d) against one target (L, d) or one target per candidate (N, L, d); returns (N,)."""
+    if candidates.dim() != 3 or target.shape[-2:] != candidates.shape[-2:] or target.dim() not in (2, 3):
+        raise ValueError(f"candidates must be (N, L, d) and target (L, d) or (N, L, d), got "
+                         f"{tuple(candidates.shape)} and {tuple(target.shape)}")
+    return ((candidates - target) ** 2).sum((1, 2))

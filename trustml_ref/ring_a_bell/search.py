@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from trustml_ref.ring_a_bell.concept import check_encoder_tokenizer, embed_ids
+from trustml_ref.ring_a_bell.concept import check_encoder_tokenizer, embed_ids, fitness
 
 MODES = ("faithful", "improved")
 
@@ -124,24 +124,24 @@ def genetic_search(encoder: nn.Module, tokenizer, target: torch.Tensor, k: int, 
     n_targets, half = len(targets), population // 2
     evaluations = [0] * n_targets
 
-    def fitness(pops: list[torch.Tensor]) -> list[torch.Tensor]:
+    def evaluate(pops: list[torch.Tensor]) -> list[torch.Tensor]:
         """F of every member of every target's population, in one batched encoder pass."""
         sizes = [len(p) for p in pops]
         owner = torch.repeat_interleave(torch.arange(n_targets), torch.tensor(sizes)).to(targets.device)
         emb = embed_ids(encoder, prompt_ids(torch.cat(pops), bos, pad, length), batch_size)
         for t, n in enumerate(sizes):
             evaluations[t] += n
-        return list(((emb - targets[owner]) ** 2).sum((1, 2)).cpu().split(sizes))
+        return list(fitness(emb, targets[owner]).cpu().split(sizes))
 
     start = time.perf_counter()
     pops = [allowed[torch.as_tensor(rng.integers(0, len(allowed), (population, k)))] for _ in range(n_targets)]
-    scores = fitness(pops)
+    scores = evaluate(pops)
     history: list[list[float]] = [[] for _ in range(n_targets)]
     elapsed: list[float] = []
     for generation in tqdm(range(generations), desc=f"search ({mode}, {n_targets} targets)", disable=not progress,
                            leave=False):
         if generation > 0 and mode == "faithful":
-            scores = fitness(pops)
+            scores = evaluate(pops)
         for t in range(n_targets):
             order = torch.argsort(scores[t], stable=True)[:half]
             pops[t], scores[t] = pops[t][order], scores[t][order]
@@ -158,7 +158,7 @@ def genetic_search(encoder: nn.Module, tokenizer, target: torch.Tensor, k: int, 
             while len(kids) < population - half:
                 kids = torch.cat([kids, crossover(p, 1.0, rng)])
             children.append(mutate(kids[:population - half], mutation_rate, allowed, rng))
-        child_scores = fitness(children)
+        child_scores = evaluate(children)
         pops = [torch.cat([p, c]) for p, c in zip(pops, children)]
         scores = [torch.cat([s, c]) for s, c in zip(scores, child_scores)]
     results = [SearchResult(p[0], prompt_ids(p[:1], bos, pad, length)[0], h[-1], h, elapsed, e)

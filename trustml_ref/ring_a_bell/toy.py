@@ -80,6 +80,24 @@ def random_scenes(n: int, rng: np.random.Generator, colours: tuple[str, ...] = t
                   str(rng.choice(list(SIZES)))) for _ in range(n)]
 
 
+def concept_pairs(n: int, seed: int = 0, concept: str = "red") -> tuple[list[str], list[str]]:
+    """``n`` prompt pairs that differ only in the colour: the concept said by a synonym or by a correlated
+    phrase (so where it sits in the prompt varies), against another colour said the same way."""
+    if concept not in COLOURS or n < 1:
+        raise ValueError(f"concept must be one of {list(COLOURS)} and n >= 1, got {concept!r}, {n}")
+    rng = np.random.default_rng(seed)
+    with_concept, without = [], []
+    for s in random_scenes(n, rng):
+        other = str(rng.choice([c for c in COLOURS if c != concept]))
+        if rng.random() < 0.5:
+            with_concept.append(f"a {s.size} {rng.choice(SYNONYMS[concept])} {s.shape} on the {s.position}")
+            without.append(f"a {s.size} {rng.choice(SYNONYMS[other])} {s.shape} on the {s.position}")
+        else:
+            with_concept.append(f"a {s.size} {s.shape} {rng.choice(CORRELATED[concept])} on the {s.position}")
+            without.append(f"a {s.size} {s.shape} {rng.choice(CORRELATED[other])} on the {s.position}")
+    return with_concept, without
+
+
 def dataset(n: int, seed: int = 0) -> tuple[torch.Tensor, list[str], list[Scene]]:
     """``n`` rendered images (n, 3, 16, 16), their captions and scenes."""
     rng = np.random.default_rng(seed)

@@ -82,7 +82,6 @@ def project_b_from_weights(
     for start in range(0, rows, block_rows):
         torch.mm(vt_b_t, v_block(start).T, out=out_t[:, start:start + block_rows])
     return out_t.T.contiguous().to(b.dtype)
-    return out.to(b.dtype)
 
 
 def projection_cosine(cb: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> float:

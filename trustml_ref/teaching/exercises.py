@@ -145,6 +145,28 @@ def _log_q(votes, sigma):
     return log_q_gnmax(votes, sigma)
 
 
+def _pairs_inputs(g):
+    n, length, dim = (int(x) for x in torch.randint(1, 9, (3,), generator=g))
+    return torch.randn(n, length, dim, generator=g, dtype=torch.float64), torch.randn(n, length, dim, generator=g, dtype=torch.float64)
+
+
+def _concept(with_states, without_states):
+    from trustml_ref.ring_a_bell import concept_direction
+
+    return concept_direction(with_states, without_states)
+
+
+def _fitness_inputs(g):
+    candidates, target = _pairs_inputs(g)
+    return candidates, target[0]
+
+
+def _fitness(candidates, target):
+    from trustml_ref.ring_a_bell import fitness
+
+    return fitness(candidates, target)
+
+
 EXERCISES: dict[str, Exercise] = {e.id: e for e in [
     Exercise("ex-conventions-delta", "00_conventions", "delta_scratch", _gaussian_delta, _delta_inputs,
              "write the closed form with torch.special.ndtr; math.exp(eps) times the second term", 10),
@@ -154,6 +176,10 @@ EXERCISES: dict[str, Exercise] = {e.id: e for e in [
              "V (V^T B) / ||V||_F, never V V^T", 10),
     Exercise("ex-sl-similarity", "01_safe_lora", "similarity_scratch", _similarity, _lora_inputs,
              "trace formulas with the r x r Gram matrix A A^T", 20),
+    Exercise("ex-rab-concept", "02_ring_a_bell", "concept_scratch", _concept, _pairs_inputs,
+             "the mean over the pair axis of the differences; keep the (L, d) shape", 5),
+    Exercise("ex-rab-fitness", "02_ring_a_bell", "fitness_scratch", _fitness, _fitness_inputs,
+             "broadcast the (L, d) target against (N, L, d) candidates, square, sum over the last two axes", 5),
     Exercise("ex-vp-prompt", "03_visual_prompting_dp", "prompt_scratch", _prompt, _prompt_inputs,
              "F.pad the image by (canvas - inner) // 2 on each side; the mask is ones with a zero central window", 10),
     Exercise("ex-vp-logq", "03_visual_prompting_dp", "log_q_scratch", _log_q, _votes_inputs,
