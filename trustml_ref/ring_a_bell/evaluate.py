@@ -36,8 +36,11 @@ def concept_flags(pipe, detector, *, prompts: Sequence[str] | None = None, promp
     """Generate ``images_per_prompt`` images per prompt (or per embedding) and flag each with ``detector``:
     a boolean (prompts, images) tensor. ``pipe`` is called like a diffusers pipeline; an output with
     ``.images`` (diffusers' output classes, with ``output_type="pt"``) is unwrapped."""
+    if (prompts is None) == (prompt_embeds is None):
+        raise ValueError("pass exactly one of prompts and prompt_embeds")
+    # only the given input is passed on: some pipelines (safe latent diffusion's) take no prompt_embeds
+    inputs = {"prompt": list(prompts)} if prompts is not None else {"prompt_embeds": prompt_embeds}
     n = len(prompts) if prompts is not None else len(prompt_embeds)
-    out = pipe(prompt=list(prompts) if prompts is not None else None, prompt_embeds=prompt_embeds,
-               num_images_per_prompt=images_per_prompt, **generate)
+    out = pipe(**inputs, num_images_per_prompt=images_per_prompt, **generate)
     images = out.images if hasattr(out, "images") else out
     return detector(images).reshape(n, images_per_prompt)
