@@ -132,6 +132,12 @@ def check_visual_prompting(results: dict) -> None:
     assert results["motivation"]["dpsgd"] < results["motivation"]["nonprivate"]
 
 
+def check_diffusion_primer(results: dict) -> None:
+    assert results["inversion_gap"] < 1e-4  # DDIM with the true noise inverts the forward process
+    rate = results["named_rate"]
+    assert rate["1.0"] > 0.8 and rate["3.0"] < rate["1.0"] - 0.3  # the toy model is not guidable (said in the text)
+
+
 def check_ring_a_bell(results: dict) -> None:
     assert results["detector_agreement"] == 1.0 and results["c_row_norms"][0] < 1e-5  # c_0 = 0 (causal encoder)
     assert results["histories_monotone"] and results["leaked"] == []  # improved mode; no banned token
@@ -144,6 +150,7 @@ CHECKS = {
     "p1_adversarial_examples": check_adversarial_primer,
     "p2_differential_privacy": check_dp_primer,
     "p3_lora": check_lora_primer,
+    "p4_diffusion": check_diffusion_primer,
     "01_safe_lora": check_safe_lora,
     "02_ring_a_bell": check_ring_a_bell,
     "03_visual_prompting_dp": check_visual_prompting,
