@@ -40,7 +40,7 @@
 # - measure an attack success rate with the controls that make it meaningful;
 # - explain why removing a concept from the prompts it was tuned on differs from removing the concept.
 #
-# **Runtime.** `smoke`: under a minute; `book`: about 3 minutes on a 2-core CPU; `colab`: the toy
+# **Runtime.** `smoke`: under a minute; `book`: 3 to 4 minutes on a 2-core CPU; `colab`: the toy
 # world with more prompts, seeds and generations, then Stable Diffusion v1.4 on a GPU (model
 # downloads of several GB). Data and model: a toy world rendered here and a
 # 2 MB checkpoint trained by `tools/train_ring_a_bell_toy.py` and shipped with the package. Long
