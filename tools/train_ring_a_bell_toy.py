@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from trustml_ref.ring_a_bell import toy
+from trustml_ref.ring_a_bell.concept import encode
 from trustml_ref.ring_a_bell.denoiser import TinyTextDenoiser
-from trustml_ref.ring_a_bell.diffusion import diffusion_loss, encode
+from trustml_ref.ring_a_bell.diffusion import diffusion_loss
 from trustml_ref.ring_a_bell.text import build_text_encoder, build_tokenizer
 
 MAX_LENGTH, HIDDEN = 12, 64

@@ -29,19 +29,21 @@ def check_encoder_tokenizer(encoder: nn.Module, tokenizer) -> int:
     return length
 
 
+def encode(encoder: nn.Module, tokenizer, prompts: Sequence[str]) -> torch.Tensor:
+    r""":math:`f(P)` with gradients (for training): the last hidden state over the context padded to
+    ``model_max_length``, (N, L, d)."""
+    length = check_encoder_tokenizer(encoder, tokenizer)
+    ids = tokenizer(list(prompts), padding="max_length", max_length=length, truncation=True, return_tensors="pt").input_ids
+    return encoder(input_ids=ids.to(next(encoder.parameters()).device)).last_hidden_state
+
+
 @torch.no_grad()
 def text_embedding(encoder: nn.Module, tokenizer, prompts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
-    r""":math:`f(P)` for each prompt: the last hidden state over the context padded to ``model_max_length``, (N, L, d)."""
+    r""":math:`f(P)` for each prompt, without gradients and in batches (:func:`encode`), (N, L, d)."""
     if isinstance(prompts, str) or len(prompts) == 0:
         raise ValueError("prompts must be a non-empty list of strings")
-    length = check_encoder_tokenizer(encoder, tokenizer)
-    device = next(encoder.parameters()).device
-    out = []
-    for start in range(0, len(prompts), batch_size):
-        ids = tokenizer(list(prompts[start:start + batch_size]), padding="max_length", max_length=length,
-                        truncation=True, return_tensors="pt").input_ids
-        out.append(encoder(input_ids=ids.to(device)).last_hidden_state)
-    return torch.cat(out)
+    return torch.cat([encode(encoder, tokenizer, prompts[start:start + batch_size])
+                      for start in range(0, len(prompts), batch_size)])
 
 
 @torch.no_grad()

@@ -12,15 +12,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trustml_ref.ring_a_bell.concept import check_encoder_tokenizer
-
-
-def encode(encoder: nn.Module, tokenizer, prompts: list[str]) -> torch.Tensor:
-    """:math:`f(P)` with gradients (for training); see :func:`~trustml_ref.ring_a_bell.concept.text_embedding`."""
-    length = check_encoder_tokenizer(encoder, tokenizer)
-    ids = tokenizer(prompts, padding="max_length", max_length=length, truncation=True, return_tensors="pt").input_ids
-    return encoder(input_ids=ids.to(next(encoder.parameters()).device)).last_hidden_state
-
 
 def diffusion_loss(denoiser: nn.Module, scheduler, images: torch.Tensor, text_states: torch.Tensor,
                    generator: torch.Generator | None = None) -> torch.Tensor:
