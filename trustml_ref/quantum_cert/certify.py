@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 import torch
-from scipy import stats
+
+from trustml_ref.certification import clopper_pearson
 
 
 def _check_probs(probs: torch.Tensor) -> torch.Tensor:
@@ -43,22 +44,6 @@ def certified_radius(probs: torch.Tensor, kappa: float) -> torch.Tensor:
     probs = _check_probs(probs)
     top2 = probs.topk(2, dim=1).values
     return _radius(top2[:, 0], top2[:, 1], kappa)
-
-
-def clopper_pearson(successes: torch.Tensor, trials: int, alpha: float, side: str) -> torch.Tensor:
-    """One-sided Clopper-Pearson bound at level ``alpha``: ``side="lower"`` or ``"upper"``."""
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    k = torch.as_tensor(successes, dtype=torch.float64).numpy()
-    if side == "lower":
-        bound = stats.beta.ppf(alpha, k, trials - k + 1)
-        bound[k == 0] = 0.0
-    elif side == "upper":
-        bound = stats.beta.ppf(1 - alpha, k + 1, trials - k)
-        bound[k == trials] = 1.0
-    else:
-        raise ValueError(f"side must be 'lower' or 'upper', got {side!r}")
-    return torch.as_tensor(bound, dtype=torch.float64)
 
 
 def shot_certified_radius(
