@@ -78,7 +78,7 @@ def test_smoothed_certify_is_sound_and_deterministic_on_a_linear_classifier():
     certified = pred >= 0
     assert certified.sum() > 20 and (pred[certified] == classify(x)[certified]).all()
     assert (radius[certified] <= distance[certified]).all()  # never beyond the true boundary (alpha = 0.001)
-    assert (radius[~certified] == 0).all() and (radius[certified] > distance[certified].clamp_max(1.3) - 0.15).all()  # and close to it
+    assert (radius[~certified] == 0).all() and (radius[certified] > distance[certified].clamp_max(1.2) - 0.2).all()  # and close to it
 
 
 def test_clopper_pearson_is_shared_with_the_quantum_chapter():
