@@ -132,6 +132,14 @@ def check_visual_prompting(results: dict) -> None:
     assert results["motivation"]["dpsgd"] < results["motivation"]["nonprivate"]
 
 
+def check_certified_primer(results: dict) -> None:
+    assert results["unsound"] == 0 and min(results["slack"].values()) >= -1e-5  # no point of a ball beats a certificate
+    assert results["linear"]["tight_error"] < 1e-9 and results["linear"]["dp_share_at_top"] < 1  # DP route below the tight radius
+    assert results["band"]["IBP-trained"] < results["band"]["PGD-trained"]  # certified training narrows the band (said in the text)
+    for curves in results["smoothing"].values():
+        assert all(dp <= tight for dp, tight in zip(curves["DP"], curves["tight"]))
+
+
 def check_diffusion_primer(results: dict) -> None:
     assert results["inversion_gap"] < 1e-4  # DDIM with the true noise inverts the forward process
     rate = results["named_rate"]
@@ -151,6 +159,7 @@ CHECKS = {
     "p2_differential_privacy": check_dp_primer,
     "p3_lora": check_lora_primer,
     "p4_diffusion": check_diffusion_primer,
+    "p5_certified_robustness": check_certified_primer,
     "01_safe_lora": check_safe_lora,
     "02_ring_a_bell": check_ring_a_bell,
     "03_visual_prompting_dp": check_visual_prompting,
