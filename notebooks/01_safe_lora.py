@@ -39,6 +39,8 @@
 #
 # **Runtime.** `smoke`: under a minute; `book`: about 3 minutes on a 2-core CPU; `colab`: the same
 # toy plus the Qwen2.5-0.5B base/instruct pair if you point it to a LoRA adapter (a GPU helps).
+#
+# **Read first.** {doc}`p3_lora` (low-rank adapters, how PEFT stores them).
 
 # %% tags=["remove-cell"]
 # Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).

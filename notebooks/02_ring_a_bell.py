@@ -45,6 +45,8 @@
 # downloads of several GB). Data and model: a toy world rendered here and a
 # 2 MB checkpoint trained by `tools/train_ring_a_bell_toy.py` and shipped with the package. Long
 # steps (ESD, the searches, the removal methods) show progress bars (tqdm).
+#
+# **Read first.** {doc}`p4_diffusion` (how the prompt's embedding steers a diffusion model) and {doc}`p1_adversarial_examples` (threat models).
 
 # %% tags=["remove-cell"]
 # Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).

@@ -41,6 +41,8 @@
 # **Runtime.** `smoke`: under a minute; `book`: about 2 minutes on a 2-core CPU; `colab`: the toy
 # world with more seeds and teachers, then CIFAR-10 through a frozen ImageNet ResNet-18 (downloads;
 # tens of minutes on a GPU). Data in `smoke` and `book`: scikit-learn's digits only; every model is trained here.
+#
+# **Read first.** {doc}`p2_differential_privacy` (the Gaussian mechanism, Rényi DP, DP-SGD and PATE in brief).
 
 # %% tags=["remove-cell"]
 # Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).

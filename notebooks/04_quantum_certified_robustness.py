@@ -40,6 +40,8 @@
 #
 # **Runtime.** `smoke`: under a minute; `book`: about 2 minutes on a 2-core CPU; `colab`: a few
 # minutes (more shots, more test points). Data: scikit-learn's digits and iris; simulators from PennyLane.
+#
+# **Read first.** {doc}`p6_quantum_noise` (qubits, channels, the trace distance) and {doc}`p5_certified_robustness` (from differential privacy to a certificate).
 
 # %% tags=["remove-cell"]
 # Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).

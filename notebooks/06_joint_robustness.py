@@ -39,6 +39,8 @@
 # **Runtime.** `smoke`: under a minute; `book`: about 2 minutes on a 2-core CPU; `colab`: tens of
 # minutes on a subset of MNIST or CIFAR-10 (downloaded there, set `COLAB_DATASET`), more seeds.
 # Data in the other profiles: scikit-learn's digits, no download.
+#
+# **Read first.** {doc}`p5_certified_robustness` (certificates and the gap to attacks) and {doc}`05_weight_perturbation`.
 
 # %% tags=["remove-cell"]
 # Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).

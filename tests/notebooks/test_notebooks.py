@@ -140,6 +140,14 @@ def check_certified_primer(results: dict) -> None:
         assert all(dp <= tight for dp, tight in zip(curves["DP"], curves["tight"]))
 
 
+def check_quantum_primer(results: dict) -> None:
+    assert max(results["checks"].values()) < 1e-12 and results["global_law_gap"] < 1e-9  # channels and eq. (p6-contract)
+    assert results["worst_measurement_excess"] <= 1e-12 and results["contraction_excess"] <= 1e-12  # Helstrom, data processing
+    assert results["readout_excess"] <= 1e-9 and results["pennylane_mixed_gap"] < 1e-6
+    for ratio, p in zip(results["local_max_ratio"], results["noise_levels"]):
+        assert ratio <= 1 - p + 1e-9  # noise on every qubit hides at least as much as global noise (said in the text)
+
+
 def check_diffusion_primer(results: dict) -> None:
     assert results["inversion_gap"] < 1e-4  # DDIM with the true noise inverts the forward process
     rate = results["named_rate"]
@@ -160,6 +168,7 @@ CHECKS = {
     "p3_lora": check_lora_primer,
     "p4_diffusion": check_diffusion_primer,
     "p5_certified_robustness": check_certified_primer,
+    "p6_quantum_noise": check_quantum_primer,
     "01_safe_lora": check_safe_lora,
     "02_ring_a_bell": check_ring_a_bell,
     "03_visual_prompting_dp": check_visual_prompting,
