@@ -481,9 +481,9 @@ results = record_results(
 # {eq}`eq-p5-lipschitz` is empty. From one hidden layer on they differ. IBP's radii satisfy
 # $r^k \le |W^k|r^{k-1}$ (ReLU only narrows an interval), so $\|r^{L-1}\|_\infty \le \varepsilon\prod_{k<L}\beta(W^k)$, and the clean
 # activation lies in the final box, whose width is $2r^{L-1}$; hence IBP's bound is never below
-# $m_j(x) - 2\varepsilon\|W^L_y - W^L_j\|_1\prod_{k<L}\beta(W^k)$: at worst twice the Lipschitz drop. It can be that much
-# worse on a network where every neuron's interval straddles zero, but on trained networks most
-# intervals do not, and IBP is much tighter (the experiment).
+# $m_j(x) - 2\varepsilon\|W^L_y - W^L_j\|_1\prod_{k<L}\beta(W^k)$: at worst twice the Lipschitz drop. So IBP can be
+# the looser of the two on some inputs (when clean activations sit near the edges of their boxes);
+# on the networks of the experiment it is far tighter.
 # ```
 #
 # ```{exercise}
@@ -516,11 +516,13 @@ results = record_results(
 # :class: dropdown
 #
 # For $\varepsilon > \tfrac12\ln(p_a/p_b)$, $e^{-\varepsilon}p_a < e^{\varepsilon}p_b$ already with $\delta = 0$, and $\delta$ only hurts.
-# Near $p_a = 1/2$ the certified radius is small, so the condition is checked where both sides
-# are nearly equal and the privacy profile is used near its first-order behaviour, where a single
-# $(\varepsilon,\delta)$ pair loses little. For confident predictions the needed $r$ is large; the DP condition
-# must hold with one $(\varepsilon,\delta)$ pair for every event at once, while the tight analysis uses the
-# whole trade-off curve between the two Gaussians (the Neyman–Pearson lemma).
+# At $\varepsilon = 0$, $\delta(0)$ is the total variation distance between $\mathcal N(0,\sigma^2)$ and $\mathcal N(r,\sigma^2)$,
+# $2\Phi(r/2\sigma) - 1$, and the condition reads $p_a - p_b > 2\delta(0)$. For $p_a, p_b$ near $1/2$, use
+# $\Phi^{-1}(p) \approx \sqrt{2\pi}(p - \tfrac12)$ and $2\Phi(t) - 1 \approx 2t/\sqrt{2\pi}$: both this radius and {eq}`eq-p5-cohen`
+# are $\sigma\sqrt{2\pi}(p_a - p_b)/2$ to first order, so the DP route is nearly tight there. As $p_a\to1$ the tight
+# radius grows without bound like $\sigma\Phi^{-1}(p_a)$, while one $(\varepsilon,\delta)$ pair must bound every event at
+# once, including the ones that matter least here; the tight analysis uses the whole trade-off
+# between the two Gaussians (the Neyman–Pearson lemma) for the one event that matters.
 # ```
 
 # %% [markdown]

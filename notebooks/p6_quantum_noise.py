@@ -85,6 +85,11 @@ def bloch_vector(rho):
     return torch.stack([torch.einsum("...ij,ji->...", rho, P).real for P in (X, Y, Z)], -1)
 
 
+def depolarizing_kraus(p):
+    """Kraus operators of one-qubit depolarising noise with replacement probability p (derived below)."""
+    return [np.sqrt(1 - 3 * p / 4) * I2] + [np.sqrt(p / 4) * P for P in (X, Y, Z)]
+
+
 g = torch.Generator().manual_seed(SEED)
 amplitudes = torch.randn(N_STATES, 2, 2, generator=g, dtype=torch.float64)
 psi = torch.complex(amplitudes[..., 0], amplitudes[..., 1])
@@ -93,7 +98,7 @@ pure = psi[:, :, None] * psi.conj()[:, None, :]  # |psi><psi|
 p_show = 0.4
 channels_shown = {
     "no noise": [I2],
-    f"depolarising, p={p_show}": [np.sqrt(1 - 3 * p_show / 4) * I2] + [np.sqrt(p_show / 4) * P for P in (X, Y, Z)],
+    f"depolarising, p={p_show}": depolarizing_kraus(p_show),
     f"bit flip, q={p_show}": [np.sqrt(1 - p_show) * I2, np.sqrt(p_show) * X],
     f"dephasing, q={p_show}": [np.sqrt(1 - p_show) * I2, np.sqrt(p_show) * Z],
 }
@@ -237,7 +242,7 @@ def random_channel(d, n_kraus, generator):
 
 
 p = 0.3
-depol_kraus = [np.sqrt(1 - 3 * p / 4) * I2] + [np.sqrt(p / 4) * P for P in (X, Y, Z)]
+depol_kraus = depolarizing_kraus(p)
 completeness = float((sum(K.mH @ K for K in depol_kraus) - I2).abs().max())
 rho1 = random_density(50, 2, 2, g)
 kraus_vs_formula = float((channel_scratch(rho1, depol_kraus) - ((1 - p) * rho1 + p * I2 / 2)).abs().max())
@@ -321,8 +326,7 @@ trustml_ref.assert_close(state, torch.as_tensor(pl_state), atol=1e-12, name="sta
 p_noise = 0.2
 rho_scratch = state[:, None] * state.conj()[None, :]
 for w in range(n):
-    rho_scratch = channel_scratch(rho_scratch, [embed(K, [w], n) for K in
-                                                [np.sqrt(1 - 3 * p_noise / 4) * I2] + [np.sqrt(p_noise / 4) * P for P in (X, Y, Z)]])
+    rho_scratch = channel_scratch(rho_scratch, [embed(K, [w], n) for K in depolarizing_kraus(p_noise)])
 pl_rho = qml.QNode(lambda: (pennylane_circuit(p_noise), qml.density_matrix(wires=range(n)))[1], qml.device("default.mixed", wires=n),
                    interface="torch")()
 mixed_gap = float((rho_scratch - torch.as_tensor(pl_rho)).abs().max())
@@ -339,10 +343,9 @@ trustml_ref.assert_close(channel_scratch(rho, [np.sqrt(1 - p) * torch.eye(d, dty
                          depolarize(rho, p), atol=1e-15, name="global depolarising")
 K_rand = random_channel(d, 3, g)
 trustml_ref.assert_close(channel_scratch(rho, K_rand), apply_kraus(rho, K_rand), atol=1e-14, name="Kraus channel")
-one_qubit_kraus = [np.sqrt(1 - 3 * p / 4) * I2] + [np.sqrt(p / 4) * P for P in (X, Y, Z)]
 M3 = random_density(1, 2**n, 4, g)[0]
 for wire in range(n):
-    scratch_adjoint = sum(embed(K, [wire], n).mH @ M3 @ embed(K, [wire], n) for K in one_qubit_kraus)
+    scratch_adjoint = sum(embed(K, [wire], n).mH @ M3 @ embed(K, [wire], n) for K in depol_kraus)
     trustml_ref.assert_close(depolarize_qubit_adjoint(M3, p, wire, n), scratch_adjoint, atol=1e-14, name=f"adjoint on wire {wire}")
 print("graduated: states, noisy density matrices and read-outs match PennyLane; rotations, channels and the "
       "Heisenberg picture match the package")
