@@ -37,7 +37,7 @@
 # - explain why $C$ is not a projector, find its spectrum, and say what that means for the method;
 # - design controls that separate the effect of a projection's direction from its shrinkage.
 #
-# **Runtime.** `smoke`: under a minute; `book`: about 3 minutes on a 2-core CPU; `colab`: the same
+# **Runtime.** `smoke`: under a minute; `book`: under 2 minutes on a 2-core CPU; `colab`: the same
 # toy plus the Qwen2.5-0.5B base/instruct pair if you point it to a LoRA adapter (a GPU helps).
 #
 # **Read first.** {doc}`p3_lora` (low-rank adapters, how PEFT stores them).

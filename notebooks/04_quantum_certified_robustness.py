@@ -38,7 +38,7 @@
 # - turn $\varepsilon$ into a certified trace-distance radius, with exact probabilities and with shots;
 # - translate the radius into an $\ell_2$ radius on amplitude-encoded features, and compare it with attacks.
 #
-# **Runtime.** `smoke`: under a minute; `book`: about 2 minutes on a 2-core CPU; `colab`: a few
+# **Runtime.** `smoke`: under a minute; `book`: under a minute on a 2-core CPU; `colab`: a few
 # minutes (more shots, more test points). Data: scikit-learn's digits and iris; simulators from PennyLane.
 #
 # **Read first.** {doc}`p6_quantum_noise` (qubits, channels, the trace distance) and {doc}`p5_certified_robustness` (from differential privacy to a certificate).
