@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pennylane as qml
 import pytest
@@ -273,3 +275,11 @@ def test_classifier_probabilities_and_noise():
 def test_bad_inputs_raise_clear_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_the_math_imports_without_pennylane():
+    # Channels, privacy levels and radii are plain tensor code: a chapter that only needs them (the
+    # certified-robustness primer) installs trustml_ref without the [quantum] extra.
+    code = "import sys; sys.modules['pennylane'] = None; import trustml_ref.quantum_cert as q; print(q.certified_radius)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -8,11 +8,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from trustml_ref.quantum_cert.channels import DTYPE
-from trustml_ref.quantum_cert.classifier import QuantumClassifier
+
+if TYPE_CHECKING:  # the classifier needs PennyLane; the radii and channels do not
+    from trustml_ref.quantum_cert.classifier import QuantumClassifier
 
 
 def feature_flip_radius(
