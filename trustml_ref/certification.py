@@ -154,6 +154,5 @@ def smoothed_certify(
         candidate = counts(n_select).argmax(1)
         hits = counts(n_estimate).gather(1, candidate[:, None]).squeeze(1)
     p_lower = clopper_pearson(hits, n_estimate, alpha, "lower")
-    certified = p_lower > 0.5
-    radius = torch.where(certified, sigma * torch.special.ndtri(p_lower), torch.zeros_like(p_lower))
-    return torch.where(certified, candidate, torch.full_like(candidate, -1)), p_lower, radius
+    radius = gaussian_smoothing_radius(p_lower, sigma)  # 0 where p_lower <= 1/2
+    return torch.where(p_lower > 0.5, candidate, torch.full_like(candidate, -1)), p_lower, radius
