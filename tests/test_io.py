@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from trustml_ref.claims import start_ledger
 from trustml_ref.io import iter_tensors, load_state_dict, load_tensors, record_results, save_tensors
 
 
@@ -44,12 +45,14 @@ def test_missing_or_misnamed_files_are_clear_errors(tmp_path):
 
 
 def test_record_results_writes_json_ready_values(tmp_path):
+    start_ledger("smoke")
     path = tmp_path / "r" / "results.json"
     data = record_results(path, acc=np.float32(0.5), curve=torch.tensor([1.0, 2.0]), grid=np.arange(3), nested={"k": (1, 2)}, none=None)
     assert json.loads(path.read_text()) == data == {
-        "acc": 0.5, "curve": [1.0, 2.0], "grid": [0, 1, 2], "nested": {"k": [1, 2]}, "none": None
+        "acc": 0.5, "curve": [1.0, 2.0], "grid": [0, 1, 2], "nested": {"k": [1, 2]}, "none": None,
+        "claims": [],
     }
-    assert record_results(None, x=1) == {"x": 1}
+    assert record_results(None, x=1) == {"x": 1, "claims": []}
 
 
 @pytest.mark.parametrize("bad", [float("nan"), np.array([1.0, np.inf]), torch.tensor(float("nan"))])

@@ -131,7 +131,11 @@ class RunConfig:
 
 
 def setup(profile: str | None = "book", seed: int = 0, device: str = "auto", *, style: bool = True) -> RunConfig:
-    """Resolve and apply a chapter's parameters; print one line that says what was chosen."""
+    """Resolve and apply a chapter's parameters; print one line that says what was chosen.
+
+    Also starts the chapter's ledger of claims (:mod:`trustml_ref.claims`): conclusions are
+    checked in the ``book`` and ``colab`` profiles and only recorded in ``smoke``.
+    """
     chosen_profile = resolve_profile(profile)
     generator = seed_everything(seed)
     chosen_device = resolve_device(device)
@@ -140,6 +144,9 @@ def setup(profile: str | None = "book", seed: int = 0, device: str = "auto", *, 
         from trustml_ref.plotting import apply_style
 
         apply_style()
+    from trustml_ref.claims import start_ledger
+
+    start_ledger(chosen_profile)
     config = RunConfig(chosen_profile, int(seed), chosen_device, threads, cache_dir(), generator)
     print(f"trustml: profile={config.profile} seed={config.seed} device={config.device} torch_threads={threads}")
     return config

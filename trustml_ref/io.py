@@ -67,19 +67,20 @@ def load_state_dict(module: torch.nn.Module, path: str | Path, *, strict: bool =
     return module
 
 
-def _jsonable(value: Any, key: str) -> Any:
+def jsonable(value: Any, key: str) -> Any:
+    """``value`` as JSON-ready Python (tensors and arrays become lists); non-finite numbers raise."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
-        return [_jsonable(v, key) for v in value.tolist()] if value.ndim else _jsonable(value.item(), key)
+        return [jsonable(v, key) for v in value.tolist()] if value.ndim else jsonable(value.item(), key)
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"result {key!r} is {value}; recorded results must be finite")
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v, f"{key}.{k}") for k, v in value.items()}
+        return {str(k): jsonable(v, f"{key}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v, key) for v in value]
+        return [jsonable(v, key) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(f"result {key!r} has type {type(value).__name__}, which cannot be recorded as JSON")
@@ -90,9 +91,15 @@ def record_results(path: str | Path | None, **results: Any) -> dict[str, Any]:
 
     Tests pass ``RESULTS_PATH`` to a notebook through papermill and assert on this file.
     Tensors and arrays become lists; NaN or infinite values raise, so a broken run cannot
-    record a silent NaN.
+    record a silent NaN. The claims the chapter has made so far (:mod:`trustml_ref.claims`)
+    are written beside the results, under ``claims``.
     """
-    data = {k: _jsonable(v, k) for k, v in results.items()}
+    from trustml_ref.claims import recorded_claims
+
+    if "claims" in results:
+        raise ValueError("'claims' is written by record_results itself; use another result name")
+    data = {k: jsonable(v, k) for k, v in results.items()}
+    data["claims"] = [c.as_dict() for c in recorded_claims()]
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
