@@ -2,9 +2,10 @@
 
 Reads the execution cache the build filled (``_build/.jupyter_cache``): budgets are 4 minutes
 per method chapter, 1 minute per primer (and the conventions chapter), 20 minutes for the
-whole book. Exits non-zero when the whole book is over its budget or a chapter is missing;
-a single chapter over its budget is marked ``OVER`` in the table (one noisy minute on a busy
-machine should not fail CI, a book that no longer fits should).
+whole book. Every line over its budget is marked ``OVER``. Exits non-zero when a chapter has
+no execution record, or when the whole book takes more than 25% over its budget: beyond that,
+CI (install, tests, this build) no longer fits in 45 minutes. Machines differ by that much
+from day to day, so a smaller excess is reported, not failed.
 
     python tools/check_budgets.py [_build]
 """
@@ -18,6 +19,7 @@ from jupyter_cache import get_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 METHOD_BUDGET_S, PRIMER_BUDGET_S, BOOK_BUDGET_S = 240.0, 60.0, 1200.0
+HARD_LIMIT = 1.25  # times the book's budget
 
 
 def budget(stem: str) -> float:
@@ -40,7 +42,9 @@ def main(argv: list[str]) -> int:
         print(f"  {stem:36s} {times[stem]:6.0f} s  / {budget(stem):4.0f} s  {mark}")
     total = sum(times.get(s) or 0 for s in stems)
     print(f"  {'whole book':36s} {total:6.0f} s  / {BOOK_BUDGET_S:4.0f} s  {'OVER' if total > BOOK_BUDGET_S else 'ok'}")
-    return 1 if missing or total > BOOK_BUDGET_S else 0
+    if total > HARD_LIMIT * BOOK_BUDGET_S:
+        print(f"the whole book took more than {HARD_LIMIT:g} x its budget: CI would not fit in 45 minutes")
+    return 1 if missing or total > HARD_LIMIT * BOOK_BUDGET_S else 0
 
 
 if __name__ == "__main__":
