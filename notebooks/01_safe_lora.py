@@ -64,6 +64,7 @@ from peft import LoraConfig, get_peft_model
 from tqdm.auto import tqdm
 
 import trustml_ref
+from trustml_ref.claims import claim, glue
 from trustml_ref.io import record_results
 from trustml_ref.safe_lora import PROJECTIONS, project_b, projection_cosine, safe_lora
 from trustml_ref.safe_lora import toy
@@ -242,10 +243,17 @@ print(f"graduated on {len(result.report)} modules; threshold 0.5 projects {resul
 for row in result.report:
     print(f"  {row.name.removeprefix('base_model.model.model.'):28s} s = {row.similarity:+.3f}  "
           f"||dW|| {row.update_norm_before:.3f} -> {row.update_norm_after:.3f}  {'projected' if row.projected else ''}")
+shrink = [r.update_norm_before / r.update_norm_after for r in result.report if r.projected]
+claim("every projected module's update norm drops at least threefold", min(shrink) >= 3, smallest_factor=min(shrink))
+glue("sl_least_shrink", min(shrink))
+glue("sl_n_projected", result.n_projected)
+glue("sl_n_modules", len(result.report))
 
 # %% [markdown]
-# The report shows the shrinkage directly: every projected module's update norm drops several-fold,
-# as {prf:ref}`prop-sl-spectrum` predicts from $C$'s eigenvalues. The eigenvalues of one module's $C$:
+# With $\tau = 0.5$, {glue:text}`sl_n_projected` of the {glue:text}`sl_n_modules` modules are
+# edited. The report shows the shrinkage directly: every projected module's update norm drops at
+# least {glue:text}`sl_least_shrink:.1f`-fold, as {prf:ref}`prop-sl-spectrum` predicts from $C$'s
+# eigenvalues. The eigenvalues of one module's $C$:
 
 # %%
 v0 = (aligned_w["model.layers.0.self_attn.q_proj.weight"] - base_w["model.layers.0.self_attn.q_proj.weight"]).detach().double()
@@ -315,16 +323,52 @@ for setting in ["(a) harmful", "(b) mixed"]:
         print(f"{setting:12s} {variant:22s} refusal by K {refusal.round(2).tolist()}  utility {utility.round(2).tolist()}")
 
 # %% [markdown]
-# **What the toy shows** (read the table above; its first entry is the unrepaired LoRA, $K = 0$).
-# Safe LoRA does restore refusals once it changes enough modules, in both settings. But the
-# controls do the same or better: rescaling the same modules to the same norm *without* $C$'s
-# direction, zeroing them, or using $C$'s spectrum in random directions restores at least as many
-# refusals at the same $K$, at a similar cost in utility. The rank-8 orthogonal projector, which rotates without
-# shrinking, restores much less. In this toy, the projection works through *shrinkage*, and the new
-# skill does not survive it once several modules are changed, although it survives shrinking all
-# updates together (the scaling check above). We report this as the measured result; a toy in which
-# the direction of $C$ matters would need alignment and harmful updates that share a low-rank
-# subspace which the new skill avoids, and we have not built one yet.
+# The conclusions, on the means over the {glue:text}`sl_seeds` LoRA seeds and the held-out prompts.
+
+# %%
+settings = ("(a) harmful", "(b) mixed")
+controls = ("norm_matched_rescale", "zero", "random_spectrum")
+k_max = K_GRID[-1]
+aligned_refusal = stage_scores["aligned"].refusal_harmful
+claim("LoRA fine-tuning undoes the aligned model's refusals in both settings",
+      all(stage_scores[f"LoRA {s}"].refusal_harmful < aligned_refusal - 0.5 for s in settings),
+      aligned=aligned_refusal, lora=[stage_scores[f"LoRA {s}"].refusal_harmful for s in settings])
+claim(f"Safe LoRA's C on the {k_max} lowest-similarity modules restores refusal to at least 0.9, in both settings",
+      all(table[f"{s} paper"]["refusal"][-1] >= 0.9 for s in settings))
+control_gap = max(abs(a - b) for s in settings for c in controls
+                  for a, b in zip(table[f"{s} {c}"]["refusal"], table[f"{s} paper"]["refusal"]))
+claim("at every K each shrinkage control's refusal rate is within 0.1 of C's", control_gap <= 0.1,
+      largest_gap=control_gap)
+claim(f"the rank-8 projector restores refusal to at most 0.1 at K = {k_max}, in both settings",
+      all(table[f"{s} rank_k"]["refusal"][-1] <= 0.1 for s in settings),
+      refusal=[table[f"{s} rank_k"]["refusal"][-1] for s in settings])
+skill = table["(b) mixed paper"]["utility"]
+claim(f"in setting (b) the new skill is lost once C edits {k_max} modules", skill[-1] < skill[0] / 2,
+      utility_by_k=skill)
+claim("the new skill survives shrinking every update by half", scale_check[0.5] >= scale_check[1.0] - 0.05,
+      accuracy_by_scale={str(k): v for k, v in scale_check.items()})
+glue("sl_seeds", N_SEEDS)
+glue("sl_k_max", k_max)
+glue("sl_control_gap", control_gap)
+glue("sl_skill_before", skill[0])
+glue("sl_skill_after", skill[-1])
+glue("sl_scaled_half", scale_check[0.5])
+
+# %% [markdown]
+# **What the toy shows.** Safe LoRA does restore refusals once it changes enough modules, in both
+# settings. But the controls do as well: rescaling the same modules to the same norm *without*
+# $C$'s direction, zeroing them, or using $C$'s spectrum in random directions gives refusal rates
+# within {glue:text}`sl_control_gap:.2f` of $C$'s at every $K$, at a similar cost in utility. The
+# rank-8 orthogonal projector, which keeps the update's component inside the top-8 subspace of $V$
+# and removes the rest, restores much less. In this toy, $C$'s *direction* adds nothing measurable
+# over shrinking or deleting the same modules. Which modules the similarity *selects* is a separate
+# question that this experiment does not test: every variant edits the same lowest-similarity
+# modules. The new skill does not survive the edit once several modules are changed (new-task
+# accuracy {glue:text}`sl_skill_before:.2f` before, {glue:text}`sl_skill_after:.2f` with
+# $K$ = {glue:text}`sl_k_max`), although it survives shrinking all updates together by half
+# ({glue:text}`sl_scaled_half:.2f`). We report this as the measured result; a toy in which the
+# direction of $C$ matters would need alignment and harmful updates that share a low-rank subspace
+# which the new skill avoids, and we have not built one yet.
 #
 # The paper reports, on Llama-2-7B-Chat fine-tuned on a benign data set mixed with harmful examples,
 # harmfulness close to the aligned model's after Safe LoRA with utility largely kept (quoted from
@@ -440,7 +484,7 @@ results = record_results(
 #   mostly shrink the update.
 # - Measured in our toy: LoRA fine-tuning undoes refusals; Safe LoRA restores them when it changes
 #   enough modules, and shrinkage controls without its direction do as well, at the same cost to
-#   the new skill.
+#   the new skill. Whether the similarity's *selection* of modules matters is not tested here.
 #
 # ## References
 #

@@ -65,6 +65,7 @@ import torch
 from tqdm.auto import tqdm
 
 import trustml_ref
+from trustml_ref.claims import claim, glue, paired_difference, proportion_difference
 from trustml_ref.data import digits, openml
 from trustml_ref.io import record_results
 from trustml_ref.weight_robustness import (
@@ -118,9 +119,19 @@ plt.show()
 print(f"clean accuracy {clean_acc:.3f}; at eps = {eps_grid[-1]}: random noise {motivation['random'][-1]:.3f}, "
       f"PGD {motivation['pgd'][-1]:.3f}")
 
+# %%
+n_test = len(y_test)
+noise_vs_pgd = proportion_difference(motivation["random"][-1], motivation["pgd"][-1], n_test)
+claim(f"at eps = {eps_grid[-1]} random sign noise leaves far more test points correct than PGD",
+      noise_vs_pgd.lower > 0.5, test=noise_vs_pgd.test, **noise_vs_pgd.evidence)
+glue("wp_eps_max", eps_grid[-1])
+glue("wp_random", motivation["random"][-1])
+glue("wp_pgd", motivation["pgd"][-1])
+
 # %% [markdown]
-# Random noise of this size barely matters; a search for the worst direction in the same box
-# destroys the classifier (the numbers are printed above). An evaluation with random noise
+# Random noise of this size barely matters (accuracy {glue:text}`wp_random:.3f` at
+# $\varepsilon$ = {glue:text}`wp_eps_max`); a search for the worst direction in the same box
+# destroys the classifier ({glue:text}`wp_pgd:.3f`). An evaluation with random noise
 # alone would certify robustness that is not there. We want a guarantee that holds for *every*
 # perturbation in the box.
 #
@@ -357,13 +368,32 @@ for k, rows in per_layer.items():
     gap = max(abs(a - c) for a, c in zip(rows["attack"], rows["ibp"]))
     print(f"layer {k}: largest gap between attacked and IBP-certified accuracy {gap:.3f}")
 
+# %%
+layer_gaps = [max(abs(a - c) for a, c in zip(rows["attack"], rows["ibp"])) for rows in per_layer.values()]
+claim("at every radius closed form <= tightened <= IBP certified accuracy <= accuracy under PGD",
+      all(c <= t <= i <= a for c, t, i, a in zip(curves["closed_form"], curves["tightened"], curves["ibp"], curves["pgd"])))
+broken = next(e for e, a in zip(eps_grid, curves["pgd"]) if a < 0.5) if min(curves["pgd"]) < 0.5 else None
+claim("where PGD first brings accuracy below 0.5, IBP certifies under 5% of the test set",
+      broken is not None and curves["ibp"][eps_grid.index(broken)] < 0.05, radius=broken)
+claim("with only the last layer perturbed, certificate and attack coincide", layer_gaps[-1] == 0.0, gaps=layer_gaps)
+claim("the earlier the perturbed layer, the wider the band between attack and certificate",
+      layer_gaps == sorted(layer_gaps, reverse=True), gaps=layer_gaps)
+mean_acc = {k: float(np.mean(curves[k])) for k in ("pgd", "universal", "random")}
+claim("averaged over the radii, per-example PGD < universal attack < random noise",
+      mean_acc["pgd"] < mean_acc["universal"] < mean_acc["random"], mean_accuracy=mean_acc)
+glue("wp_last_gap", layer_gaps[-1])
+glue("wp_first_gap", layer_gaps[0])
+
 # %% [markdown]
 # The closed form certifies almost nothing beyond the smallest radii: it multiplies worst-case
 # column norms through the network. Its data-dependent tightening helps, and IBP is clearly the
 # best certificate, but at the radii where PGD breaks the network the certified accuracy has long
-# reached zero. For the **last layer alone** the certificate and the attack coincide (gap printed
-# above), as {prf:ref}`prop-wp-last-layer` predicts; the earlier a layer, the larger the gap. The
-# universal attack is much weaker than the per-example one, and random noise weaker still.
+# reached zero. For the **last layer alone** the certificate and the attack coincide (gap
+# {glue:text}`wp_last_gap:.3f`), as {prf:ref}`prop-wp-last-layer` predicts; the earlier the layer,
+# the wider the band between what the attack finds and what IBP certifies
+# ({glue:text}`wp_first_gap:.3f` for the first layer). A band is the attack's shortfall plus the
+# certificate's looseness; this experiment does not say which. The universal attack is much
+# weaker than the per-example one, and random noise weaker still.
 #
 # ## Experiment 2: how tight is each certificate?
 #
@@ -386,8 +416,16 @@ ax.legend()
 plt.show()
 median_ratio = {m: float(r.median()) for m, r in ratios.items()}
 print("median certified/attacked drop:", {m: round(v, 1) for m, v in median_ratio.items()})
+claim("median certified / attacked drop: IBP < tightened < closed form, and all >= 1",
+      1 <= median_ratio["ibp"] < median_ratio["tightened"] < median_ratio["closed_form"], medians=median_ratio)
+for m, v in median_ratio.items():
+    glue(f"wp_ratio_{m}", v)
 
 # %% [markdown]
+# At the median test input the closed form's certified drop is {glue:text}`wp_ratio_closed_form:.1f`
+# times the attacked drop, the tightened bound's {glue:text}`wp_ratio_tightened:.1f` times and
+# IBP's {glue:text}`wp_ratio_ibp:.1f` times.
+#
 # ## Generalisation of the perturbed class
 #
 # Every perturbed network has rows with $\ell_1$ norm at most $B_k = \beta_k + n_{k-1}\varepsilon_k$, so
@@ -425,10 +463,13 @@ ax.legend()
 plt.show()
 print(f"bound at eps=0: {bounds[0]:.3g}; at eps={gen_eps[-1]}: {bounds[-1]:.3g} "
       f"(x{bounds[-1] / bounds[0]:.2f}); measured train/test accuracy {train_acc:.3f}/{clean_acc:.3f}")
+claim("the margin bound is vacuous (above 1) at every radius", min(bounds) > 1, bounds=bounds)
+claim("the margin bound grows with eps", bounds == sorted(bounds) and bounds[-1] > bounds[0], bounds=bounds)
+glue("wp_bound_0", bounds[0])
 
 # %% [markdown]
-# The bound is numerically vacuous by orders of magnitude, as norm-based bounds are on real
-# networks: the product of per-layer norms is huge. What it offers is the *trend*: it grows with
+# The bound is numerically vacuous by orders of magnitude (a test error of at most
+# {glue:text}`wp_bound_0:.3g` at $\varepsilon = 0$), as norm-based bounds are on real networks: the product of per-layer norms is huge. What it offers is the *trend*: it grows with
 # $\varepsilon$ through $\prod_k(\beta_k + n_{k-1}\varepsilon_k)$, faster for wide layers, and it
 # suggests controlling the weight norms while training. The next experiment tests that advice.
 #
@@ -488,9 +529,37 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# The certified loss raises both certified and attacked accuracy at the training radius by a
-# wide margin, at little or no cost in clean accuracy (the table above). The norm term adds little
-# on top of it. The norm term *alone* is a different story, examined next.
+# The claims compare recipes trained from the same seed, paired over the
+# {glue:text}`wp_seeds` seeds and decided at two standard errors.
+
+# %%
+def across_seeds(name: str, key: str) -> list[float]:
+    return [row[key] for row in table[name]]
+
+
+def gap(a: str, b: str, key: str) -> float:
+    return float(np.mean(across_seeds(a, key)) - np.mean(across_seeds(b, key)))
+
+
+glue("wp_seeds", N_SEEDS)
+for key in ("certified", "pgd"):
+    glue(f"wp_gain_{key}", gap("certified", "standard", key))
+glue("wp_clean_cost", gap("standard", "certified", "clean"))
+if N_SEEDS > 1:  # a paired test needs at least two seeds
+    for key in ("certified", "pgd"):
+        d = paired_difference(across_seeds("certified", key), across_seeds("standard", key))
+        claim(f"the certified loss raises {key} accuracy at eps = {EPS_TRAIN}", d.lower > 0.1, test=d.test, **d.evidence)
+        d = paired_difference(across_seeds("certified + norm", key), across_seeds("certified", key))
+        claim(f"adding the norm term changes {key} accuracy by less than 2 points", max(-d.lower, d.upper) < 0.02,
+              test=d.test + ": the whole interval within 2 points", **d.evidence)
+    d = paired_difference(across_seeds("standard", "clean"), across_seeds("certified", "clean"))
+    claim("the certified loss costs at most 1 point of clean accuracy", d.upper <= 0.01, test=d.test, **d.evidence)
+
+# %% [markdown]
+# The certified loss raises certified accuracy at the training radius by
+# {glue:text}`wp_gain_certified:.2f` and accuracy under PGD by {glue:text}`wp_gain_pgd:.2f`, at
+# no real cost in clean accuracy (the standard loss is ahead by {glue:text}`wp_clean_cost:+.3f`).
+# The norm term adds little on top of it. The norm term *alone* is a different story, examined next.
 #
 # ### Why a norm penalty alone can hurt
 #
@@ -523,6 +592,15 @@ ax.legend()
 plt.show()
 print("absolute-eps PGD accuracy:", [round(a, 3) for a in sweep["absolute"]])
 print("relative-eps PGD accuracy:", [round(a, 3) for a in sweep["relative"]])
+absolute_trend = proportion_difference(sweep["absolute"][0], sweep["absolute"][-1], n_test)
+claim(f"under the absolute radius, lambda = {norm_weights[-1]} is less accurate under PGD than lambda = 0",
+      absolute_trend.lower > 0, test=absolute_trend.test + " (one seed)", **absolute_trend.evidence)
+relative_trend = proportion_difference(sweep["relative"][-1], sweep["relative"][0], n_test)
+claim(f"under the relative radius, lambda = {norm_weights[-1]} is more accurate under PGD than lambda = 0",
+      relative_trend.lower > 0, test=relative_trend.test + " (one seed)", **relative_trend.evidence)
+glue("wp_lambda_max", norm_weights[-1])
+glue("wp_abs_change", -absolute_trend.mean)
+glue("wp_rel_change", relative_trend.mean)
 
 # %%
 results = record_results(
@@ -541,8 +619,9 @@ results = record_results(
 )
 
 # %% [markdown]
-# In this run (printed above) the norm penalty alone lowers accuracy under the absolute radius
-# as $\lambda$ grows, while under the relative radius the same models look *more* robust: whether a
+# From $\lambda = 0$ to $\lambda$ = {glue:text}`wp_lambda_max` the norm penalty alone changes
+# accuracy under the absolute radius by {glue:text}`wp_abs_change:+.2f`, while under the relative
+# radius the same models look *more* robust ({glue:text}`wp_rel_change:+.2f`): whether a
 # norm penalty "helps weight robustness" depends on how the threat model measures the
 # perturbation. The certificate-based term does not have this problem, because it measures the
 # margin against the actual radius.

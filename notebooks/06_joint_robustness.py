@@ -63,6 +63,7 @@ import torch
 from tqdm.auto import tqdm
 
 import trustml_ref
+from trustml_ref.claims import claim, glue, paired_difference, proportion_difference
 from trustml_ref.data import digits, openml
 from trustml_ref.io import record_results
 from trustml_ref.weight_robustness import (
@@ -111,9 +112,22 @@ for name, loss in [("standard", cross_entropy_loss()), ("input-adversarial, eps_
 for name, report in first_look.items():
     print(f"{name:32s}" + "  ".join(f"{k} {v:.3f}" for k, v in report.items()))
 
+# %%
+looks = list(first_look.values())
+n_test = len(y_test)
+input_gain = proportion_difference(looks[1]["input"], looks[0]["input"], n_test)
+weight_cost = proportion_difference(looks[0]["weight"], looks[1]["weight"], n_test)
+claim("input-adversarial training at eps_x = 0.3 raises accuracy under the input attack", input_gain.lower > 0,
+      test=input_gain.test + " (one seed)", **input_gain.evidence)
+claim("input-adversarial training at eps_x = 0.3 lowers accuracy under the weight attack", weight_cost.lower > 0,
+      test=weight_cost.test + " (one seed)", **weight_cost.evidence)
+glue("j_first_input", input_gain.mean)
+glue("j_first_weight", weight_cost.mean)
+
 # %% [markdown]
-# Training on adversarial inputs buys input robustness, and, at this radius, costs weight
-# robustness (the numbers are printed above): robustness is not one property but several. A model
+# Training on adversarial inputs buys input robustness (+{glue:text}`j_first_input:.2f` under the
+# input attack), and, at this radius, costs weight robustness ({glue:text}`j_first_weight:.2f`
+# lower under the weight attack): robustness is not one property but several. A model
 # is *non-singularly* robust when it resists input and weight perturbations together.
 #
 # ## Derivation
@@ -296,6 +310,48 @@ for r in input_radii:
 more_fragile = [r for r, d in verdict.items() if d < 0]
 print("more fragile to weight attacks than the standard model at eps_x in", more_fragile or "none of the radii tried")
 
+# %% [markdown]
+# The conclusions, each a paired comparison over the {glue:text}`j_seeds` training seeds (the same
+# seed and test points for both recipes of a pair), decided at two standard errors.
+
+# %%
+def per_seed(name: str, threat: str) -> list[float]:
+    return [r[threat] for r in reports[name]]
+
+
+def paired(a: str, b: str, threat: str):
+    return paired_difference(per_seed(a, threat), per_seed(b, threat))
+
+
+if N_SEEDS > 1:
+    d = paired("weight-adv", "standard", "weight")
+    claim("weight-adversarial training raises accuracy under the weight attack", d.lower > 0, test=d.test, **d.evidence)
+    best_input = max((n for n in recipes if n.startswith("input-adv")), key=lambda n: np.mean(per_seed(n, "input")))
+    d = paired(best_input, "weight-adv", "input")
+    claim(f"under the input attack the weight-adversarial model stays below {best_input}", d.lower > 0,
+          test=d.test, **d.evidence)
+    d = paired(f"input-adv {input_radii[-1]}", "standard", "weight")
+    claim(f"input-adversarial training at eps_x = {input_radii[-1]} lowers accuracy under the weight attack",
+          d.upper < 0, test=d.test, **d.evidence)
+    d = paired(f"input-adv {input_radii[0]}", "standard", "weight")
+    claim(f"at eps_x = {input_radii[0]} no loss of accuracy under the weight attack is detected", d.upper >= 0,
+          test=d.test, **d.evidence)
+    others = [n for n in recipes if n not in ("joint-adv", "regularised")]
+    best_other = max(others, key=lambda n: np.mean(per_seed(n, "joint")))
+    for joint_name in ("joint-adv", "regularised"):
+        d = paired(joint_name, best_other, "joint")
+        claim(f"under the joint attack {joint_name} beats the best other recipe ({best_other})", d.lower > 0,
+              test=d.test, **d.evidence)
+certified_mean = {name: float(np.mean(v)) for name, v in certified_joint.items()}
+claim("only the certificate-regularised recipe certifies more than 5% of the test set in the joint ball",
+      [n for n, v in certified_mean.items() if v > 0.05] == ["regularised"], certified=certified_mean)
+glue("j_seeds", N_SEEDS)
+glue("j_certified", certified_mean["regularised"])
+glue("j_small_radius", input_radii[0])
+glue("j_small_change", verdict[input_radii[0]])
+glue("j_large_radius", input_radii[-1])
+glue("j_large_change", verdict[input_radii[-1]])
+
 # %%
 results = record_results(
     RESULTS_PATH,
@@ -310,16 +366,17 @@ results = record_results(
 )
 
 # %% [markdown]
-# **Reading the table.** In our runs (numbers above) the picture has three parts. First,
-# robustness does not transfer for free: the weight-adversarial model resists weight attacks but
-# not input attacks, and input-adversarial models the reverse. Second, the paper's warning holds
-# *at a large input radius*: with $\varepsilon_x = 0.3$ input-adversarial training costs clean accuracy
-# and leaves the model far more fragile to weight attacks than the standard one. At small radii
-# the effect can go the other way (the printed differences say which, for this run), so "input
-# robustness hurts weight robustness" is a statement about strong input training, not a law.
-# Third, the models trained for the joint threat, by joint PGD or by the certified bound, do best
-# under the joint attack and well under all three, and the certified loss is the only recipe
-# with substantial *certified* joint accuracy.
+# **Reading the table.** The picture has three parts. First, robustness to weights does not
+# bring robustness to inputs: the weight-adversarial model resists weight attacks but not input
+# attacks. The converse is not a rule: input-adversarial training at a small radius left the
+# weight robustness where it was or raised it. Second, the paper's warning holds *at a large input
+# radius*: at $\varepsilon_x$ = {glue:text}`j_large_radius` input-adversarial training costs clean
+# accuracy and changes accuracy under the weight attack by {glue:text}`j_large_change:+.2f`, while
+# at $\varepsilon_x$ = {glue:text}`j_small_radius` the change is {glue:text}`j_small_change:+.2f`, so
+# "input robustness hurts weight robustness" is a statement about strong input training, not a
+# law. Third, the models trained for the joint threat, by joint PGD or by the certified bound, do
+# best under the joint attack and well under all three, and the certified loss is the only recipe
+# with substantial *certified* joint accuracy ({glue:text}`j_certified:.2f` of the test set).
 #
 # ## Exercises
 #

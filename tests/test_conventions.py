@@ -87,8 +87,32 @@ def test_graduation_exercises_and_citations(notebook: Path) -> None:
     assert "assert_close" in nb.cells[graduation + 1].source, "the cell after '## Graduation' asserts equality"
     assert "record_results(" in text and "RESULTS_PATH" in text, "key results recorded for the tests"
     assert text.count("```{exercise}") >= 3 and text.count("```{solution}") >= text.count("```{exercise}")
-    assert "{cite" in text
-    assert "tqdm" in text, "long loops show a progress bar"
+    references = text[text.rindex("## References"):]
+    assert re.search(r"\{cite(?::\w+)?\}`[^`]+`", references), "the References section cites the sources"
+    code = "\n".join(_code_without_comments(c.source) for c in code_cells(nb))
+    assert re.search(r"\b(tqdm|trange)\(", code), "long loops show a progress bar (a tqdm call in the code)"
+
+
+def _code_without_comments(source: str) -> str:
+    return "\n".join(line.split("#", 1)[0] for line in source.splitlines())
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=ids)
+def test_conclusions_are_claims_and_numbers_are_glued(notebook: Path) -> None:
+    """Every chapter states its conclusions as claims before it records its results; the
+    names its text quotes with {glue:...} are glued by its code."""
+    nb = nbformat.read(notebook, as_version=4)
+    code = [_code_without_comments(c.source) for c in code_cells(nb)]
+    claim_cells = [i for i, c in enumerate(code) if re.search(r"\bclaim\(", c)]
+    record_cells = [i for i, c in enumerate(code) if "record_results(" in c]
+    assert claim_cells, f"{notebook.name} states no conclusion as a claim (trustml_ref.claims.claim)"
+    assert record_cells and max(record_cells) >= max(claim_cells), "record_results comes after the last claim"
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    quoted = set(re.findall(r"\{glue(?::\w*)?\}`([^`:]+)", text))
+    glued = set(re.findall(r"\bglue\(\s*[\"']([^\"']+)[\"']", "\n".join(code)))
+    prefixes = re.findall(r"\bglue\(\s*f[\"']([^\"'{]+)\{", "\n".join(code))  # glue(f"name_{i}", ...)
+    missing = {q for q in quoted - glued if not any(q.startswith(p) for p in prefixes)}
+    assert not missing, f"{notebook.name} quotes names no glue() call makes: {sorted(missing)}"
 
 
 def test_citations_exist_in_bibliography() -> None:

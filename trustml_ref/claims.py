@@ -18,7 +18,7 @@ differences with its standard error), :func:`mean_difference` (independent runs,
 error), :func:`proportion_difference` (two rates, binomial errors) and :func:`bootstrap_interval` (a percentile interval) return the numbers and a
 one-line description to pass as ``test``.
 
-:func:`glue` hands a number to the text (``{glue:text}`name:.3f``` in Markdown, myst-nb),
+:func:`glue` hands a number to the text, which quotes it with a ``{glue:text}`` role (myst-nb),
 so prose and run cannot drift; it writes the same output myst-nb's ``glue`` writes, and
 needs no myst-nb where the book is not built (Colab).
 """
@@ -256,7 +256,7 @@ _GLUE_PREFIX = "application/papermill.record/"
 
 
 def glue(name: str, value: Any) -> None:
-    """Make ``value`` available to the text as ``{glue:text}`name```; shows nothing in the cell.
+    """Make ``value`` available to the text's ``{glue:text}`` roles under ``name``; shows nothing in the cell.
 
     Writes the output myst-nb's ``glue(name, value, display=False)`` writes (a
     ``text/plain`` record under papermill's mime prefix with ``scrapbook`` metadata), so

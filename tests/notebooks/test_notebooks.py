@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -37,12 +38,23 @@ def run_notebook(notebook: Path, out_dir: Path, **parameters) -> nbformat.Notebo
     )
 
 
-def results_of(notebook: Path, tmp_path: Path) -> tuple[dict, int]:
-    """Run a chapter in the smoke profile; return the results it recorded and its number of figures."""
+GLUE_ROLE = re.compile(r"\{glue(?::\w*)?\}`([^`:]+)")
+
+
+def glued_names(executed: nbformat.NotebookNode) -> set[str]:
+    """The names a run glued (myst-nb's scrapbook metadata on display outputs)."""
+    return {
+        out["metadata"]["scrapbook"]["name"]
+        for cell in executed.cells for out in cell.get("outputs", [])
+        if "scrapbook" in out.get("metadata", {})
+    }
+
+
+def results_of(notebook: Path, tmp_path: Path) -> tuple[dict, nbformat.NotebookNode]:
+    """Run a chapter in the smoke profile; return the results it recorded and the executed notebook."""
     results = tmp_path / "results.json"
     executed = run_notebook(notebook, tmp_path, PROFILE="smoke", RESULTS_PATH=str(results))
-    figures = sum("image/png" in out.get("data", {}) for cell in executed.cells for out in cell.get("outputs", []))
-    return json.loads(results.read_text()), figures
+    return json.loads(results.read_text()), executed
 
 
 def check_conventions(results: dict) -> None:
@@ -113,7 +125,6 @@ def check_lora_primer(results: dict) -> None:
     assert results["by_rank"][ranks[-1]] > results["head"]  # the low-rank update adds to the head alone
 
 
-# What each chapter's recorded results must show (chapters without an entry only need to run).
 def check_visual_prompting(results: dict) -> None:
     assert results["grad_gap"] < 1e-5  # the per-example gradient formula matches autograd
     assert results["dpsgd_spent_over_target"] <= 1 + 1e-9  # Opacus never overspends the budget
@@ -161,6 +172,7 @@ def check_ring_a_bell(results: dict) -> None:
     assert all(0 <= v <= 1 for v in results["asr"].values())
 
 
+# What each chapter's recorded results must show; every chapter has an entry.
 CHECKS = {
     "00_conventions": check_conventions,
     "p1_adversarial_examples": check_adversarial_primer,
@@ -181,11 +193,22 @@ CHECKS = {
 @pytest.mark.notebook
 @pytest.mark.parametrize("notebook", toc_notebooks(), ids=lambda p: p.stem)
 def test_chapter_runs_offline_in_smoke_profile(notebook: Path, tmp_path: Path, guarded_env: Path) -> None:
-    results, figures = results_of(notebook, tmp_path)
+    results, executed = results_of(notebook, tmp_path)
     assert results["profile"] == "smoke"
+    figures = sum("image/png" in out.get("data", {}) for cell in executed.cells for out in cell.get("outputs", []))
     assert figures >= 1, f"{notebook.name} showed no figure (is MPLBACKEND overriding the inline backend?)"
     assert guarded_env.read_text() == "", f"{notebook.name} tried to use the network:\n{guarded_env.read_text()}"
-    CHECKS.get(notebook.stem, lambda r: None)(results)
+    # Conclusions are claims; in smoke they are recorded, not checked (the book build checks them).
+    assert results["claims"], f"{notebook.name} recorded no claims before record_results"
+    assert not any(c["checked"] for c in results["claims"])
+    text = "\n".join(c.source for c in executed.cells if c.cell_type == "markdown")
+    missing = set(GLUE_ROLE.findall(text)) - glued_names(executed)
+    assert not missing, f"{notebook.name} quotes glued names its run never glued: {sorted(missing)}"
+    CHECKS[notebook.stem](results)
+
+
+def test_every_chapter_has_result_checks() -> None:
+    assert sorted(CHECKS) == sorted(nb.stem for nb in toc_notebooks()), "a chapter without checks, or checks without a chapter"
 
 
 def one_cell_notebook(source: str, path: Path) -> Path:
