@@ -6,7 +6,8 @@ The shared core lives in a few modules that every chapter imports:
 - :mod:`trustml_ref.plotting` -- the one figure style of the book;
 - :mod:`trustml_ref.testing` -- ``assert_close`` for numerical checks and graduation cells;
 - :mod:`trustml_ref.io` -- safetensors-only loading and result recording;
-- :mod:`trustml_ref.claims` -- the chapters' conclusions as checked claims, and ``glue``.
+- :mod:`trustml_ref.claims` -- the chapters' conclusions as checked claims, and ``glue``;
+- :mod:`trustml_ref.tables` -- results as HTML tables in the notebook, aligned text when printed.
 
 One subpackage per method sits on top (``trustml_ref.privacy`` first).
 """
