@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: install test book book-smoke sync clean
+.PHONY: install test test-fast book book-smoke sync clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ install: $(STAMP)
 ## Unit tests, conventions checks and every chapter run with papermill in the smoke profile.
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## The contributor's loop: unit and conventions tests, no chapter runs, no fresh-venv installs (about 1 minute).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not notebook"
 
 ## Execute every chapter (profile: $$TRUSTML_PROFILE, default book) and render HTML into _build/html.
 ## A build in another profile than the last one starts from an empty _build (tools/build_book.py).
