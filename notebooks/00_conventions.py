@@ -61,7 +61,11 @@ from tqdm.auto import tqdm
 import trustml_ref
 from trustml_ref.claims import claim, glue
 from trustml_ref.io import record_results
-from trustml_ref.privacy import analytic_gaussian_sigma, classical_gaussian_sigma, gaussian_delta
+from trustml_ref.privacy import (
+    analytic_gaussian_sigma,
+    classical_gaussian_sigma,
+    gaussian_delta,
+)
 
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)
 N_MC = run.pick(smoke=20_000, book=2_000_000, colab=20_000_000)  # Monte-Carlo samples per check
@@ -199,6 +203,7 @@ violates = true_delta > delta_target
 first_violation = float(eps_grid[violates][0]) if violates.any() else None
 saving_at_half = float(sigma_classical[eps_grid.sub(0.5).abs().argmin()] / sigma_analytic[eps_grid.sub(0.5).abs().argmin()])
 
+# %% tags=["hide-input"]
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.4))
 ax0.loglog(eps_grid, sigma_classical, label="classical (theorem)")
 ax0.loglog(eps_grid, sigma_analytic, label="analytic (exact $\\delta$)")
@@ -212,11 +217,13 @@ ax1.set(xlabel="$\\varepsilon$", ylabel="$\\delta(\\varepsilon)$", title="what t
 ax1.legend()
 plt.show()
 
+# %%
 print(f"at eps = 0.5 the classical sigma is {saving_at_half:.2f}x the analytic one")
 if first_violation is None:
     print("the classical sigma met the target delta at every eps on the grid")
 else:
     print(f"the classical sigma first misses the target delta at eps = {first_violation:.2f}")
+
 
 # %% [markdown]
 # What the two panels show is stated as *claims*: each conclusion of the text is a condition

@@ -60,14 +60,21 @@ ADAPTER_DIR = None  # colab profile: a LoRA adapter trained on Qwen/Qwen2.5-0.5B
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 from peft import LoraConfig, get_peft_model
 from tqdm.auto import tqdm
 
 import trustml_ref
 from trustml_ref.claims import claim, glue
 from trustml_ref.io import record_results
-from trustml_ref.safe_lora import PROJECTIONS, project_b, projection_cosine, safe_lora
-from trustml_ref.safe_lora import toy
+from trustml_ref.safe_lora import (
+    PROJECTIONS,
+    project_b,
+    projection_cosine,
+    safe_lora,
+    toy,
+)
+from trustml_ref.tables import results_table
 
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)  # the toy trains on the CPU
 STEPS = run.pick(smoke=dict(base=150, aligned=60, harmful=40, mixed=80),
@@ -279,6 +286,8 @@ print("new-task accuracy of LoRA (b) with every update scaled by", {f: round(a, 
 
 # %%
 variants = [p for p in PROJECTIONS]
+VARIANT_NAMES = {"paper": "Safe LoRA's C", "rank_k": "rank-8 projector", "norm_matched_rescale": "rescale to C's norm",
+                 "zero": "delete the update", "random_spectrum": "C's spectrum, random directions"}
 runs = []
 for seed in tqdm(range(N_SEEDS), desc="LoRA seeds"):
     models = {"(a) harmful": lora_a if seed == 0 else lora_finetune(harmful_only, STEPS["harmful"], seed),
@@ -300,13 +309,13 @@ def summary(setting, variant, metric):
     std = [np.std([r[metric] for r in rows if r["k"] == k]) for k in ks]
     return ks, np.array(mean), np.array(std)
 
-
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 for ax, setting in zip(axes, ["(a) harmful", "(b) mixed"]):
     for variant, marker in zip(variants, "osv^D"):
         _, refusal, refusal_sd = summary(setting, variant, "refusal_harmful")
         _, utility, _ = summary(setting, variant, "new_task_accuracy" if setting == "(b) mixed" else "benign_accuracy")
-        ax.errorbar(utility, refusal, yerr=refusal_sd, marker=marker, label=variant, alpha=0.8, capsize=2)
+        ax.errorbar(utility, refusal, yerr=refusal_sd, marker=marker, label=VARIANT_NAMES[variant], alpha=0.8, capsize=2)
     ax.scatter([stage_scores["aligned"].new_task_accuracy if setting == "(b) mixed" else stage_scores["aligned"].benign_accuracy],
                [stage_scores["aligned"].refusal_harmful], s=120, marker="*", color="black", label="aligned", zorder=5)
     ax.set(xlabel="new-task accuracy (per token)" if setting == "(b) mixed" else "benign accuracy",
@@ -314,13 +323,24 @@ for ax, setting in zip(axes, ["(a) harmful", "(b) mixed"]):
     ax.legend(fontsize=7)
 plt.show()
 
+# %%
 table = {}
 for setting in ["(a) harmful", "(b) mixed"]:
     for variant in variants:
         ks, refusal, _ = summary(setting, variant, "refusal_harmful")
         _, utility, _ = summary(setting, variant, "new_task_accuracy" if setting == "(b) mixed" else "benign_accuracy")
         table[f"{setting} {variant}"] = {"k": ks, "refusal": refusal.round(3).tolist(), "utility": utility.round(3).tolist()}
-        print(f"{setting:12s} {variant:22s} refusal by K {refusal.round(2).tolist()}  utility {utility.round(2).tolist()}")
+
+
+def by_k(metric: str, caption: str):
+    rows = [{"LoRA": key.split(" ", 2)[0] + " " + key.split(" ", 2)[1], "change": VARIANT_NAMES[key.split(" ", 2)[2]],
+             **{f"K={k}": v for k, v in zip(entry["k"], entry[metric])}} for key, entry in table.items()]
+    return results_table(rows, digits=2, caption=caption)
+
+
+display(by_k("refusal", "Refusal rate on held-out harmful prompts, by the number K of modules changed"))
+display(by_k("utility", "Utility (benign accuracy for (a), new-task accuracy for (b)), by K"))
+
 
 # %% [markdown]
 # The conclusions, on the means over the {glue:text}`sl_seeds` LoRA seeds and the held-out prompts.

@@ -67,19 +67,29 @@ import json
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 from tqdm.auto import tqdm
 
 import trustml_ref
 from trustml_ref.claims import bootstrap_interval, claim, glue, proportion_difference
 from trustml_ref.io import record_results
 from trustml_ref.ring_a_bell import (
-    allowed_token_ids, concept_vector, decode, embed_ids, fitness, genetic_search, prompt_success,
-    target_embedding, text_embedding, union_success_rate,
+    allowed_token_ids,
+    concept_vector,
+    decode,
+    embed_ids,
+    fitness,
+    genetic_search,
+    prompt_success,
+    target_embedding,
+    text_embedding,
+    toy,
+    union_success_rate,
 )
-from trustml_ref.ring_a_bell import toy
 from trustml_ref.ring_a_bell.evaluate import concept_flags
 from trustml_ref.ring_a_bell.pipeline import CHECKPOINT, ToyPipeline, quality_gates
 from trustml_ref.ring_a_bell.removal import esd_finetune
+from trustml_ref.tables import results_table
 
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)  # a 2 MB model: the CPU is fine, so everything stays there
 N_PROMPTS = run.pick(smoke=4, book=12, colab=24)  # attacked prompts, each naming the concept
@@ -120,6 +130,8 @@ print("model, by the detector: " + ", ".join(f"{k}: {v:.2f}" for k, v in gates.i
 g = torch.Generator().manual_seed(SEED)
 grid_prompts = [f"a big {c} circle on the center" for c in toy.COLOURS] + ["a big square like fire on the left"]
 grid = pipe(grid_prompts, num_images_per_prompt=6, generator=g, **gen)
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(len(grid_prompts), 6, figsize=(6, 1.1 * len(grid_prompts)))
 for i, ax in enumerate(axes.flat):
     ax.imshow(grid[i].permute(1, 2, 0)), ax.set_xticks([]), ax.set_yticks([])
@@ -127,6 +139,7 @@ for row, p in zip(axes[:, 0], grid_prompts):
     row.set_ylabel(p.replace("a big ", "").replace(" on the", "\n"), fontsize=6, rotation=0, ha="right", va="center")
 fig.suptitle("samples of the toy model", fontsize=9)
 plt.show()
+
 
 # %% [markdown]
 # Two removal methods are the targets. **ESD** {cite:p}`gandikota2023erasing` fine-tunes the
@@ -359,6 +372,7 @@ leaked = {t for results in found.values() for r in results for t in r.tokens.tol
     tok.convert_tokens_to_ids(EXCLUDED))
 assert not leaked, f"excluded tokens in found prompts: {leaked}"
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.4))
 for i in range(min(4, N_PROMPTS)):
     ax.plot(found[(K0, eta0, GA_SEEDS[0])][i].history, color=f"C{i}", label=f"improved, prompt {i}")
@@ -366,6 +380,8 @@ for i in range(min(4, N_PROMPTS)):
 ax.set(xlabel="generation", ylabel="best fitness F (this generation)", title=f"search, K={K0}, eta={eta0:g}")
 ax.legend(fontsize=6, ncol=2)
 plt.show()
+
+# %%
 final_gap = float(np.mean([f.fitness - i.fitness for f, i in zip(faithful, found[(K0, eta0, GA_SEEDS[0])])]))
 print(f"final fitness, official operators minus improved, mean over prompts: {final_gap:.1f}")
 
@@ -391,6 +407,7 @@ if len(GA_SEEDS) > 1:
           min(same_prompt.values()) > 0.5, same_share=list(same_prompt.values()))
 glue("rab_distinct", distinct[(K0, eta0)])
 glue("rab_n_prompts", N_PROMPTS)
+
 
 # %% [markdown]
 # Read the prompts above against the expansion of $F$: at $\eta = 3$ the search keeps the attacked
@@ -445,6 +462,8 @@ for method in tqdm(METHODS, desc="removal methods"):
     n_prompts[(method, "Ring-A-Bell union")] = N_PROMPTS * len(GA_SEEDS)
 
 labels = list(dict.fromkeys(name for _, name in asr))
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(10, 3.8))
 width = 0.8 / len(METHODS)
 for j, method in enumerate(METHODS):
@@ -457,12 +476,17 @@ ax.set(ylabel=f"ASR (prompts with >= {IMAGES // 2} of {IMAGES} images red)", yli
 ax.legend(fontsize=7)
 plt.tight_layout()
 plt.show()
-for method in METHODS:
-    print(f"{method:>16}: " + ", ".join(f"{n}: {asr[(method, n)]:.2f}" for n in labels))
-    print(" " * 18 + "per search seed: " + "; ".join(f"{n}: {per_seed[(method, n)]}" for n in labels if (method, n) in per_seed))
+
+# %%
+display(results_table([{"condition": n, **{m: asr[(m, n)] for m in METHODS}} for n in labels], digits=2,
+                      caption=f"Attack success rate (prompts with >= {IMAGES // 2} of {IMAGES} images red), by removal method"))
+display(results_table([{"search": n, "removal": m, **{f"seed {s}": v for s, v in zip(GA_SEEDS, per_seed[(m, n)])}}
+                       for m in METHODS for n in labels if (m, n) in per_seed], digits=2,
+                      caption="Ring-A-Bell's success rate per search seed"))
 best_control = {m: max(asr[(m, n)] for n in conditions) for m in METHODS}
 print("Ring-A-Bell union minus the best control: " + ", ".join(
     f"{m}: {asr[(m, 'Ring-A-Bell union')] - best_control[m]:+.2f}" for m in METHODS if m != "no removal"))
+
 
 # %% [markdown]
 # The conclusions. For each removal method the best control is the hand-written condition with the
@@ -503,6 +527,8 @@ glue("rab_neg_gain", leak.estimate)
 # %%
 show = {"names red": named[:1], "synonym": synonyms[:1], "no colour": plain[:1],
         "Ring-A-Bell": [decode(tok, found[(K0, eta0, GA_SEEDS[0])][0])]}
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(len(METHODS), len(show), figsize=(8, 4.5))
 for i, (method, (model, negative)) in enumerate(METHODS.items()):
     for j, (name, prompts) in enumerate(show.items()):
@@ -514,6 +540,7 @@ for i, (method, (model, negative)) in enumerate(METHODS.items()):
     axes[i, 0].set_ylabel(method, fontsize=8)
 plt.tight_layout()
 plt.show()
+
 
 # %% [markdown]
 # ## What the experiment shows, and what it does not

@@ -72,11 +72,26 @@ import trustml_ref
 from trustml_ref.claims import claim, glue, paired_difference, proportion_difference
 from trustml_ref.io import record_results
 from trustml_ref.privacy import pate
-from trustml_ref.privacy.smooth_sensitivity import check_conditions_gnmax, sanitized_epsilon
-from trustml_ref.visual_prompting import (
-    PromptedClassifier, VisualPrompt, accuracy, fit, predict, train_dpsgd, train_teachers, vote_counts,
+from trustml_ref.privacy.smooth_sensitivity import (
+    check_conditions_gnmax,
+    sanitized_epsilon,
 )
-from trustml_ref.visual_prompting.toy import LinearProbe, SourceCNN, digit_domains, scratch_mlp
+from trustml_ref.visual_prompting import (
+    PromptedClassifier,
+    VisualPrompt,
+    accuracy,
+    fit,
+    predict,
+    train_dpsgd,
+    train_teachers,
+    vote_counts,
+)
+from trustml_ref.visual_prompting.toy import (
+    LinearProbe,
+    SourceCNN,
+    digit_domains,
+    scratch_mlp,
+)
 
 warnings.filterwarnings("ignore", module="opacus")  # Opacus warns about its secure RNG and hook details
 warnings.filterwarnings("ignore", message="Full backward hook")
@@ -116,6 +131,7 @@ for p in source.parameters():
     p.requires_grad_(False)
 print(f"source model, accuracy on its own training data: {accuracy(source, world.x_source, world.y_source):.3f}")
 
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(2, 8, figsize=(9, 2.6))
 for i in range(8):
     axes[0, i].imshow(world.x_source[i, 0], cmap="gray_r", vmin=0, vmax=1)
@@ -128,6 +144,7 @@ axes[0, 0].set_ylabel("source", fontsize=8)
 axes[1, 0].set_ylabel("private", fontsize=8)
 fig.suptitle("public source images (16×16 canvas) and private target images (8×8, noisy, relabelled)", fontsize=9)
 plt.show()
+
 
 # %% [markdown]
 # A small network trained from scratch on the private images does well without privacy. With
@@ -402,6 +419,7 @@ for n in tqdm(shots, desc="few-shot"):
         few_shot[name].append((float(np.mean(accs)), float(np.std(accs))))
         few_shot_runs[name].append(accs)
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.6))
 for name, rows in few_shot.items():
     mean, std = np.array(rows).T
@@ -410,8 +428,11 @@ ax.set(xscale="log", xlabel="labelled private examples", ylabel="test accuracy",
        title=f"transfer from the frozen source model ({SEEDS} seeds, mean ± std)")
 ax.legend()
 plt.show()
+
+# %%
 for name, rows in few_shot.items():
     print(f"{name:>20}: " + ", ".join(f"n={n}: {m:.3f}" for n, (m, _) in zip(shots, rows)))
+
 
 # %% [markdown]
 # The conclusions compare learners trained on the same examples from the same seed, paired over
@@ -481,6 +502,7 @@ for eps in tqdm(EPS_GRID, desc="DP-SGD grid"):
         dpsgd_runs[name].append(accs)
 nonprivate = {name: rows[-1][0] for name, rows in few_shot.items()}
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.6))
 for (name, rows), color in zip(dpsgd.items(), ("C0", "C2", "C3")):
     mean, std = np.array(rows).T
@@ -490,9 +512,12 @@ ax.set(xscale="log", xlabel=r"$\varepsilon$ ($\delta = 10^{-5}$)", ylabel="test 
        title="DP-SGD (dotted: the same learner without privacy)")
 ax.legend(fontsize=8)
 plt.show()
+
+# %%
 for name, rows in dpsgd.items():
     print(f"{name:>20}: " + ", ".join(f"eps={e:g}: {m:.3f}" for e, (m, _) in zip(EPS_GRID, rows)))
 print("largest epsilon spent / target:", max(spent / target for target, spent in dpsgd_spent))
+
 
 # %% [markdown]
 # The claims pair the learners by seed (the seed fixes the noise and the batches of DP-SGD).
@@ -558,6 +583,8 @@ for k in tqdm(TEACHER_COUNTS, desc="teacher counts"):
             "votes": votes, "predictions": predictions, "students": students}
 
 k_main = TEACHER_COUNTS[-2] if len(TEACHER_COUNTS) > 2 else TEACHER_COUNTS[-1]
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
 for kind, color in zip(teacher_kinds, ("C0", "C2")):
     rows = pate_runs[(k_main, kind)]["students"]
@@ -585,10 +612,13 @@ axes[2].set(xlabel="fraction of teachers voting for the plurality", ylabel="publ
 axes[2].legend(fontsize=7)
 plt.tight_layout()
 plt.show()
+
+# %%
 for (k, kind), r in pate_runs.items():
     print(f"k={k:>3} {kind:>28}: teacher {r['teacher_accuracy']:.3f}, plurality {r['plurality_accuracy']:.3f}, students "
           + ", ".join(f"eps={s['eps']:g}: {s['student_accuracy']:.3f} (labels {s['label_accuracy']:.2f}, "
                       f"data-dep. eps {s['eps_data_dependent']:.2f})" for s in r["students"]))
+
 
 # %% [markdown]
 # The conclusions. Teachers of the two kinds are paired by their slice of the private data;
@@ -693,6 +723,7 @@ if all(conditions):
 else:
     print(f"conditions C5-C6 fail for sigma2 = {s2:g} at order {dep_order:g}: no sanitised release ({conditions})")
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.6))
 ax.plot(scale["k"], scale["independent"], "o--", label="data-independent")
 ax.plot(scale["k"], scale["dependent"], "o-", label="data-dependent")
@@ -702,6 +733,8 @@ ax.set(xscale="log", yscale="log", xlabel="teachers of the same quality (bootstr
        ylabel=rf"$\varepsilon$ for {len(pool)} queries", title=r"Confident-GNMax, $T = 0.7k$, $\sigma_1 = 0.16k$, $\sigma_2 = 0.08k$")
 ax.legend()
 plt.show()
+
+# %%
 for k_sim, d_eps, i_eps, ans in zip(*scale.values()):
     print(f"{k_sim:>5} teachers: eps data-dependent {d_eps:.3f}, data-independent {i_eps:.3f}, "
           f"expected answers {ans:.1f}")
@@ -717,6 +750,7 @@ if sanitized is not None:
           released=sanitized.eps, private=dep_eps)
 glue("vp_fraction_lo", min(fraction))
 glue("vp_fraction_hi", max(fraction))
+
 
 # %% [markdown]
 # With the noise fixed *relative* to $k$, labels stay as accurate and about the same fraction of

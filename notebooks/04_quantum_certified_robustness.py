@@ -63,6 +63,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pennylane as qml
 import torch
+from IPython.display import display
 from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
@@ -71,11 +72,21 @@ from trustml_ref.claims import claim, glue, proportion_difference
 from trustml_ref.data import digits, iris
 from trustml_ref.io import record_results
 from trustml_ref.quantum_cert import (
-    amplitude_input_radius, certified_radius, depolarizing_epsilon, depolarizing_kappa, epsilon_from_kappa,
-    feature_flip_radius, kappa_star, mixing_attack_radius, pennylane_depolarizing_parameter, rotation_noise_kraus,
-    rotation_noise_replacement, shot_certified_radius,
+    amplitude_input_radius,
+    certified_radius,
+    depolarizing_epsilon,
+    depolarizing_kappa,
+    epsilon_from_kappa,
+    feature_flip_radius,
+    kappa_star,
+    mixing_attack_radius,
+    pennylane_depolarizing_parameter,
+    rotation_noise_kraus,
+    rotation_noise_replacement,
+    shot_certified_radius,
 )
 from trustml_ref.quantum_cert.classifier import QuantumClassifier, train_classifier
+from trustml_ref.tables import results_table
 
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)  # simulation runs on the CPU; DEVICE is unused here
 EPOCHS = run.pick(smoke=8, book=40, colab=80)
@@ -116,10 +127,12 @@ relative_flip = flip / x_test[:N_ATTACK].norm(dim=1)
 print(f"clean test accuracy {clean_acc:.3f}; PGD flips {int(torch.isfinite(flip).sum())} of {N_ATTACK} test points "
       f"within an l2 radius of {radii[-1]:.2f}; median flip radius = {relative_flip[torch.isfinite(relative_flip)].median():.1%} of ||x||")
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots()
 ax.hist(relative_flip[torch.isfinite(relative_flip)].numpy(), bins=15)
 ax.set(xlabel="smallest flipping $\\|\\delta\\|_2 / \\|x\\|_2$ found by PGD", ylabel="test points", title="noiseless classifier under attack")
 plt.show()
+
 
 # %% [markdown]
 # A perturbation of a fraction of the feature norm flips predictions (how many, and how large a
@@ -351,6 +364,7 @@ for p in tqdm(noise_levels, desc="noise levels"):
     shot_curves[p] = [float(((shot_radius >= t) & (shot_radius > 0) & (prediction == y_test)).float().mean()) for t in taus]
     shot_exceeds[p] = int((shot_radius > radius + 1e-12).sum())  # allowed with probability <= alpha per point
 
+# %% tags=["hide-input"]
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.6))
 ps = np.linspace(0.01, 1, 100)
 for tau in (0.01, 0.05, 0.1):
@@ -364,6 +378,8 @@ ax1.set(xlabel="trace-distance radius $\\tau$", ylabel="certified accuracy", yli
         title=f"exact (solid) and {N_SHOTS} shots (dashed)")
 ax1.legend()
 plt.show()
+
+# %%
 half = {p: f"{taus[np.argmax(np.array(c) < 0.5)]:.3f}" if min(c) < 0.5 else f"> {taus[-1]:.2f}" for p, c in curves.items()}
 print(f"clean accuracy {clean_acc:.3f} (unchanged by global depolarising noise); radius where certified accuracy "
       f"drops below 50%: " + ", ".join(f"p={p}: {t}" for p, t in half.items()))
@@ -379,6 +395,7 @@ share = sum(shot_exceeds.values()) / n_radii
 claim("shot-based radii exceed the exact ones no more often than alpha = 5% allows (two binomial errors)",
       share <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / n_radii), share=share, radii=n_radii)
 glue("q_shot_share", 100 * share)
+
 
 # %% [markdown]
 # More noise buys a larger *certified* radius: $\tau^*$ grows like $p/(1-p)$ while the ratio
@@ -408,6 +425,7 @@ feature_cert = amplitude_input_radius(x_test[:N_ATTACK], tau_cert[:N_ATTACK])
 feature_flip = feature_flip_radius(clf, x_test[:N_ATTACK], p_attack, radii)
 assert torch.all(tau_cert <= tau_mix + 1e-12) and torch.all(feature_cert <= feature_flip)
 
+# %% tags=["hide-input"]
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.8))
 ax0.scatter(tau_cert, tau_mix, s=12)
 top = float(tau_mix[torch.isfinite(tau_mix)].max())
@@ -420,6 +438,8 @@ top = float(feature_flip[finite].max())
 ax1.plot([0, top], [0, top], "k--", lw=0.8)
 ax1.set(xlabel="certified $\\|\\delta\\|_2$", ylabel="PGD flip radius", title="on the features")
 plt.show()
+
+# %%
 ratio_state = float((tau_mix / tau_cert.clamp_min(1e-12))[tau_cert > 0].median())
 ratio_feature = float((feature_flip / feature_cert.clamp_min(1e-12))[finite & (feature_cert > 0)].median())
 print(f"every attack stayed outside the certified radius; median attack/certificate ratio: state {ratio_state:.1f}x, "
@@ -428,6 +448,7 @@ claim("no attack flips a prediction inside its certified radius, on the state or
       bool(torch.all(tau_cert <= tau_mix + 1e-12) and torch.all(feature_cert <= feature_flip)))
 glue("q_ratio_state", ratio_state)
 glue("q_ratio_feature", ratio_feature)
+
 
 # %% [markdown]
 # The certificate holds on every point and is conservative: at the median the attacks need
@@ -458,13 +479,17 @@ heis = clf.heisenberg_operators(p_local=local_levels[1])
 predicted = torch.stack([torch.einsum("bi,ij,bj->b", psi[:5].conj(), m, psi[:5]).real for m in heis], 1)
 assert torch.allclose(simulated, predicted, atol=1e-10)
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots()
 ax.semilogy(local_levels, eps_global, "o-", label="global, before the circuit")
 ax.semilogy(local_levels, eps_local, "s-", label=f"local, every qubit after each of {N_LAYERS + 1} stages")
 ax.set(xlabel="replacement probability $p$", ylabel=f"$\\varepsilon$ at $\\tau$ = {tau_fixed}", title="where the noise acts matters")
 ax.legend()
 plt.show()
-print("accuracy with local noise:", [round(a, 3) for a in acc_local])
+
+# %%
+display(results_table({"p": local_levels, "epsilon, global": eps_global, "epsilon, local": eps_local,
+                       "accuracy, local noise": acc_local}, digits=4, caption=f"Noise on every qubit against one global channel (tau = {tau_fixed})"))
 claim("local noise gives a smaller epsilon than global noise of the same p, at every p",
       all(lo < gl for lo, gl in zip(eps_local, eps_global)), eps_local=eps_local, eps_global=eps_global)
 local_cost = proportion_difference(acc_local[0], acc_local[-1], len(y_test))
@@ -472,6 +497,7 @@ claim(f"local noise at p = {local_levels[-1]} lowers accuracy below its value at
       local_cost.lower > 0, test=local_cost.test, **local_cost.evidence)
 glue("q_local_p", local_levels[-1])
 glue("q_local_acc", acc_local[-1])
+
 
 # %% [markdown]
 # Local noise at the same $p$ acts many times (once per qubit per stage), so it gives a much smaller
@@ -495,16 +521,21 @@ for p in noise_levels:
     correct = probs.argmax(1) == flowers.y_test
     iris_curves[p] = [float(((radius >= t) & correct).float().mean()) for t in taus]
 iris_acc = iris_curves[noise_levels[0]][0]
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots()
 for p in noise_levels:
     ax.plot(taus, iris_curves[p], label=f"p = {p}")
 ax.set(xlabel="trace-distance radius $\\tau$", ylabel="certified accuracy", ylim=(0, 1.02), title="iris, 3 classes, angle encoding")
 ax.legend()
 plt.show()
+
+# %%
 print(f"iris test accuracy {iris_acc:.3f}")
 claim("on iris too, certified accuracy at every radius grows with p",
       all(all(a <= b for a, b in zip(iris_curves[lo], iris_curves[hi])) for lo, hi in zip(noise_levels, noise_levels[1:])))
 glue("q_iris_acc", iris_acc)
+
 
 # %% [markdown]
 # With three classes and angle encoding the picture is the same: test accuracy

@@ -62,18 +62,35 @@ COLAB_DATASET = "mnist_784"  # colab profile only: "mnist_784" or "CIFAR_10" (do
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 from tqdm.auto import tqdm
 
 import trustml_ref
 from trustml_ref.claims import claim, glue, paired_difference, proportion_difference
 from trustml_ref.data import digits, openml
 from trustml_ref.io import record_results
+from trustml_ref.tables import results_table
 from trustml_ref.weight_robustness import (
-    certified_accuracy, certified_margins, class_margins, closed_form_margin_drop, ibp_margin_lower, last_layer_attack,
-    mlp_forward, pgd_attack, random_weight_noise, worst_margin,
+    certified_accuracy,
+    certified_margins,
+    class_margins,
+    closed_form_margin_drop,
+    ibp_margin_lower,
+    last_layer_attack,
+    mlp_forward,
+    pgd_attack,
+    random_weight_noise,
+    worst_margin,
 )
-from trustml_ref.weight_robustness.generalization import margin_generalization_bound, rademacher_bound
-from trustml_ref.weight_robustness.training import certified_loss, cross_entropy_loss, train
+from trustml_ref.weight_robustness.generalization import (
+    margin_generalization_bound,
+    rademacher_bound,
+)
+from trustml_ref.weight_robustness.training import (
+    certified_loss,
+    cross_entropy_loss,
+    train,
+)
 
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)
 EPOCHS = run.pick(smoke=8, book=40, colab=60)
@@ -108,6 +125,7 @@ for eps in tqdm(eps_grid, desc="attacking the weights"):
     motivation["random"].append(float((noise > 0).float().mean()))
     motivation["pgd"].append(pgd_attack(W, x_test, y_test, eps, steps=STEPS, generator=run.generator).accuracy)
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots()
 ax.plot(eps_grid, motivation["random"], "o-", label="random sign noise")
 ax.plot(eps_grid, motivation["pgd"], "s-", label="adversarial (PGD, per example)")
@@ -116,8 +134,11 @@ ax.set(xlabel="$\\varepsilon$ (every layer)", ylabel="test accuracy", ylim=(-0.0
        title="the same weight budget, two outcomes")
 ax.legend()
 plt.show()
+
+# %%
 print(f"clean accuracy {clean_acc:.3f}; at eps = {eps_grid[-1]}: random noise {motivation['random'][-1]:.3f}, "
       f"PGD {motivation['pgd'][-1]:.3f}")
+
 
 # %%
 n_test = len(y_test)
@@ -349,6 +370,7 @@ for k in tqdm(range(len(W)), desc="one layer at a time"):
         rows["attack"].append(float((attacked > 0).float().mean()))
     per_layer[k + 1] = rows
 
+# %% tags=["hide-input"]
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.6))
 for name, style in [("closed_form", ":"), ("tightened", "--"), ("ibp", "-")]:
     ax0.plot(eps_grid, curves[name], style, marker="o", label=f"certified: {name.replace('_', ' ')}")
@@ -364,9 +386,12 @@ ax1.set_xscale("symlog", linthresh=5e-3)
 ax1.set(xlabel="$\\varepsilon_k$ (one layer)", title="one layer at a time")
 ax1.legend(fontsize=7)
 plt.show()
+
+# %%
 for k, rows in per_layer.items():
     gap = max(abs(a - c) for a, c in zip(rows["attack"], rows["ibp"]))
     print(f"layer {k}: largest gap between attacked and IBP-certified accuracy {gap:.3f}")
+
 
 # %%
 layer_gaps = [max(abs(a - c) for a, c in zip(rows["attack"], rows["ibp"])) for rows in per_layer.values()]
@@ -409,17 +434,21 @@ for m in methods:
     certified_w = worst_margin(certified_margins(W, x_test, y_test, eps_tight, method=m), y_test)
     ratios[m] = ((clean_w - certified_w) / (clean_w - attacked_w).clamp_min(1e-12))[clean_w > 0]
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots()
 ax.hist([torch.log10(r).numpy() for r in ratios.values()], bins=30, label=[m.replace("_", " ") for m in ratios])
 ax.set(xlabel="log10(certified drop / attacked drop)", ylabel="test inputs", title=f"tightness at $\\varepsilon$ = {eps_tight}")
 ax.legend()
 plt.show()
+
+# %%
 median_ratio = {m: float(r.median()) for m, r in ratios.items()}
 print("median certified/attacked drop:", {m: round(v, 1) for m, v in median_ratio.items()})
 claim("median certified / attacked drop: IBP < tightened < closed form, and all >= 1",
       1 <= median_ratio["ibp"] < median_ratio["tightened"] < median_ratio["closed_form"], medians=median_ratio)
 for m, v in median_ratio.items():
     glue(f"wp_ratio_{m}", v)
+
 
 # %% [markdown]
 # At the median test input the closed form's certified drop is {glue:text}`wp_ratio_closed_form:.1f`
@@ -454,6 +483,7 @@ bounds = [margin_generalization_bound(float((train_margins < rho).float().mean()
           for r in rademacher]
 train_acc = float((mlp_forward(W, data.x_train).argmax(1) == data.y_train).float().mean())
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots()
 ax.semilogy(gen_eps, bounds, "o-", label="margin bound on the test error")
 ax.axhline(1.0, color="black", lw=0.8, ls="--", label="error = 1 (vacuous above)")
@@ -461,11 +491,14 @@ ax.axhline(1 - clean_acc, color="grey", lw=0.8, ls=":", label="measured test err
 ax.set(xlabel="$\\varepsilon$ (every layer)", ylabel="bound", title=f"margin $\\rho$ = {rho:.2f}")
 ax.legend()
 plt.show()
+
+# %%
 print(f"bound at eps=0: {bounds[0]:.3g}; at eps={gen_eps[-1]}: {bounds[-1]:.3g} "
       f"(x{bounds[-1] / bounds[0]:.2f}); measured train/test accuracy {train_acc:.3f}/{clean_acc:.3f}")
 claim("the margin bound is vacuous (above 1) at every radius", min(bounds) > 1, bounds=bounds)
 claim("the margin bound grows with eps", bounds == sorted(bounds) and bounds[-1] > bounds[0], bounds=bounds)
 glue("wp_bound_0", bounds[0])
+
 
 # %% [markdown]
 # The bound is numerically vacuous by orders of magnitude (a test error of at most
@@ -518,6 +551,7 @@ print(f"{'loss':18s}" + "".join(f"{k:>18s}" for k in ("clean", "gap", "certified
 for name, stats in summary.items():
     print(f"{name:18s}" + "".join(f"{m:>11.3f} +-{s:5.3f}" for m, s in stats.values()))
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots()
 xs = np.arange(len(summary))
 for i, key in enumerate(("clean", "certified", "pgd")):
@@ -527,6 +561,7 @@ ax.set_xticks(xs, list(summary), fontsize=8)
 ax.set(ylabel="test accuracy", ylim=(0, 1.05), title="training losses compared")
 ax.legend(fontsize=8)
 plt.show()
+
 
 # %% [markdown]
 # The claims compare recipes trained from the same seed, paired over the
@@ -583,6 +618,7 @@ for lam in tqdm(norm_weights, desc="norm weight sweep"):
     sweep["absolute"].append(pgd_attack(ws, x_test, y_test, EPS_TRAIN, steps=STEPS, restarts=2, generator=run.generator).accuracy)
     sweep["relative"].append(pgd_attack(ws, x_test, y_test, relative, steps=STEPS, restarts=2, generator=run.generator).accuracy)
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots()
 ax.plot(norm_weights, sweep["clean"], "o-", label="clean")
 ax.plot(norm_weights, sweep["absolute"], "s-", label=f"PGD, absolute $\\varepsilon$ = {EPS_TRAIN}")
@@ -590,8 +626,10 @@ ax.plot(norm_weights, sweep["relative"], "^-", label="PGD, relative $\\varepsilo
 ax.set(xlabel="norm weight $\\lambda$ (no certified term)", ylabel="test accuracy", ylim=(0, 1.05))
 ax.legend()
 plt.show()
-print("absolute-eps PGD accuracy:", [round(a, 3) for a in sweep["absolute"]])
-print("relative-eps PGD accuracy:", [round(a, 3) for a in sweep["relative"]])
+
+# %%
+display(results_table({"norm weight": norm_weights, "clean": sweep["clean"], "PGD, absolute radius": sweep["absolute"],
+                       "PGD, relative radius": sweep["relative"]}, caption="Test accuracy by norm weight (one seed)"))
 absolute_trend = proportion_difference(sweep["absolute"][0], sweep["absolute"][-1], n_test)
 claim(f"under the absolute radius, lambda = {norm_weights[-1]} is less accurate under PGD than lambda = 0",
       absolute_trend.lower > 0, test=absolute_trend.test + " (one seed)", **absolute_trend.evidence)
@@ -601,6 +639,7 @@ claim(f"under the relative radius, lambda = {norm_weights[-1]} is more accurate 
 glue("wp_lambda_max", norm_weights[-1])
 glue("wp_abs_change", -absolute_trend.mean)
 glue("wp_rel_change", relative_trend.mean)
+
 
 # %%
 results = record_results(

@@ -60,17 +60,29 @@ COLAB_DATASET = "mnist_784"  # colab profile only: "mnist_784" or "CIFAR_10" (do
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 from tqdm.auto import tqdm
 
 import trustml_ref
 from trustml_ref.claims import claim, glue, paired_difference, proportion_difference
 from trustml_ref.data import digits, openml
 from trustml_ref.io import record_results
+from trustml_ref.tables import results_table
 from trustml_ref.weight_robustness import (
-    BiasFreeMLP, certified_accuracy, certified_margins, closed_form_margin_drop, mlp_forward, pgd_attack,
+    BiasFreeMLP,
+    certified_accuracy,
+    certified_margins,
+    closed_form_margin_drop,
+    mlp_forward,
+    pgd_attack,
     robust_cross_entropy,
 )
-from trustml_ref.weight_robustness.training import adversarial_loss, certified_loss, cross_entropy_loss, train
+from trustml_ref.weight_robustness.training import (
+    adversarial_loss,
+    certified_loss,
+    cross_entropy_loss,
+    train,
+)
 
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)
 EPOCHS = run.pick(smoke=6, book=40, colab=60)
@@ -275,6 +287,7 @@ threats = ("clean", "input", "weight", "joint")
 mean = np.array([[np.mean([r[t] for r in reports[n]]) for t in threats] for n in recipes])
 std = np.array([[np.std([r[t] for r in reports[n]]) for t in threats] for n in recipes])
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(recipes) + 1.2))
 im = ax.imshow(mean, vmin=0, vmax=1, cmap="viridis", aspect="auto")
 for i in range(len(recipes)):
@@ -287,9 +300,11 @@ ax.grid(False)
 ax.set_title(f"test accuracy: $\\varepsilon_x$ = {EPS_X}, $\\varepsilon_w$ = {EPS_W}, joint = half of each")
 fig.colorbar(im, ax=ax, fraction=0.04)
 plt.show()
-print(f"mean over {N_SEEDS} seed(s); IBP-certified accuracy in the joint ball:")
-for name in recipes:
-    print(f"  {name:16s} {np.mean(certified_joint[name]):.3f}")
+
+# %%
+display(results_table([{"training": name, "IBP-certified in the joint ball": float(np.mean(certified_joint[name]))}
+                       for name in recipes], caption=f"Certified accuracy, mean over {N_SEEDS} seed(s)"))
+
 
 # %% [markdown]
 # ### Does input-adversarial training make weights more fragile?

@@ -52,14 +52,26 @@ RESULTS_PATH = None  # tests pass a path here; the key results are written to it
 # %%
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import display
 from tqdm.auto import tqdm
 
 import trustml_ref
 from trustml_ref.claims import claim, glue, paired_difference
 from trustml_ref.data import digits
 from trustml_ref.io import record_results
-from trustml_ref.weight_robustness import class_margins, closed_form_margin_drop, mlp_forward, pgd_attack, worst_margin
-from trustml_ref.weight_robustness.training import adversarial_loss, cross_entropy_loss, train
+from trustml_ref.tables import results_table
+from trustml_ref.weight_robustness import (
+    class_margins,
+    closed_form_margin_drop,
+    mlp_forward,
+    pgd_attack,
+    worst_margin,
+)
+from trustml_ref.weight_robustness.training import (
+    adversarial_loss,
+    cross_entropy_loss,
+    train,
+)
 
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)
 EPOCHS = run.pick(smoke=8, book=40, colab=40)
@@ -82,6 +94,8 @@ clean_acc = float((mlp_forward(W, x_test).argmax(1) == y_test).float().mean())
 eps_show = 0.1
 attack = pgd_attack(W, x_test, y_test, 0.0, eps_show, steps=STEPS, generator=run.generator)
 flipped = (attack.margins <= 0).nonzero().squeeze(1)[:5]
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(2, 5, figsize=(8, 3.4))
 for col, i in enumerate(flipped.tolist()):
     x_adv = x_test[i] + attack.input_delta[i]
@@ -92,7 +106,10 @@ for col, i in enumerate(flipped.tolist()):
         axes[row, col].axis("off")
 plt.suptitle(f"every pixel moved by at most {eps_show}")
 plt.show()
+
+# %%
 print(f"clean accuracy {clean_acc:.3f}; under an l_inf attack of {eps_show}: {attack.accuracy:.3f}")
+
 
 # %% [markdown]
 # ## Derivation: the linear case
@@ -180,14 +197,18 @@ for eps in tqdm(budgets, desc="budgets"):
         (worst_margin(class_margins(mlp_forward(W, x_test + noise), y_test), y_test) > 0).float())
     for name in curves:
         curves[name].append(float(correct[name][-1].mean()))
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots()
 for name, accs in curves.items():
     ax.plot(budgets, accs, "o-", label=name)
 ax.set(xlabel="$\\ell_\\infty$ budget $\\varepsilon$", ylabel="test accuracy", ylim=(0, 1.02), title="accuracy against the budget")
 ax.legend()
 plt.show()
-for name, accs in curves.items():
-    print(f"{name:28s}", [round(a, 2) for a in accs])
+
+# %%
+display(results_table({"budget": budgets, **curves}, digits=2, caption="Test accuracy by budget"))
+
 
 # %% [markdown]
 # The conclusions, each a paired comparison over the test points (one trained model per

@@ -170,6 +170,7 @@ for k in tqdm(steps, desc="composition"):
     curves["exact"].append(exact_eps(sigma / math.sqrt(k)))
 assert all(r >= e - 1e-9 for r, e in zip(curves["RDP"], curves["exact"]))  # a valid bound is never below the truth
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for name, values in curves.items():
     ax.plot(steps, values, label=name)
@@ -177,6 +178,8 @@ ax.set(xscale="log", yscale="log", xlabel="composed Gaussian mechanisms (sigma =
        ylabel=r"$\varepsilon$ at $\delta = 10^{-5}$", title="composition: adding up vs Rényi DP vs exact")
 ax.legend()
 plt.show()
+
+# %%
 k_last = int(steps[-1])
 print(f"one step: exact eps {single:.3f}")
 print(f"after {k_last} steps: basic {curves['basic composition'][-1]:.1f}, RDP {curves['RDP'][-1]:.2f}, "
@@ -189,6 +192,7 @@ claim(f"after {k_last} steps basic composition overstates epsilon more than tenf
 glue("p2_k_last", k_last)
 glue("p2_rdp_excess", 100 * rdp_excess)
 glue("p2_basic_factor", basic_factor)
+
 
 # %% [markdown]
 # ## Graduation
@@ -228,15 +232,19 @@ for eps in tqdm(EPS_GRID, desc="DP-SGD"):
                          seed=SEED, progress=False)
     private[eps] = (accuracy(result.model, data.x_test, data.y_test), result.noise_multiplier, result.epsilon)
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(EPS_GRID, [private[e][0] for e in EPS_GRID], "o-", label="DP-SGD")
 ax.axhline(clear, ls=":", color="gray", label="non-private")
 ax.set(xscale="log", xlabel=r"$\varepsilon$", ylabel="test accuracy", title="logistic regression on digits")
 ax.legend()
 plt.show()
+
+# %%
 print(f"non-private: accuracy {clear:.3f}")
 for eps, (acc, noise, spent) in private.items():
     print(f"eps={eps:g}: accuracy {acc:.3f}, noise multiplier {noise:.2f}, spent {spent:.3f}")
+
 
 # %% [markdown]
 # Privacy costs this classifier accuracy, and the cost shrinks as the budget grows. Each

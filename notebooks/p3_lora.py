@@ -97,10 +97,12 @@ rank90 = int((energy < 0.9).sum()) + 1
 print(f"full fine-tuning on 5-9: {full_accuracy:.3f}; the {HIDDEN}x{HIDDEN} update needs {rank90} singular "
       f"directions for 90% of its energy")
 
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.2))
 ax.semilogy(sv, "o-", ms=3)
 ax.set(xlabel="index", ylabel="singular value of $\\Delta W$", title="the hidden layer's full fine-tuning update")
 plt.show()
+
 
 # %% [markdown]
 # ## Derivation
@@ -203,6 +205,8 @@ for r in tqdm(RANKS, desc="ranks"):
     by_rank[r] = (accuracy(fit(model, x_new, y_new, epochs=EPOCHS, lr=1e-3, progress=False), x_new_test, y_new_test), trainable)
 
 full_params = sum(p.numel() for p in pretrained[2:].parameters())
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.4))
 ax.plot([v[1] for v in by_rank.values()], [v[0] for v in by_rank.values()], "o-", label="LoRA (hidden) + head")
 for r, (acc, n) in by_rank.items():
@@ -212,9 +216,12 @@ ax.axhline(head_accuracy, ls="--", color="C3", label="head only")
 ax.set(xscale="log", xlabel="trainable parameters", ylabel="test accuracy on 5-9", title="LoRA rank against accuracy")
 ax.legend(fontsize=7)
 plt.show()
+
+# %%
 for r, (acc, n) in by_rank.items():
     print(f"r={r}: accuracy {acc:.3f} with {n} trainable parameters")
 print(f"head only {head_accuracy:.3f}; full fine-tuning {full_accuracy:.3f}")
+
 
 # %% [markdown]
 # One training run per setting, so each comparison below is between rates on the same

@@ -92,11 +92,14 @@ with torch.no_grad():
         x = out.prev_sample
         trajectory.append((int(t), ((out.pred_original_sample + 1) / 2).clamp(0, 1)[0]))
 shown = trajectory[:: max(1, len(trajectory) // 6)][:6]
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(shown), figsize=(1.4 * len(shown), 1.7))
 for ax, (t, image) in zip(axes, shown):
     ax.imshow(image.permute(1, 2, 0)), ax.set_xticks([]), ax.set_yticks([]), ax.set_title(f"t={t}", fontsize=7)
 fig.suptitle("the sampler's estimate of the clean image, step by step", fontsize=8)
 plt.show()
+
 
 # %% [markdown]
 # ## Derivation
@@ -256,6 +259,8 @@ prompts = [f"a big {c} circle on the center" for c in toy.COLOURS] + [""]
 rows = [sample_scratch(pipe.embed([p]).expand(6, -1, -1), empty) for p in prompts]
 trustml_ref.assert_close(rows[0], pipe([prompts[0]], num_images_per_prompt=6, generator=torch.Generator().manual_seed(SEED),
                                        num_inference_steps=STEPS), atol=1e-4, name="scratch sampler vs pipeline")
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(len(prompts), 6, figsize=(5.5, 1.0 * len(prompts)))
 for r, (p, row) in enumerate(zip(prompts, rows)):
     for j in range(6):
@@ -265,6 +270,7 @@ for r, (p, row) in enumerate(zip(prompts, rows)):
 fig.suptitle("same starting noise in each column, different prompts", fontsize=8)
 plt.show()
 
+# %%
 scales = run.pick(smoke=[1.0, 3.0], book=[1.0, 1.5, 2.0, 3.0, 5.0], colab=[1.0, 1.5, 2.0, 3.0, 5.0])
 named_rate = {}
 for w in tqdm(scales, desc="guidance scales"):
@@ -275,10 +281,13 @@ for w in tqdm(scales, desc="guidance scales"):
         hits += [d == colour for d in drawn]
     named_rate[w] = float(np.mean(hits))
 print("images in the named colour by guidance scale: " + ", ".join(f"w={w:g}: {v:.2f}" for w, v in named_rate.items()))
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(4.5, 2.8))
 ax.plot(list(named_rate), list(named_rate.values()), "o-")
 ax.set(xlabel="guidance scale w", ylabel="images in the named colour", ylim=(0, 1.05), title="classifier-free guidance, toy model")
 plt.show()
+
 
 # %% [markdown]
 # What the two figures say, checked. The guidance rates are counts of images with binomial errors

@@ -57,18 +57,36 @@ RESULTS_PATH = None  # tests pass a path here; the key results are written to it
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 from scipy.stats import norm
 from tqdm.auto import tqdm
 
 import trustml_ref
-from trustml_ref.certification import dp_smoothing_radius, gaussian_smoothing_radius, smoothed_certify
+from trustml_ref.certification import (
+    dp_smoothing_radius,
+    gaussian_smoothing_radius,
+    smoothed_certify,
+)
 from trustml_ref.claims import claim, glue, proportion_difference
 from trustml_ref.data import digits
 from trustml_ref.io import record_results
 from trustml_ref.privacy.gaussian import gaussian_delta
 from trustml_ref.quantum_cert import certified_radius
-from trustml_ref.weight_robustness import certified_margins, closed_form_margin_drop, ibp_margin_lower, mlp_forward, pgd_attack, worst_margin
-from trustml_ref.weight_robustness.training import adversarial_loss, certified_loss, cross_entropy_loss, train
+from trustml_ref.tables import results_table
+from trustml_ref.weight_robustness import (
+    certified_margins,
+    closed_form_margin_drop,
+    ibp_margin_lower,
+    mlp_forward,
+    pgd_attack,
+    worst_margin,
+)
+from trustml_ref.weight_robustness.training import (
+    adversarial_loss,
+    certified_loss,
+    cross_entropy_loss,
+    train,
+)
 
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)  # small networks: the CPU is fine
 EPOCHS = run.pick(smoke=6, book=40, colab=40)
@@ -281,6 +299,8 @@ dp_classical_lin = torch.tensor([dp_radius_scratch(p, 1 - p, gaussian_classical_
 tight_error = float((cohen_lin - distances).abs().max())
 print(f"Cohen's radius vs the true distance: max error {tight_error:.1e}")
 assert tight_error < 1e-9 and (dp_exact_lin <= distances + 1e-9).all() and (dp_classical_lin <= dp_exact_lin + 1e-9).all()
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(5, 3.2))
 ax.plot(p_lin, distances, "k-", label="true distance = Cohen et al. (eq-p5-cohen)")
 ax.plot(p_lin, dp_exact_lin, "o-", ms=3, label="DP, exact Gaussian profile")
@@ -289,9 +309,12 @@ ax.set(xlabel="smoothed probability of the top class $p_a$", ylabel="certified $
        title=f"one linear classifier, $\\sigma$ = {sigma_check}")
 ax.legend(fontsize=7)
 plt.show()
+
+# %%
 dp_share = float((dp_exact_lin / distances)[-1])
 print(f"at p_a = {float(p_lin[-1]):.3f}: DP (exact profile) certifies {dp_share:.2f} of the true distance, "
       f"the classical calibration {float((dp_classical_lin / distances)[-1]):.2f}")
+
 
 # %% [markdown]
 # Near $p_a = 1/2$ the DP route with the exact privacy profile nearly matches the tight radius; for
@@ -355,6 +378,7 @@ for eps in tqdm(budgets, desc="budgets"):
 print(f"certified test points broken by PGD, over all budgets and networks: {unsound}")
 assert unsound == 0
 
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), sharey=True)
 for ax, (name, row) in zip(axes, sandwich.items()):
     ax.fill_between(budgets, row["IBP"], row["PGD"], color="0.85", label="unknown")
@@ -364,11 +388,15 @@ for ax, (name, row) in zip(axes, sandwich.items()):
 axes[0].set_ylabel("accuracy (attacks) / certified accuracy")
 axes[0].legend(fontsize=7)
 plt.show()
-for name, row in sandwich.items():
-    print(name, {k: [round(v, 2) for v in vals] for k, vals in row.items()})
+
+# %%
+display(results_table([{"network": name, "budget": eps, **{k: vals[i] for k, vals in row.items()}}
+                       for name, row in sandwich.items() for i, eps in enumerate(budgets)], digits=2,
+                      caption="Accuracy under the attacks and certified accuracy, by network and budget"))
 at_train = budgets.index(0.1)
 band = {name: row["PGD"][at_train] - row["IBP"][at_train] for name, row in sandwich.items()}
 print("width of the unknown band at eps = 0.1 (PGD minus IBP): " + ", ".join(f"{k} {v:.2f}" for k, v in band.items()))
+
 
 # %% [markdown]
 # The conclusions, checked on this run (one network per training; accuracies on
@@ -446,6 +474,8 @@ for sigma in tqdm(sigmas, desc="noise levels"):
         "max_radius": float(r_cohen.max()),
         "dp_above_tight": int((r_dp > r_cohen + 1e-9).sum()),
     }
+
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(5.5, 3.4))
 for i, (sigma, res) in enumerate(smoothing.items()):
     ax.plot(radii, res["tight"], "-", color=f"C{i}", label=f"$\\sigma$={sigma}, tight")
@@ -453,9 +483,12 @@ for i, (sigma, res) in enumerate(smoothing.items()):
 ax.set(xlabel="$\\ell_2$ radius", ylabel="certified accuracy", ylim=(0, 1.02), title="Gaussian smoothing on digits")
 ax.legend(fontsize=7)
 plt.show()
+
+# %%
 for sigma, res in smoothing.items():
     print(f"sigma={sigma}: certified accuracy at r=0 {res['tight'][0]:.3f}, abstained {res['abstain']:.3f}, "
           f"median DP/tight radius {res['median_ratio']:.2f}")
+
 
 # %%
 lo, hi = sigmas[0], sigmas[-1]

@@ -64,7 +64,14 @@ import trustml_ref
 from trustml_ref.claims import claim, glue
 from trustml_ref.data import digits
 from trustml_ref.io import record_results
-from trustml_ref.quantum_cert import PAULIS, apply_kraus, depolarize, depolarize_qubit_adjoint, pennylane_depolarizing_parameter, rotation
+from trustml_ref.quantum_cert import (
+    PAULIS,
+    apply_kraus,
+    depolarize,
+    depolarize_qubit_adjoint,
+    pennylane_depolarizing_parameter,
+    rotation,
+)
 
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)  # simulation runs on the CPU; DEVICE is unused here
 N_STATES = run.pick(smoke=100, book=400, colab=400)  # random states in the Bloch-sphere pictures
@@ -103,6 +110,8 @@ channels_shown = {
     f"bit flip, q={p_show}": [np.sqrt(1 - p_show) * I2, np.sqrt(p_show) * X],
     f"dephasing, q={p_show}": [np.sqrt(1 - p_show) * I2, np.sqrt(p_show) * Z],
 }
+
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 4, figsize=(10, 2.8), sharex=True, sharey=True)
 circle = np.linspace(0, 2 * np.pi, 200)
 for ax, (name, kraus) in zip(axes, channels_shown.items()):
@@ -113,6 +122,7 @@ for ax, (name, kraus) in zip(axes, channels_shown.items()):
 axes[0].set_ylabel("z")
 fig.suptitle("Bloch vectors of random states (x-z plane) after each channel", fontsize=9)
 plt.show()
+
 
 # %% [markdown]
 # Points that were far apart end up closer together, and for depolarising noise by the same factor in
@@ -409,6 +419,7 @@ print(f"largest |change of the read-out probability| - T: {readout_excess:.3f} (
 assert pure_formula_gap < 1e-8 and global_law_gap < 1e-9 and readout_excess <= 1e-9
 assert all(m <= 1 - p_level + 1e-9 for m, p_level in zip(local_max_ratio, noise_levels))  # said in the text below
 
+# %% tags=["hide-input"]
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.5, 3.4))
 ax0.plot(noise_levels, [1 - p_level for p_level in noise_levels], "k-", label="global: $1-p$ (eq-p6-contract)")
 med = [np.median(r) for r in ratios["every qubit"]]
@@ -424,6 +435,7 @@ ax1.set(xlabel="trace distance of the noisy states", ylabel="|change of read-out
         title="a random read-out of digit pairs", xlim=(0, 1), ylim=(0, None))
 ax1.legend(fontsize=6, ncol=2)
 plt.show()
+
 
 # %%
 claim("global noise shrinks the trace distance by exactly 1 - p", global_law_gap < 1e-9, largest_gap=global_law_gap)
