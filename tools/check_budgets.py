@@ -2,10 +2,11 @@
 
 Reads the execution cache the build filled (``_build/.jupyter_cache``): budgets are 4 minutes
 per method chapter, 1 minute per primer (and the conventions chapter), 20 minutes for the
-whole book. Every line over its budget is marked ``OVER``. Exits non-zero when a chapter has
-no execution record, or when the whole book takes more than 25% over its budget: beyond that,
-CI (install, tests, this build) no longer fits in 45 minutes. Machines differ by that much
-from day to day, so a smaller excess is reported, not failed.
+whole book. Every line over its budget is marked ``OVER`` and summed up at the end, so the CI
+log says which chapter to shrink. It exits non-zero only when a chapter has no execution
+record: the same build took 1.6x longer on one machine than on another (and 01 took 129 s and
+220 s on the same machine an hour apart), so a time limit here would fail CI on the machine,
+not on the book.
 
     python tools/check_budgets.py [_build]
 """
@@ -19,7 +20,6 @@ from jupyter_cache import get_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 METHOD_BUDGET_S, PRIMER_BUDGET_S, BOOK_BUDGET_S = 240.0, 60.0, 1200.0
-HARD_LIMIT = 1.25  # times the book's budget
 
 
 def budget(stem: str) -> float:
@@ -42,9 +42,10 @@ def main(argv: list[str]) -> int:
         print(f"  {stem:36s} {times[stem]:6.0f} s  / {budget(stem):4.0f} s  {mark}")
     total = sum(times.get(s) or 0 for s in stems)
     print(f"  {'whole book':36s} {total:6.0f} s  / {BOOK_BUDGET_S:4.0f} s  {'OVER' if total > BOOK_BUDGET_S else 'ok'}")
-    if total > HARD_LIMIT * BOOK_BUDGET_S:
-        print(f"the whole book took more than {HARD_LIMIT:g} x its budget: CI would not fit in 45 minutes")
-    return 1 if missing or total > HARD_LIMIT * BOOK_BUDGET_S else 0
+    over = [s for s in stems if s not in missing and times[s] > budget(s)]
+    if over or total > BOOK_BUDGET_S:
+        print(f"OVER BUDGET: {', '.join(over) or 'the whole book'} (see the table above)")
+    return 1 if missing else 0
 
 
 if __name__ == "__main__":
