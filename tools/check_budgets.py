@@ -15,10 +15,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import yaml
 from jupyter_cache import get_cache
-
-ROOT = Path(__file__).resolve().parents[1]
+from runtime_table import ROOT, chapters  # the same list of chapters as the runtime table
 METHOD_BUDGET_S, PRIMER_BUDGET_S, BOOK_BUDGET_S = 240.0, 60.0, 1200.0
 
 
@@ -28,8 +26,7 @@ def budget(stem: str) -> float:
 
 def main(argv: list[str]) -> int:
     build = Path(argv[0]) if argv else ROOT / "_build"
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    stems = [Path(c["file"]).name for part in toc["parts"] for c in part["chapters"] if c["file"].startswith("notebooks/")]
+    stems = [notebook.stem for notebook in chapters()]
     times = {Path(r.uri).stem: r.data.get("execution_seconds") for r in get_cache(str(build / ".jupyter_cache")).list_cache_records()}
     profile = (build / ".profile").read_text().strip() if (build / ".profile").is_file() else "unknown"
     print(f"profile {profile}: execution time per chapter against its budget")
