@@ -27,7 +27,9 @@ from trustml_ref.quantum_cert import (
     rotation_noise_kraus,
     rotation_noise_replacement,
     shot_certified_radius,
+    trace_distance_radius,
 )
+from trustml_ref.quantum_cert.attacks import mixing_attack_radius
 from trustml_ref.quantum_cert.classifier import QuantumClassifier
 
 C = torch.complex128
@@ -37,6 +39,16 @@ def random_state(d: int, g: torch.Generator, rank: int | None = None) -> torch.T
     a = torch.randn(d, rank or d, generator=g, dtype=torch.float64) + 1j * torch.randn(d, rank or d, generator=g, dtype=torch.float64)
     rho = a @ a.mH
     return rho / torch.diagonal(rho).sum()
+
+
+def random_state_vector(d: int, g: torch.Generator) -> torch.Tensor:
+    v = torch.randn(d, generator=g, dtype=torch.float64) + 1j * torch.randn(d, generator=g, dtype=torch.float64)
+    return v / torch.linalg.vector_norm(v)
+
+
+def probabilities(ops: list[torch.Tensor], states: torch.Tensor) -> torch.Tensor:
+    """Outcome probabilities <psi|M|psi> of pure states (batch, d) for Heisenberg-picture operators."""
+    return torch.stack([torch.einsum("bi,ij,bj->b", states.conj(), m, states).real for m in ops], 1)
 
 
 def trace_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -204,6 +216,55 @@ def test_certificate_is_sound_for_random_classifiers(seed):
             sigma = tau_neighbour(rho, random_state(4, g, rank=int(torch.randint(1, 5, (1,), generator=g))), tau)
             y_sigma = torch.stack([torch.trace(m @ sigma).real for m in ops])
             assert int(y_sigma.argmax()) == label
+
+
+def test_trace_distance_radius_reference_values_and_bad_input():
+    probs = torch.tensor([[0.7, 0.3], [0.5, 0.5], [0.2, 0.1]], dtype=torch.float64)
+    assert torch.allclose(trace_distance_radius(probs), torch.tensor([0.2, 0.0, 0.05], dtype=torch.float64))
+    assert torch.allclose(trace_distance_radius(probs, 0.5), torch.tensor([0.4, 0.0, 0.1], dtype=torch.float64))
+    assert float(trace_distance_radius(torch.tensor([[1.0, 0.0]]), 0.1)[0]) == 1.0  # capped at the largest distance
+    with pytest.raises(ValueError, match="contraction must lie in"):
+        trace_distance_radius(probs, 0.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_dp_radius_below_trace_distance_radius_below_attacks(seed):
+    """On random classifiers and noise levels: DP radius <= trace-distance radius <= mixing attack's flip
+    distance at every point; no random neighbour inside the trace-distance radius flips the prediction;
+    and under global noise the trace-distance radius does not depend on p."""
+    g = torch.Generator().manual_seed(seed)
+    clf = QuantumClassifier(2, 2, 2, generator=g)
+    states = torch.stack([random_state_vector(4, g) for _ in range(30)])
+    clean = probabilities(clf.heisenberg_operators(), states)
+    for p in (0.05, 0.2, 0.5, 0.9):
+        ops = clf.heisenberg_operators(p_global=p)
+        y = probabilities(ops, states)
+        dp = certified_radius(y, depolarizing_kappa(p, clf.d_eff))
+        tv = trace_distance_radius(y, contraction=1 - p)
+        attack = mixing_attack_radius(ops, states)
+        assert torch.all(dp <= tv + 1e-12), (p, (dp - tv).max())
+        assert torch.all(tv <= attack + 1e-9), (p, (tv - attack).max())
+        assert torch.allclose(tv, trace_distance_radius(clean), atol=1e-12)  # the same at every p
+        for i in range(5):
+            rho = torch.outer(states[i], states[i].conj())
+            tau = float(tv[i])
+            for _ in range(10):
+                sigma = tau_neighbour(rho, random_state(4, g, rank=int(torch.randint(1, 5, (1,), generator=g))), tau)
+                y_sigma = torch.stack([torch.trace(m @ sigma).real for m in ops])
+                assert int(y_sigma.argmax()) == int(y[i].argmax()) or tau == 0
+
+
+@pytest.mark.parametrize("p", [0.05, 0.2, 0.5])
+def test_dp_over_trace_distance_radius_closed_form(p):
+    """One-qubit read-out (kappa = 1 + 2(1-p)/p): tau_DP / tau_TV = p (r + 1) / (sqrt(r) + 1), r = y_max / y_second."""
+    top = (1 - p) * torch.linspace(0.55, 1.0, 12, dtype=torch.float64) + p / 2  # what noise p can output
+    probs = torch.stack([top, 1 - top], 1)
+    r = top / (1 - top)
+    dp, tv = certified_radius(probs, depolarizing_kappa(p, 2)), trace_distance_radius(probs, contraction=1 - p)
+    inside = (dp < 1) & (tv < 1)  # both radii are capped at 1, the largest trace distance
+    assert inside.sum() >= 4
+    assert torch.allclose((dp / tv)[inside], (p * (r + 1) / (r.sqrt() + 1))[inside], rtol=1e-9)
+    assert torch.all(dp <= tv + 1e-12)  # noise p keeps r <= (2 - p) / p, where p (r + 1) <= sqrt(r) + 1
 
 
 def test_shot_certificates_never_exceed_exact_ones():

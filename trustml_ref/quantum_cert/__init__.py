@@ -1,6 +1,12 @@
 """Certified robustness of quantum classifiers through quantum noise (Huang et al., ICASSP 2023)."""
 from trustml_ref.quantum_cert.attacks import feature_flip_radius, mixing_attack_radius
-from trustml_ref.quantum_cert.certify import amplitude_input_radius, certified_radius, clopper_pearson, shot_certified_radius
+from trustml_ref.quantum_cert.certify import (
+    amplitude_input_radius,
+    certified_radius,
+    clopper_pearson,
+    shot_certified_radius,
+    trace_distance_radius,
+)
 from trustml_ref.quantum_cert.channels import (
     PAULIS,
     apply_kraus,
@@ -18,5 +24,5 @@ __all__ = [
     "PAULIS", "amplitude_input_radius", "apply_kraus", "certified_radius", "check_density_matrix", "clopper_pearson",
     "depolarize", "depolarize_qubit_adjoint", "feature_flip_radius", "mixing_attack_radius", "depolarizing_epsilon", "depolarizing_kappa", "epsilon_from_kappa",
     "kappa_star", "pennylane_depolarizing_parameter", "rotation", "rotation_noise_kraus", "rotation_noise_replacement",
-    "shot_certified_radius",
+    "shot_certified_radius", "trace_distance_radius",
 ]

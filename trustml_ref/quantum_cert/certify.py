@@ -4,7 +4,8 @@ If every outcome probability is :math:`e^{\\varepsilon}`-stable under :math:`\\t
 :math:`y_{\\max} > e^{2\\varepsilon} y_{\\text{second}}` keeps the prediction for every state within
 :math:`\\tau`. With :math:`\\varepsilon = \\ln(1 + (\\kappa-1)\\tau)` this gives the radius
 :math:`\\tau^* = (\\sqrt{y_{\\max}/y_{\\text{second}}} - 1)/(\\kappa - 1)`.
-Derived in ``notebooks/04_quantum_certified_robustness``.
+Derived in ``notebooks/04_quantum_certified_robustness``. :func:`trace_distance_radius` is the
+certificate from the trace distance alone, the noise-free baseline the DP certificate is compared with.
 """
 from __future__ import annotations
 
@@ -44,6 +45,25 @@ def certified_radius(probs: torch.Tensor, kappa: float) -> torch.Tensor:
     probs = _check_probs(probs)
     top2 = probs.topk(2, dim=1).values
     return _radius(top2[:, 0], top2[:, 1], kappa)
+
+
+def trace_distance_radius(probs: torch.Tensor, contraction: float = 1.0) -> torch.Tensor:
+    r"""Trace-distance radius per example from the trace distance alone, shape ``(batch,)``.
+
+    For outcome operators :math:`0 \le M_a, M_b` with :math:`M_a + M_b \le I` and states at trace
+    distance :math:`T`, :math:`(p_a - q_a) - (p_b - q_b) \le 2T` (the Helstrom bound, primer p6). The
+    circuit's noise shrinks trace distances by ``contraction`` at most (1 for any channel, by data
+    processing; exactly :math:`1 - p` for global depolarising noise of replacement :math:`p`), so the
+    prediction is kept for every input within :math:`\tau = (y_{\max} - y_{\text{second}}) / (2\,
+    \text{contraction})`, capped at 1. With ``contraction = 1`` on noiseless probabilities this is the
+    noise-free certificate; with ``1 - p`` on globally depolarised probabilities it equals it at every
+    :math:`p`. Tight for a binary read-out.
+    """
+    probs = _check_probs(probs)
+    if not 0 < contraction <= 1:
+        raise ValueError(f"contraction must lie in (0, 1], got {contraction!r}")
+    top2 = probs.topk(2, dim=1).values
+    return ((top2[:, 0] - top2[:, 1]) / (2 * contraction)).clamp(0.0, 1.0)
 
 
 def shot_certified_radius(
