@@ -126,9 +126,13 @@ plt.show()
 
 # %% [markdown]
 # Points that were far apart end up closer together, and for depolarising noise by the same factor in
-# every direction. Closer states are harder to tell apart by any measurement: that is the whole
-# mechanism of the quantum chapter's certificate. The rest of this primer makes "close" and "tell
-# apart" precise.
+# every direction. Closer states are harder to tell apart by any measurement. The quantum chapter
+# builds a certificate on this (noise makes the classifier differentially private), and then sets it
+# against one that needs no noise at all: the trace distance bounds how far *any* measurement's
+# outcome probabilities move, noise or not, and noise that shrinks distances shrinks the classifier's
+# margins by the same factor. Whether noise makes a classifier more robust, or only makes robustness
+# easier to prove, is the question that comparison answers. The rest of this primer makes "close"
+# and "tell apart" precise.
 #
 # ## Derivation
 #
@@ -532,6 +536,40 @@ results = record_results(
 # i.e. $N \gtrsim 2/((1-p)T)^2$. Noise that hides small perturbations also hides the signal: the
 # classifier's own margins shrink by $1-p$, and more shots are needed to read its prediction, which is
 # why the quantum chapter's certificate from counts uses confidence bounds.
+# ```
+#
+# ```{exercise}
+# :label: ex-p6-dp-tv
+#
+# A classifier reads $K$ outcomes whose projectors have rank $r$ on $d$ dimensions
+# ($d_{\text{eff}} = d/r$) after global depolarising noise $p \in (0, 1)$, so its probabilities are
+# $y = (1-p)\,y^{(0)} + p/d_{\text{eff}}$. The quantum chapter's DP certificate is
+# $\tau_{\mathrm{DP}} = \frac{p}{d_{\text{eff}}(1-p)}\big(\sqrt{y_{\max}/y_{\text{second}}} - 1\big)$; the
+# trace distance alone certifies $\tau_{\mathrm{TV}} = (y_{\max} - y_{\text{second}})/(2(1-p))$ by
+# {eq}`eq-p6-helstrom` and {eq}`eq-p6-contract`. Prove $\tau_{\mathrm{DP}} \le \tau_{\mathrm{TV}}$, with
+# equality only where both are 0. Show that $\tau_{\mathrm{TV}}$ does not depend on $p$, and that for a
+# one-qubit read-out $\tau_{\mathrm{DP}}/\tau_{\mathrm{TV}} = p(R + 1)/(\sqrtR + 1)$ with
+# $R = y_{\max}/y_{\text{second}}$.
+# ```
+#
+# ```{solution} ex-p6-dp-tv
+# :class: dropdown
+#
+# Write $R = y_{\max}/y_{\text{second}} \ge 1$. Then $y_{\max} - y_{\text{second}} =
+# y_{\text{second}}(R - 1) = y_{\text{second}}(\sqrtR - 1)(\sqrtR + 1)$, so
+#
+# $$
+# \frac{\tau_{\mathrm{DP}}}{\tau_{\mathrm{TV}}} = \frac{2p}{d_{\text{eff}}\,y_{\text{second}}\,(\sqrtR + 1)}.
+# $$
+#
+# Every noisy probability is at least $p/d_{\text{eff}}$, so $d_{\text{eff}}\,y_{\text{second}} \ge p$ and
+# the ratio is at most $2/(\sqrtR + 1) \le 1$, with equality only at $R = 1$, where both radii
+# are 0. (Capping both at 1 keeps the order.) The margin of the noisy probabilities is
+# $(1-p)$ times the noiseless one, so $\tau_{\mathrm{TV}} = (y^{(0)}_{\max} - y^{(0)}_{\text{second}})/2$
+# at every $p$. With one read-out qubit, $d_{\text{eff}} = 2$ and $y_{\max} + y_{\text{second}} = 1$,
+# so $y_{\text{second}} = 1/(R + 1)$ and the ratio is $p(R + 1)/(\sqrtR + 1)$. The DP
+# certificate is a less loose proof as $p$ grows; it never proves more than the noiseless classifier
+# already has.
 # ```
 
 # %% [markdown]

@@ -13,6 +13,7 @@ from trustml_ref.quantum_cert import (
     PAULIS,
     amplitude_input_radius,
     apply_kraus,
+    born_probabilities,
     certified_radius,
     check_density_matrix,
     clopper_pearson,
@@ -27,9 +28,12 @@ from trustml_ref.quantum_cert import (
     rotation_noise_kraus,
     rotation_noise_replacement,
     shot_certified_radius,
+    shot_class_bounds,
+    shot_trace_distance_radius,
+    trace_distance_contraction,
     trace_distance_radius,
 )
-from trustml_ref.quantum_cert.attacks import mixing_attack_radius
+from trustml_ref.quantum_cert.attacks import feature_flip_radius, mixing_attack_radius
 from trustml_ref.quantum_cert.classifier import QuantumClassifier
 
 C = torch.complex128
@@ -283,6 +287,112 @@ def test_shot_certificates_never_exceed_exact_ones():
     assert (radius > 0).float().mean() > 0.5
 
 
+def test_rotation_noise_range_matches_the_certificates():
+    """The largest replacement rotation noise can give, E cos = -1/2, is p = 1, the largest that
+    depolarizing_kappa accepts: one range for both."""
+    assert rotation_noise_replacement(-0.5) == pytest.approx(1.0)
+    assert depolarizing_kappa(rotation_noise_replacement(-0.5), 2) == pytest.approx(1.0)
+
+
+def class_bound_failures(probs: torch.Tensor, shots: int, trials: int, level: float | None, g) -> dict:
+    """How often the bounds miss, over ``trials`` seeded count vectors. "certificate": the predicted
+    class's probability is below its lower bound, or the largest other class's is above the upper
+    bound (what the radius needs); "any bound": the predicted class's lower bound or some other
+    class's own upper bound misses (what a Bonferroni proof over the bounds must control).
+    ``level`` overrides the package's choice of per-bound level."""
+    counts = torch.stack([torch.bincount(torch.multinomial(probs, shots, replacement=True, generator=g),
+                                         minlength=len(probs)) for _ in range(trials)]).double()
+    prediction = counts.argmax(1)
+    if level is None:
+        level = 0.05 / 2 if len(probs) == 2 else 0.05 / (2 * len(probs))
+        assert torch.equal(shot_class_bounds(counts, alpha=0.05)[1],
+                           clopper_pearson(counts.gather(1, prediction[:, None]).squeeze(1), shots, level, "lower"))
+    lower = clopper_pearson(counts.gather(1, prediction[:, None]).squeeze(1), shots, level, "lower")
+    uppers = clopper_pearson(counts, shots, level, "upper")
+    upper = uppers.scatter(1, prediction[:, None], 0.0).max(1).values
+    others = probs.expand(trials, -1).scatter(1, prediction[:, None], -1.0).max(1).values
+    low_miss = lower > probs[prediction]
+    own_miss = (uppers < probs).scatter(1, prediction[:, None], False).any(1)
+    return {"certificate": float((low_miss | (others > upper)).double().mean()),
+            "any bound": float((low_miss | own_miss).double().mean())}
+
+
+def test_shot_class_bounds_hold_with_probability_one_minus_alpha():
+    """The predicted class is the one whose count ran high, so K bounds at alpha / K, as this
+    package used before, have no proof: with three near-tied classes they miss 7.9% of the time.
+    All 2K bounds at alpha / (2K) hold, on both events; two outcomes need only alpha / 2 (one
+    class's lower bound is the other's upper bound). Binomial error of 4000 trials at 5%: 0.0034."""
+    g = torch.Generator().manual_seed(12)
+    tied = torch.tensor([0.34, 0.33, 0.33], dtype=torch.float64)
+    assert class_bound_failures(tied, 1000, 4000, 0.05 / 3, g)["any bound"] > 0.05 + 0.01  # the old rule
+    for probs, shots in [(tied, 1000), (torch.tensor([0.4, 0.4, 0.2], dtype=torch.float64), 1000),
+                         (torch.tensor([0.45, 0.45, 0.1], dtype=torch.float64), 200),
+                         (torch.tensor([0.5, 0.5], dtype=torch.float64), 100)]:
+        missed = class_bound_failures(probs, shots, 4000, None, g)
+        assert max(missed.values()) <= 0.05 + 0.01, (probs, missed)
+    counts = torch.tensor([[60.0, 40.0], [30.0, 70.0]])
+    prediction, lower, upper = shot_class_bounds(counts, alpha=0.1)
+    assert prediction.tolist() == [0, 1]
+    assert torch.allclose(lower, 1 - upper, atol=1e-12)
+    assert torch.allclose(lower, clopper_pearson(torch.tensor([60.0, 70.0]), 100, 0.05, "lower"))
+    three = torch.tensor([[60.0, 30.0, 10.0]])
+    assert torch.allclose(shot_class_bounds(three, 0.06)[1], clopper_pearson(torch.tensor([60.0]), 100, 0.01, "lower"))
+
+
+def test_shot_trace_distance_radius_is_the_exact_one_on_its_bounds():
+    g = torch.Generator().manual_seed(13)
+    probs = torch.tensor([[0.8, 0.2], [0.6, 0.4], [0.5, 0.5]], dtype=torch.float64)
+    counts = torch.stack([torch.bincount(torch.multinomial(p, 5000, replacement=True, generator=g), minlength=2)
+                          for p in probs])
+    prediction, radius = shot_trace_distance_radius(counts, contraction=0.8, alpha=0.05)
+    _, lower, upper = shot_class_bounds(counts, alpha=0.05)
+    assert torch.allclose(radius, ((lower - upper) / 1.6).clamp(0, 1))
+    assert torch.all(radius <= trace_distance_radius(probs, 0.8) + 1e-12) and radius[2] == 0
+    assert prediction[:2].tolist() == [0, 0]
+
+
+def test_trace_distance_contraction_reference_values():
+    """1 for a noiseless projective read-out, exactly 1 - p under global depolarising noise, below 1
+    and falling with p under local noise."""
+    clf = QuantumClassifier(3, 2, 2, generator=torch.Generator().manual_seed(14))
+    assert trace_distance_contraction(clf.heisenberg_operators()) == pytest.approx(1.0, abs=1e-12)
+    for p in (0.1, 0.5):
+        assert trace_distance_contraction(clf.heisenberg_operators(p_global=p)) == pytest.approx(1 - p, abs=1e-12)
+    local = [trace_distance_contraction(clf.heisenberg_operators(p_local=p, local_noise=where))
+             for where in ("input", "every_layer") for p in (0.05, 0.2)]
+    assert local[0] > local[1] and local[2] > local[3] and max(local) < 1
+    assert local[2] <= local[0] + 1e-12 and local[3] <= local[1] + 1e-12  # more noise, more contraction
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("local_noise", ["input", "every_layer"])
+def test_local_noise_certificates_are_sound(seed, local_noise):
+    """Under local noise: the trace-distance radius with the circuit's contraction and the DP radius
+    with its kappa* never exceed the mixing attack's flip distance, no random neighbour inside them
+    flips the prediction, and feature PGD never flips inside the feature-space radius."""
+    g = torch.Generator().manual_seed(20 + seed)
+    clf = QuantumClassifier(2, 2, 2, generator=g)
+    p = 0.05 + 0.4 * float(torch.rand(1, generator=g))
+    ops = clf.heisenberg_operators(p_local=p, local_noise=local_noise)
+    x = torch.rand(12, 4, dtype=torch.float64, generator=g) + 0.1
+    states = clf.encoded_states(x)
+    y = born_probabilities(ops, states)
+    assert torch.allclose(y, clf.outcome_probs(x, p_local=p, local_noise=local_noise), atol=1e-12)
+    assert torch.allclose(y[:3], clf.local_noise_probs(x[:3], p, local_noise), atol=1e-8)
+    tv = trace_distance_radius(y, trace_distance_contraction(ops))
+    dp = certified_radius(y, kappa_star(ops))
+    attack = mixing_attack_radius(ops, states)
+    assert torch.all(tv <= attack + 1e-9) and torch.all(dp <= attack + 1e-9)
+    for i in range(4):
+        rho = torch.outer(states[i], states[i].conj())
+        for _ in range(10):
+            sigma = tau_neighbour(rho, random_state(4, g, rank=int(torch.randint(1, 5, (1,), generator=g))), float(tv[i]))
+            y_sigma = torch.stack([torch.trace(m @ sigma).real for m in ops])
+            assert int(y_sigma.argmax()) == int(y[i].argmax()) or tv[i] == 0
+    flip = feature_flip_radius(clf, x, 0.0, [0.02 * 1.4**k for k in range(14)], p_local=p, local_noise=local_noise)
+    assert torch.all(amplitude_input_radius(x, tv) <= flip)
+
+
 def test_clopper_pearson_reference_values():
     # Exact binomial tails: P(X >= 5 | n=10, p_low) = alpha and P(X <= 5 | p_up) = alpha.
     from scipy import stats
@@ -330,7 +440,10 @@ def test_classifier_probabilities_and_noise():
         (lambda: QuantumClassifier(2, 1, 2).outcome_probs(torch.zeros(1, 4)), "non-zero feature vectors"),
         (lambda: certified_radius(torch.tensor([0.7, 0.3]), 2.0), r"probs must have shape \(batch"),
         (lambda: shot_certified_radius(torch.tensor([[3.0, 1.0], [2.0, 1.0]]), 2.0), "same positive number of shots"),
-        (lambda: rotation_noise_replacement(1.5), r"cos_mean must lie in \[-1, 1\]"),
+        (lambda: rotation_noise_replacement(1.5), r"cos_mean must lie in \[-1/2, 1\]"),
+        (lambda: rotation_noise_replacement(-0.6), r"cos_mean must lie in \[-1/2, 1\] \(replacement p"),
+        (lambda: trace_distance_contraction([torch.eye(2)]), r"n_classes must lie in \[2, 1\]"),
+        (lambda: shot_class_bounds(torch.tensor([[3.0, 1.0]]), alpha=1.5), r"alpha must lie in \(0, 1\)"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(call, match):

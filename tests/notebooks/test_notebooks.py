@@ -85,11 +85,12 @@ def check_quantum(results: dict) -> None:
     assert results["rotation_noise_error"] < 1e-12  # Kraus channel == PennyLane's DepolarizingChannel(3p/4)
     assert abs(results["kappa_check"] - 9.0) < 1e-9  # Heisenberg operators reproduce the closed form at p = 0.2
     assert results["worst_log_ratio"] <= results["epsilon_check"]
-    assert min(results["attack_over_certificate"].values()) >= 1.0  # no attack inside the certificate
-    assert results["eps_local"][-1] < results["eps_global"][-1]  # local noise acts many times
-    curves = [results["certified_curves"][p] for p in sorted(results["certified_curves"], key=float)]
-    for lower_noise, higher_noise in zip(curves[:-1], curves[1:]):  # more noise, larger certified radii
-        assert all(a <= b for a, b in zip(lower_noise, higher_noise))
+    assert min(results["attack_over_certificate"].values()) >= 1.0  # no attack inside either certificate
+    assert max(results["dp_over_tv_median"].values()) <= 1.0  # DP never certifies more than the trace distance
+    half = [results["dp_half_radius"][p] for p in sorted(results["dp_half_radius"], key=float)]
+    assert half == sorted(half)  # more global noise, larger DP radii
+    for row in results["local_noise"]:  # every local noise level was certified and attacked
+        assert 0 < row["contraction c"] <= 1 and row["kappa*"] >= 1 and 0 <= row["accuracy"] <= 1
     n = results["n_test"]
     assert all(k <= max(3, 0.1 * n) for k in results["shot_exceeds_exact"].values())
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from trustml_ref.quantum_cert.channels import DTYPE
+from trustml_ref.quantum_cert.channels import DTYPE, born_probabilities
 
 if TYPE_CHECKING:  # the classifier needs PennyLane; the radii and channels do not
     from trustml_ref.quantum_cert.classifier import QuantumClassifier
@@ -20,15 +20,26 @@ if TYPE_CHECKING:  # the classifier needs PennyLane; the radii and channels do n
 
 def feature_flip_radius(
     clf: QuantumClassifier, x: torch.Tensor, p_global: float, radii: Sequence[float], *, steps: int = 10,
+    p_local: float = 0.0, local_noise: str = "every_layer",
 ) -> torch.Tensor:
     """Smallest radius in ``radii`` (ascending) at which :math:`\\ell_2` PGD on the features flips the
-    noisy prediction, per example; ``inf`` where none does. Labels are the clean noisy predictions."""
+    noisy prediction, per example; ``inf`` where none does. Labels are the clean noisy predictions.
+    The noise is that of :meth:`QuantumClassifier.outcome_probs` (global ``p_global``, and local
+    ``p_local`` as ``local_noise`` places it)."""
     radii = sorted(float(r) for r in radii)
     if not radii or radii[0] <= 0:
         raise ValueError("radii must be a non-empty list of positive numbers")
     x = clf.check_features(x).detach()
+    if p_local > 0:  # the noisy circuit's operators, once: Born's rule on the encoded states
+        ops = clf.heisenberg_operators(p_global, p_local, local_noise)
+
+        def class_probs(z: torch.Tensor) -> torch.Tensor:
+            return born_probabilities(ops, clf.encoded_states(z))[:, : clf.n_classes]
+    else:
+        def class_probs(z: torch.Tensor) -> torch.Tensor:
+            return clf(z, p_global)
     with torch.no_grad():
-        label = clf(x, p_global).argmax(1)
+        label = class_probs(x).argmax(1)
     found = torch.full((x.shape[0],), float("inf"), dtype=torch.float64)
     for r in radii:
         todo = torch.isinf(found)
@@ -38,7 +49,7 @@ def feature_flip_radius(
         delta = torch.zeros_like(xs, requires_grad=True)
         flipped = torch.zeros(len(ys), dtype=torch.bool)
         for _ in range(steps):
-            probs = clf(xs + delta, p_global)
+            probs = class_probs(xs + delta)
             top = probs.gather(1, ys[:, None]).squeeze(1)
             other = probs.scatter(1, ys[:, None], -1.0).max(1).values
             flipped |= (other >= top).detach()
@@ -49,7 +60,7 @@ def feature_flip_radius(
                 norm = delta.norm(dim=1, keepdim=True)
                 delta *= (r / norm.clamp_min(1e-12)).clamp(max=1.0)
         with torch.no_grad():
-            probs = clf(xs + delta, p_global)
+            probs = class_probs(xs + delta)
             flipped |= probs.scatter(1, ys[:, None], -1.0).max(1).values >= probs.gather(1, ys[:, None]).squeeze(1)
         idx = todo.nonzero().squeeze(1)
         found[idx[flipped]] = r
@@ -70,18 +81,18 @@ def mixing_attack_radius(heisenberg_operators: Sequence[torch.Tensor], states: t
     scores = torch.stack([torch.einsum("bi,ij,bj->b", psi.conj(), m, psi).real for m in ops], 1)
     label = scores.argmax(1)
     best = torch.full((psi.shape[0],), float("inf"), dtype=torch.float64)
-    for b in range(len(ops)):
-        for i in range(psi.shape[0]):
-            a = int(label[i])
-            if a == b:
+    for a in label.unique().tolist():
+        rows = (label == a).nonzero().squeeze(1)
+        for b in range(len(ops)):
+            if b == a:
                 continue
-            diff = ops[b] - ops[a]
-            evals, evecs = torch.linalg.eigh(diff)
-            v = evecs[:, -1]
-            start, end = float(scores[i, b] - scores[i, a]), float(evals[-1])  # score gap at t=0 and t=1
+            evals, evecs = torch.linalg.eigh(ops[b] - ops[a])
+            end = float(evals[-1])  # the score gap at t = 1, the same for every state
             if end <= 0:
                 continue
+            v = evecs[:, -1]
+            start = scores[rows, b] - scores[rows, a]  # the score gap at t = 0
             t = -start / (end - start)
-            overlap = float((psi[i].conj() @ v).abs() ** 2)
-            best[i] = min(float(best[i]), t * max(0.0, 1 - overlap) ** 0.5)
+            overlap = (psi[rows].conj() @ v).abs() ** 2
+            best[rows] = torch.minimum(best[rows], t * (1 - overlap).clamp_min(0.0).sqrt())
     return best

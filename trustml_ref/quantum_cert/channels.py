@@ -82,9 +82,15 @@ def rotation(axis: str, theta: torch.Tensor) -> torch.Tensor:
 
 
 def rotation_noise_replacement(cos_mean: float) -> float:
-    """Replacement probability :math:`p = \\tfrac23(1 - \\mathbb E\\cos\\theta)` of random rotation noise."""
-    if not -1.0 <= cos_mean <= 1.0:
-        raise ValueError(f"cos_mean must lie in [-1, 1], got {cos_mean}")
+    """Replacement probability :math:`p = \\tfrac23(1 - \\mathbb E\\cos\\theta)` of random rotation noise.
+
+    Defined for :math:`\\mathbb E\\cos\\theta \\ge -1/2`, where :math:`p \\le 1` (the range
+    :func:`~trustml_ref.quantum_cert.depolarizing_kappa` accepts).
+    """
+    if not -0.5 <= cos_mean <= 1.0:
+        raise ValueError(
+            f"cos_mean must lie in [-1/2, 1] (replacement p in [0, 1]), got {cos_mean}; below -1/2 "
+            "X, Y and Z each outweigh I, outside the replacement model the certificates assume")
     return 2.0 * (1.0 - cos_mean) / 3.0
 
 
@@ -102,6 +108,19 @@ def rotation_noise_kraus(angles: torch.Tensor, weights: torch.Tensor | None = No
         torch.sqrt(w / 6) * rotation(axis, sign * theta)
         for theta, w in zip(angles, weights) for axis in ("X", "Y", "Z") for sign in (1.0, -1.0)
     ]
+
+
+def born_probabilities(heisenberg_operators: list[torch.Tensor], states: torch.Tensor) -> torch.Tensor:
+    """:math:`\\langle\\psi|\\tilde M_k|\\psi\\rangle` for pure ``states`` (batch, d), shape (batch, K).
+
+    With the Heisenberg operators :math:`\\tilde M_k = \\mathcal E^\\dagger(M_k)` of a noisy
+    circuit these are its outcome probabilities; differentiable in ``states``.
+    """
+    states = torch.as_tensor(states).to(DTYPE)
+    if states.dim() != 2 or any(m.shape != (states.shape[1],) * 2 for m in heisenberg_operators):
+        raise ValueError(f"states must be (batch, d) and every operator (d, d); got {tuple(states.shape)}")
+    return torch.stack([torch.einsum("bi,ij,bj->b", states.conj(), m, states).real
+                        for m in heisenberg_operators], 1)
 
 
 def apply_kraus(rho: torch.Tensor, kraus: list[torch.Tensor]) -> torch.Tensor:

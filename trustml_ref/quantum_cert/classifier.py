@@ -14,9 +14,21 @@ import pennylane as qml
 import torch
 from torch import nn
 
-from trustml_ref.quantum_cert.channels import DTYPE, check_probability, depolarize_qubit_adjoint, pennylane_depolarizing_parameter
+from trustml_ref.quantum_cert.channels import (
+    DTYPE,
+    born_probabilities,
+    check_probability,
+    depolarize_qubit_adjoint,
+    pennylane_depolarizing_parameter,
+)
 
 ENCODINGS = ("amplitude", "angle")
+LOCAL_NOISE = ("every_layer", "input")
+
+
+def _check_local_noise(local_noise: str) -> None:
+    if local_noise not in LOCAL_NOISE:
+        raise ValueError(f"local_noise must be 'every_layer' or 'input', got {local_noise!r}")
 
 
 class QuantumClassifier(nn.Module):
@@ -73,29 +85,42 @@ class QuantumClassifier(nn.Module):
             self._layer(weights[layer])
         return qml.probs(wires=self.wires[: self.n_readout])
 
-    def outcome_probs(self, x: torch.Tensor, p_global: float = 0.0) -> torch.Tensor:
-        """Read-out outcome probabilities, shape (batch, :math:`2^m`), with global depolarising noise
-        of replacement ``p_global`` on the encoded state: :math:`(1-p)\\,y + p/2^m` (the noise commutes
-        with the unitary and the maximally mixed state gives uniform outcomes)."""
+    def outcome_probs(self, x: torch.Tensor, p_global: float = 0.0, p_local: float = 0.0,
+                      local_noise: str = "every_layer") -> torch.Tensor:
+        """Read-out outcome probabilities, shape (batch, :math:`2^m`), differentiable in ``x``.
+
+        Global depolarising noise of replacement ``p_global`` on the encoded state gives
+        :math:`(1-p)\\,y + p/2^m` (it commutes with the unitary and the maximally mixed state gives
+        uniform outcomes). With ``p_local > 0`` every qubit is depolarised as well (see
+        :meth:`heisenberg_operators`), and the probabilities are Born's rule on its operators.
+        """
         check_probability(p_global, "p_global", allow_zero=True)
+        check_probability(p_local, "p_local", allow_zero=True)
+        if p_local > 0:
+            ops = self.heisenberg_operators(p_global, p_local, local_noise)
+            return born_probabilities(ops, self.encoded_states(x))
         probs = self._pure(self.check_features(x), self.weights)
         return (1 - p_global) * probs + p_global / self.d_eff
 
-    def forward(self, x: torch.Tensor, p_global: float = 0.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, p_global: float = 0.0, p_local: float = 0.0,
+                local_noise: str = "every_layer") -> torch.Tensor:
         """Class probabilities (the first ``n_classes`` outcomes), shape (batch, n_classes)."""
-        return self.outcome_probs(x, p_global)[:, : self.n_classes]
+        return self.outcome_probs(x, p_global, p_local, local_noise)[:, : self.n_classes]
 
-    def local_noise_probs(self, x: torch.Tensor, p_local: float) -> torch.Tensor:
-        """Outcome probabilities with every qubit depolarised (replacement ``p_local``) after the
-        encoding and after every layer, simulated on ``default.mixed``."""
+    def local_noise_probs(self, x: torch.Tensor, p_local: float, local_noise: str = "every_layer") -> torch.Tensor:
+        """Outcome probabilities with every qubit depolarised (replacement ``p_local``) before every
+        layer (``"every_layer"``) or only on the encoded state (``"input"``), simulated on
+        ``default.mixed``: an independent check of :meth:`heisenberg_operators`."""
         check_probability(p_local, "p_local", allow_zero=True)
+        _check_local_noise(local_noise)
         q = pennylane_depolarizing_parameter(p_local)
 
         def circuit(xi, weights):
             self._encode(xi)
             for layer in range(self.n_layers):
-                for wire in self.wires:
-                    qml.DepolarizingChannel(q, wires=wire)
+                if local_noise == "every_layer" or layer == 0:
+                    for wire in self.wires:
+                        qml.DepolarizingChannel(q, wires=wire)
                 self._layer(weights[layer])
             return qml.probs(wires=self.wires[: self.n_readout])
 
@@ -118,15 +143,15 @@ class QuantumClassifier(nn.Module):
         """:math:`\\tilde M_k = \\mathcal E^\\dagger(M_k)` of the whole noisy circuit after encoding.
 
         Walks the circuit backwards: conjugation by each layer unitary, the adjoint of per-qubit
-        depolarising noise (``p_local``) before each layer (``local_noise="every_layer"``, as
+        depolarising noise (``p_local``) before each layer (``local_noise="every_layer"``: ``n_layers``
+        stages, the first on the encoded state, none after the last layer, as
         :meth:`local_noise_probs` simulates) or only on the encoded state (``"input"``, what random
         rotation noise on the input gives), and global depolarising (``p_global``) on the encoded
         state, :math:`M \\mapsto (1-p)M + p\\,\\mathrm{Tr}(M)/d\\,I`.
         """
         check_probability(p_global, "p_global", allow_zero=True)
         check_probability(p_local, "p_local", allow_zero=True)
-        if local_noise not in ("every_layer", "input"):
-            raise ValueError(f"local_noise must be 'every_layer' or 'input', got {local_noise!r}")
+        _check_local_noise(local_noise)
         d = 2**self.n_qubits
         ops = []
         for m in self.readout_projectors():
