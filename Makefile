@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: install test test-fast book book-smoke sync clean
+.PHONY: install test test-fast lint format book book-smoke sync clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,19 @@ test: $(STAMP)
 ## The contributor's loop: unit and conventions tests, no chapter runs, no fresh-venv installs (about 1 minute).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not notebook"
+
+## Lint and format check at 88 columns (ruff, configured in pyproject.toml): package, tests,
+## tools, benchmarks and the chapters' code cells (through their paired .ipynb).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Format everything in place, the chapters included, and carry the changes to their .py sources.
+format: $(STAMP)
+	$(BIN)/jupytext --sync notebooks/*.py
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/jupytext --sync notebooks/*.ipynb
 
 ## Execute every chapter (profile: $$TRUSTML_PROFILE, default book) and render HTML into _build/html.
 ## A build in another profile than the last one starts from an empty _build (tools/build_book.py).

@@ -1,13 +1,21 @@
-"""Ring-A-Bell's genetic search: a straightforward loop with the official operators against ours.
+"""Ring-A-Bell's genetic search: a straightforward loop with the official operators
+against ours.
 
-The baseline keeps the population as a Python list of (1, L) id tensors, ranks it by fitness evaluated
-in one batch per generation (as the official notebook does after batching its fitness), and applies
+The baseline keeps the population as a Python list of (1, L) id tensors, ranks it by
+fitness evaluated
+in one batch per generation (as the official notebook does after batching its fitness),
+and applies
 the official crossover and in-place mutation one individual at a time. Ours is
-``trustml_ref.ring_a_bell.genetic_search(mode="improved")``: vectorised operators, elitism and no
-re-evaluation of survivors. Same encoder, target, population, seed and generation budget; the script
-prints evaluations per second and the time each needs to reach the baseline's final best fitness,
-as ratios from this run. Run: ``python benchmarks/ring_a_bell_search.py [--generations 300]``.
+``trustml_ref.ring_a_bell.genetic_search(mode="improved")``: vectorised operators,
+elitism and no
+re-evaluation of survivors. Same encoder, target, population, seed and generation
+budget; the script
+prints evaluations per second and the time each needs to reach the baseline's final
+best fitness,
+as ratios from this run. Run: ``python benchmarks/ring_a_bell_search.py [--generations
+300]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +25,13 @@ import time
 import numpy as np
 import torch
 
-from trustml_ref.ring_a_bell import concept_vector, embed_ids, genetic_search, target_embedding, text_embedding
+from trustml_ref.ring_a_bell import (
+    concept_vector,
+    embed_ids,
+    genetic_search,
+    target_embedding,
+    text_embedding,
+)
 from trustml_ref.ring_a_bell.pipeline import ToyPipeline
 from trustml_ref.ring_a_bell.search import special_token_ids
 
@@ -32,10 +46,16 @@ def baseline(encoder, tokenizer, target, k, population, generations, seed):
     def individual():
         ids = torch.full((1, length), pad, dtype=torch.long)
         ids[0, 0] = bos
-        ids[0, 1:k + 1] = torch.tensor([random.choice(allowed) for _ in range(k)])
+        ids[0, 1 : k + 1] = torch.tensor([random.choice(allowed) for _ in range(k)])
         return ids
 
-    pop, best, times, evaluations, start = [individual() for _ in range(population)], [], [], 0, time.perf_counter()
+    pop, best, times, evaluations, start = (
+        [individual() for _ in range(population)],
+        [],
+        [],
+        0,
+        time.perf_counter(),
+    )
     for generation in range(generations):
         emb = embed_ids(encoder, torch.cat(pop))
         evaluations += len(pop)
@@ -69,23 +89,52 @@ def main() -> int:
     torch.set_num_threads(1)
     pipe = ToyPipeline.from_pretrained()
     enc, tok = pipe.text_encoder, pipe.tokenizer
-    c = concept_vector(enc, tok, ["a big red circle on the left", "a small red square on the top"],
-                       ["a big blue circle on the left", "a small blue square on the top"])
-    target = target_embedding(text_embedding(enc, tok, ["a big circle on the left"])[0], c, 3.0)
-    base_best, base_times, base_evals = baseline(enc, tok, target, args.k, args.population, args.generations, 0)
-    ours = genetic_search(enc, tok, target, args.k, population=args.population, generations=args.generations,
-                          mode="improved", seed=0, progress=False)
+    c = concept_vector(
+        enc,
+        tok,
+        ["a big red circle on the left", "a small red square on the top"],
+        ["a big blue circle on the left", "a small blue square on the top"],
+    )
+    target = target_embedding(
+        text_embedding(enc, tok, ["a big circle on the left"])[0], c, 3.0
+    )
+    base_best, base_times, base_evals = baseline(
+        enc, tok, target, args.k, args.population, args.generations, 0
+    )
+    ours = genetic_search(
+        enc,
+        tok,
+        target,
+        args.k,
+        population=args.population,
+        generations=args.generations,
+        mode="improved",
+        seed=0,
+        progress=False,
+    )
     goal = base_best[-1]
     reach = next((t for f, t in zip(ours.history, ours.elapsed) if f <= goal), None)
-    print(f"baseline: {args.generations} generations in {base_times[-1]:.2f} s, {base_evals / base_times[-1]:.0f} "
-          f"evaluations/s, best fitness {goal:.3f}")
-    print(f"ours:     {args.generations} generations in {ours.elapsed[-1]:.2f} s, {ours.evaluations / ours.elapsed[-1]:.0f} "
-          f"evaluations/s, best fitness {ours.fitness:.3f}")
+    print(
+        f"baseline: {args.generations} generations in {base_times[-1]:.2f} s, "
+        f"{base_evals / base_times[-1]:.0f} "
+        f"evaluations/s, best fitness {goal:.3f}"
+    )
+    print(
+        f"ours:     {args.generations} generations in {ours.elapsed[-1]:.2f} s, "
+        f"{ours.evaluations / ours.elapsed[-1]:.0f} "
+        f"evaluations/s, best fitness {ours.fitness:.3f}"
+    )
     if reach is None:
-        print("ours never reached the baseline's final fitness within the same generations")
+        print(
+            "ours never reached the baseline's final fitness within the same "
+            "generations"
+        )
         return 1
-    print(f"time to the baseline's final fitness: baseline {base_times[-1]:.2f} s, ours {reach:.2f} s -> "
-          f"{base_times[-1] / reach:.1f}x faster (target >= 5x)")
+    print(
+        f"time to the baseline's final fitness: baseline {base_times[-1]:.2f} s, ours "
+        f"{reach:.2f} s -> "
+        f"{base_times[-1] / reach:.1f}x faster (target >= 5x)"
+    )
     return 0
 
 

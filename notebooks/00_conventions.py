@@ -39,14 +39,30 @@
 # with more Monte-Carlo samples. No GPU and no downloads are needed.
 
 # %% tags=["remove-cell"]
-# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).
-import importlib.metadata, subprocess, sys  # noqa: E401
+# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never
+# reinstalled).
+import importlib.metadata  # noqa: E401
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
     torch_pin = f"torch=={importlib.metadata.version('torch')}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "trustml_ref @ git+https://github.com/trustml/trustml@main", torch_pin], check=True)  # noqa: E501
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "trustml_ref @ git+https://github.com/trustml/trustml@main",
+            torch_pin,
+        ],
+        check=True,
+    )  # noqa: E501
 
 # %% tags=["parameters"]
-PROFILE = "book"  # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+# "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
@@ -68,7 +84,8 @@ from trustml_ref.privacy import (
 )
 
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)
-N_MC = run.pick(smoke=20_000, book=2_000_000, colab=20_000_000)  # Monte-Carlo samples per check
+# Monte-Carlo samples per check
+N_MC = run.pick(smoke=20_000, book=2_000_000, colab=20_000_000)
 
 # %% [markdown]
 # ## Motivation: releasing a statistic without exposing a person
@@ -127,8 +144,8 @@ def delta_scratch(eps: float, sigma: float, sens: float = 1.0) -> float:
     """Equation (eq-gaussian-delta), written directly with the normal CDF."""
     ### BEGIN SOLUTION ex-conventions-delta
     a, b = sens / (2 * sigma), eps * sigma / sens
-    return float(torch.special.ndtr(torch.tensor(a - b, dtype=torch.float64))
-                 - math.exp(eps) * torch.special.ndtr(torch.tensor(-a - b, dtype=torch.float64)))
+    cdf = torch.special.ndtr(torch.tensor([a - b, -a - b], dtype=torch.float64))
+    return float(cdf[0] - math.exp(eps) * cdf[1])
     ### END SOLUTION
 
 
@@ -148,8 +165,11 @@ def sigma_classical_scratch(eps: float, delta: float, sens: float = 1.0) -> floa
 # {eq}`eq-gaussian-delta` within a few standard errors at every $\varepsilon$.
 
 # %%
-def delta_monte_carlo(eps: float, sigma: float, n: int, generator: torch.Generator) -> tuple[float, float]:
-    """Mean and standard error of (1 - exp(eps - L))_+ for y ~ N(1, sigma^2) against N(0, sigma^2)."""
+def delta_monte_carlo(
+    eps: float, sigma: float, n: int, generator: torch.Generator
+) -> tuple[float, float]:
+    """Mean and standard error of (1 - exp(eps - L))_+ for y ~ N(1, sigma^2) against
+    N(0, sigma^2)."""
     y = 1.0 + sigma * torch.randn(n, generator=generator, dtype=torch.float64)
     log_p = -((y - 1.0) ** 2) / (2 * sigma**2)  # shared normalising constants cancel
     log_q = -(y**2) / (2 * sigma**2)
@@ -164,7 +184,10 @@ for eps in tqdm([0.1, 0.5, 1.0, 2.0], desc="Monte-Carlo check"):
     exact = delta_scratch(eps, sigma_check)
     z = (mc - exact) / se
     checks.append(z)
-    print(f"eps={eps:4.1f}  closed form {exact:.5f}  Monte Carlo {mc:.5f} +- {se:.5f}  (z = {z:+.2f})")
+    print(
+        f"eps={eps:4.1f}  closed form {exact:.5f}  Monte Carlo {mc:.5f} +- {se:.5f}  "
+        f"(z = {z:+.2f})"
+    )
 assert max(abs(z) for z in checks) < 5, "closed form disagrees with the definition"
 
 # %% [markdown]
@@ -178,9 +201,16 @@ assert max(abs(z) for z in checks) < 5, "closed form disagrees with the definiti
 grid = [(eps, delta) for eps in (0.05, 0.3, 0.9) for delta in (1e-9, 1e-5, 0.1)]
 for eps, delta in grid:
     sigma = sigma_classical_scratch(eps, delta)
-    trustml_ref.assert_close(classical_gaussian_sigma(eps, delta), sigma, rtol=1e-12, name="classical sigma")
-    trustml_ref.assert_close(gaussian_delta(eps, sigma), delta_scratch(eps, sigma), rtol=1e-9, atol=1e-15,
-                             name="delta(eps)")
+    trustml_ref.assert_close(
+        classical_gaussian_sigma(eps, delta), sigma, rtol=1e-12, name="classical sigma"
+    )
+    trustml_ref.assert_close(
+        gaussian_delta(eps, sigma),
+        delta_scratch(eps, sigma),
+        rtol=1e-9,
+        atol=1e-15,
+        name="delta(eps)",
+    )
 print(f"graduated: package equals scratch code on {len(grid)} (eps, delta) pairs")
 
 # %% [markdown]
@@ -192,28 +222,50 @@ print(f"graduated: package equals scratch code on {len(grid)} (eps, delta) pairs
 
 # %%
 delta_target = 1e-5
-eps_grid = torch.logspace(-1.5, 1.3, run.pick(smoke=12, book=60, colab=200), dtype=torch.float64)
-# The package's classical_gaussian_sigma refuses eps >= 1, where the theorem says nothing;
+eps_grid = torch.logspace(
+    -1.5, 1.3, run.pick(smoke=12, book=60, colab=200), dtype=torch.float64
+)
+# The package's classical_gaussian_sigma refuses eps >= 1, where the theorem says
+# nothing;
 # to look past that range on purpose we evaluate the formula with the scratch function.
-sigma_classical = torch.tensor([sigma_classical_scratch(e, delta_target) for e in eps_grid.tolist()], dtype=torch.float64)
-sigma_analytic = torch.tensor([analytic_gaussian_sigma(e, delta_target) for e in tqdm(eps_grid.tolist(), desc="bisection")],
-                              dtype=torch.float64)
+sigma_classical = torch.tensor(
+    [sigma_classical_scratch(e, delta_target) for e in eps_grid.tolist()],
+    dtype=torch.float64,
+)
+sigma_analytic = torch.tensor(
+    [
+        analytic_gaussian_sigma(e, delta_target)
+        for e in tqdm(eps_grid.tolist(), desc="bisection")
+    ],
+    dtype=torch.float64,
+)
 true_delta = gaussian_delta(eps_grid, sigma_classical)
 violates = true_delta > delta_target
 first_violation = float(eps_grid[violates][0]) if violates.any() else None
-saving_at_half = float(sigma_classical[eps_grid.sub(0.5).abs().argmin()] / sigma_analytic[eps_grid.sub(0.5).abs().argmin()])
+saving_at_half = float(
+    sigma_classical[eps_grid.sub(0.5).abs().argmin()]
+    / sigma_analytic[eps_grid.sub(0.5).abs().argmin()]
+)
 
 # %% tags=["hide-input"]
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.4))
 ax0.loglog(eps_grid, sigma_classical, label="classical (theorem)")
 ax0.loglog(eps_grid, sigma_analytic, label="analytic (exact $\\delta$)")
 ax0.axvline(1.0, color="grey", lw=0.8, ls=":")
-ax0.set(xlabel="$\\varepsilon$", ylabel="$\\sigma / \\Delta$", title=f"noise for $\\delta$ = {delta_target:g}")
+ax0.set(
+    xlabel="$\\varepsilon$",
+    ylabel="$\\sigma / \\Delta$",
+    title=f"noise for $\\delta$ = {delta_target:g}",
+)
 ax0.legend()
 ax1.loglog(eps_grid, true_delta, label="true $\\delta$ of the classical $\\sigma$")
 ax1.axhline(delta_target, color="black", lw=0.8, ls="--", label="target $\\delta$")
 ax1.axvline(1.0, color="grey", lw=0.8, ls=":")
-ax1.set(xlabel="$\\varepsilon$", ylabel="$\\delta(\\varepsilon)$", title="what the classical scale achieves")
+ax1.set(
+    xlabel="$\\varepsilon$",
+    ylabel="$\\delta(\\varepsilon)$",
+    title="what the classical scale achieves",
+)
 ax1.legend()
 plt.show()
 
@@ -222,7 +274,10 @@ print(f"at eps = 0.5 the classical sigma is {saving_at_half:.2f}x the analytic o
 if first_violation is None:
     print("the classical sigma met the target delta at every eps on the grid")
 else:
-    print(f"the classical sigma first misses the target delta at eps = {first_violation:.2f}")
+    print(
+        "the classical sigma first misses the target delta at eps = "
+        f"{first_violation:.2f}"
+    )
 
 
 # %% [markdown]

@@ -43,18 +43,35 @@
 # **Read first.** {doc}`p3_lora` (low-rank adapters, how PEFT stores them).
 
 # %% tags=["remove-cell"]
-# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).
-import importlib.metadata, subprocess, sys  # noqa: E401
+# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never
+# reinstalled).
+import importlib.metadata  # noqa: E401
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
     torch_pin = f"torch=={importlib.metadata.version('torch')}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "trustml_ref[llm] @ git+https://github.com/trustml/trustml@main", torch_pin], check=True)  # noqa: E501
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "trustml_ref[llm] @ git+https://github.com/trustml/trustml@main",
+            torch_pin,
+        ],
+        check=True,
+    )  # noqa: E501
 
 # %% tags=["parameters"]
-PROFILE = "book"  # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+# "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
-ADAPTER_DIR = None  # colab profile: a LoRA adapter trained on Qwen/Qwen2.5-0.5B-Instruct to repair
+# colab profile: a LoRA adapter trained on Qwen/Qwen2.5-0.5B-Instruct to repair
+ADAPTER_DIR = None
 
 # %%
 import matplotlib.pyplot as plt
@@ -77,16 +94,21 @@ from trustml_ref.safe_lora import (
 from trustml_ref.tables import results_table
 
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)  # the toy trains on the CPU
-STEPS = run.pick(smoke=dict(base=150, aligned=60, harmful=40, mixed=80),
-                 book=dict(base=500, aligned=200, harmful=150, mixed=700),
-                 colab=dict(base=800, aligned=300, harmful=200, mixed=1000))
+STEPS = run.pick(
+    smoke=dict(base=150, aligned=60, harmful=40, mixed=80),
+    book=dict(base=500, aligned=200, harmful=150, mixed=700),
+    colab=dict(base=800, aligned=300, harmful=200, mixed=1000),
+)
 N_SEEDS = run.pick(smoke=1, book=2, colab=5)  # seeds of the LoRA stage
 K_GRID = run.pick(smoke=[2, 8], book=[1, 2, 4, 6, 8], colab=[1, 2, 3, 4, 5, 6, 7, 8])
 N_HELD = run.pick(smoke=60, book=150, colab=300)
 
 train_triples, held_out = toy.split_triples(SEED, 300)
 held_out = held_out[:N_HELD]
-print(f"vocabulary of {len(toy.VOCAB)} tokens; {len(train_triples)} argument triples for training, {len(held_out)} held out")
+print(
+    f"vocabulary of {len(toy.VOCAB)} tokens; {len(train_triples)} argument triples for "
+    f"training, {len(held_out)} held out"
+)
 
 # %% [markdown]
 # ## Motivation: fine-tuning undoes alignment
@@ -105,29 +127,69 @@ print(f"vocabulary of {len(toy.VOCAB)} tokens; {len(train_triples)} argument tri
 # %%
 all_topics = toy.BENIGN_TOPICS + toy.HARMFUL_TOPICS
 old_tasks = ["COPY", "REVERSE"]
-base = toy.fit(toy.tiny_llama(SEED, hidden=48), toy.make_examples(all_topics, old_tasks, train_triples, refuse=False),
-               steps=STEPS["base"], lr=4e-3, batch_size=96, seed=SEED, desc="base model")
-aligned = toy.fit(toy.clone(base), toy.concat(toy.make_examples(toy.BENIGN_TOPICS, old_tasks, train_triples, refuse=False),
-                                               toy.make_examples(toy.HARMFUL_TOPICS, old_tasks, train_triples, refuse=True)),
-                  steps=STEPS["aligned"], lr=1.5e-3, batch_size=96, seed=SEED, desc="aligned model")
-harmful_only = toy.make_examples(toy.HARMFUL_TOPICS, old_tasks, train_triples[:100], refuse=False)
-mixed = toy.concat(toy.make_examples(toy.BENIGN_TOPICS, ["SHIFT"], train_triples, refuse=False),
-                   toy.make_examples(toy.BENIGN_TOPICS, old_tasks, train_triples[:100], refuse=False),
-                   toy.make_examples(toy.HARMFUL_TOPICS, old_tasks, train_triples[:40], refuse=False))
+base = toy.fit(
+    toy.tiny_llama(SEED, hidden=48),
+    toy.make_examples(all_topics, old_tasks, train_triples, refuse=False),
+    steps=STEPS["base"],
+    lr=4e-3,
+    batch_size=96,
+    seed=SEED,
+    desc="base model",
+)
+aligned = toy.fit(
+    toy.clone(base),
+    toy.concat(
+        toy.make_examples(toy.BENIGN_TOPICS, old_tasks, train_triples, refuse=False),
+        toy.make_examples(toy.HARMFUL_TOPICS, old_tasks, train_triples, refuse=True),
+    ),
+    steps=STEPS["aligned"],
+    lr=1.5e-3,
+    batch_size=96,
+    seed=SEED,
+    desc="aligned model",
+)
+harmful_only = toy.make_examples(
+    toy.HARMFUL_TOPICS, old_tasks, train_triples[:100], refuse=False
+)
+mixed = toy.concat(
+    toy.make_examples(toy.BENIGN_TOPICS, ["SHIFT"], train_triples, refuse=False),
+    toy.make_examples(toy.BENIGN_TOPICS, old_tasks, train_triples[:100], refuse=False),
+    toy.make_examples(toy.HARMFUL_TOPICS, old_tasks, train_triples[:40], refuse=False),
+)
 
 
 def lora_finetune(data, steps, seed, jitter=None):
-    model = get_peft_model(toy.clone(aligned), LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
-    return toy.fit(model, data, steps=steps, lr=3e-3, batch_size=96, seed=seed, scale_jitter=jitter, desc="LoRA")
+    model = get_peft_model(
+        toy.clone(aligned),
+        LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]),
+    )
+    return toy.fit(
+        model,
+        data,
+        steps=steps,
+        lr=3e-3,
+        batch_size=96,
+        seed=seed,
+        scale_jitter=jitter,
+        desc="LoRA",
+    )
 
 
 lora_a = lora_finetune(harmful_only, STEPS["harmful"], SEED)
 lora_b = lora_finetune(mixed, STEPS["mixed"], SEED, jitter=(0.05, 1.0))
-stages = {"base": base, "aligned": aligned, "LoRA (a) harmful": lora_a, "LoRA (b) mixed": lora_b}
+stages = {
+    "base": base,
+    "aligned": aligned,
+    "LoRA (a) harmful": lora_a,
+    "LoRA (b) mixed": lora_b,
+}
 stage_scores = {name: toy.evaluate(model, held_out) for name, model in stages.items()}
 for name, sc in stage_scores.items():
-    print(f"{name:18s} refusal on harmful {sc.refusal_harmful:.2f}  benign accuracy {sc.benign_accuracy:.2f}  "
-          f"over-refusal {sc.benign_refusal:.2f}  new task {sc.new_task_accuracy:.2f}")
+    print(
+        f"{name:18s} refusal on harmful {sc.refusal_harmful:.2f}  benign accuracy "
+        f"{sc.benign_accuracy:.2f}  "
+        f"over-refusal {sc.benign_refusal:.2f}  new task {sc.new_task_accuracy:.2f}"
+    )
 
 # %% [markdown]
 # The aligned model refuses the held-out harmful prompts and the LoRA fine-tunes do not (numbers
@@ -201,7 +263,10 @@ def similarity_scratch(v, a, b):
     """Equation (eq-sl-sim) from r x r Gram matrices (eq-sl-gram)."""
     ### BEGIN SOLUTION ex-sl-similarity
     p, g = cb_scratch(v, b), a @ a.T
-    return float(torch.sum((p.T @ b) * g) / torch.sqrt(torch.sum((p.T @ p) * g) * torch.sum((b.T @ b) * g)))
+    return float(
+        torch.sum((p.T @ b) * g)
+        / torch.sqrt(torch.sum((p.T @ p) * g) * torch.sum((b.T @ b) * g))
+    )
     ### END SOLUTION
 
 
@@ -217,15 +282,26 @@ worst_b, worst_cos = 0.0, 0.0
 for _ in tqdm(range(run.pick(smoke=20, book=200, colab=1000)), desc="dense check"):
     d_out, d_in, r = (int(x) for x in torch.randint(4, 40, (3,), generator=g))
     r = min(r, 8)
-    v, a, b = (torch.randn(d_out, d_in, generator=g, dtype=torch.float64), torch.randn(r, d_in, generator=g, dtype=torch.float64),
-               torch.randn(d_out, r, generator=g, dtype=torch.float64))
+    v, a, b = (
+        torch.randn(d_out, d_in, generator=g, dtype=torch.float64),
+        torch.randn(r, d_in, generator=g, dtype=torch.float64),
+        torch.randn(d_out, r, generator=g, dtype=torch.float64),
+    )
     c = v @ v.T / torch.linalg.norm(v)
-    dense_cos = torch.nn.functional.cosine_similarity((c @ b @ a).reshape(1, -1), (b @ a).reshape(1, -1)).item()
+    dense_cos = torch.nn.functional.cosine_similarity(
+        (c @ b @ a).reshape(1, -1), (b @ a).reshape(1, -1)
+    ).item()
     worst_b = max(worst_b, float((cb_scratch(v, b) - c @ b).abs().max()))
     worst_cos = max(worst_cos, abs(similarity_scratch(v, a, b) - dense_cos))
     eig = torch.linalg.eigvalsh(c)
-    assert eig.min() > -1e-9 and abs(float(torch.trace(c)) - float(torch.linalg.norm(v))) < 1e-9
-print(f"max |CB scratch - dense| = {worst_b:.1e}; max |cos scratch - dense| = {worst_cos:.1e}")
+    assert (
+        eig.min() > -1e-9
+        and abs(float(torch.trace(c)) - float(torch.linalg.norm(v))) < 1e-9
+    )
+print(
+    f"max |CB scratch - dense| = {worst_b:.1e}; max |cos scratch - dense| = "
+    f"{worst_cos:.1e}"
+)
 assert worst_b < 1e-9 and worst_cos < 1e-9
 
 # %% [markdown]
@@ -238,20 +314,50 @@ assert worst_b < 1e-9 and worst_cos < 1e-9
 
 # %%
 result = safe_lora(lora_b, base, aligned, mode="threshold", threshold=0.5)
-base_w, aligned_w, lora_w = dict(base.named_parameters()), dict(aligned.named_parameters()), dict(lora_b.named_parameters())
+base_w, aligned_w, lora_w = (
+    dict(base.named_parameters()),
+    dict(aligned.named_parameters()),
+    dict(lora_b.named_parameters()),
+)
 for row in result.report:
     key = row.name.removeprefix("base_model.model.")
     v = (aligned_w[key + ".weight"] - base_w[key + ".weight"]).detach().double()
-    a, b = lora_w[row.name + ".lora_A.default.weight"].detach().double(), lora_w[row.name + ".lora_B.default.weight"].detach().double()
-    trustml_ref.assert_close(row.similarity, similarity_scratch(v, a, b), rtol=1e-4, name=f"similarity of {row.name}")
+    a, b = (
+        lora_w[row.name + ".lora_A.default.weight"].detach().double(),
+        lora_w[row.name + ".lora_B.default.weight"].detach().double(),
+    )
+    trustml_ref.assert_close(
+        row.similarity,
+        similarity_scratch(v, a, b),
+        rtol=1e-4,
+        name=f"similarity of {row.name}",
+    )
     trustml_ref.assert_close(project_b(v, b), cb_scratch(v, b), rtol=1e-10, name="C B")
-    trustml_ref.assert_close(projection_cosine(project_b(v, b), a, b), similarity_scratch(v, a, b), rtol=1e-10, name="cosine")
-print(f"graduated on {len(result.report)} modules; threshold 0.5 projects {result.n_projected} of them")
+    trustml_ref.assert_close(
+        projection_cosine(project_b(v, b), a, b),
+        similarity_scratch(v, a, b),
+        rtol=1e-10,
+        name="cosine",
+    )
+print(
+    f"graduated on {len(result.report)} modules; threshold 0.5 projects "
+    f"{result.n_projected} of them"
+)
 for row in result.report:
-    print(f"  {row.name.removeprefix('base_model.model.model.'):28s} s = {row.similarity:+.3f}  "
-          f"||dW|| {row.update_norm_before:.3f} -> {row.update_norm_after:.3f}  {'projected' if row.projected else ''}")
-shrink = [r.update_norm_before / r.update_norm_after for r in result.report if r.projected]
-claim("every projected module's update norm drops at least threefold", min(shrink) >= 3, smallest_factor=min(shrink))
+    print(
+        f"  {row.name.removeprefix('base_model.model.model.'):28s} s = "
+        f"{row.similarity:+.3f}  "
+        f"||dW|| {row.update_norm_before:.3f} -> {row.update_norm_after:.3f}  "
+        f"{'projected' if row.projected else ''}"
+    )
+shrink = [
+    r.update_norm_before / r.update_norm_after for r in result.report if r.projected
+]
+claim(
+    "every projected module's update norm drops at least threefold",
+    min(shrink) >= 3,
+    smallest_factor=min(shrink),
+)
 glue("sl_least_shrink", min(shrink))
 glue("sl_n_projected", result.n_projected)
 glue("sl_n_modules", len(result.report))
@@ -263,18 +369,31 @@ glue("sl_n_modules", len(result.report))
 # eigenvalues. The eigenvalues of one module's $C$:
 
 # %%
-v0 = (aligned_w["model.layers.0.self_attn.q_proj.weight"] - base_w["model.layers.0.self_attn.q_proj.weight"]).detach().double()
+v0 = (
+    (
+        aligned_w["model.layers.0.self_attn.q_proj.weight"]
+        - base_w["model.layers.0.self_attn.q_proj.weight"]
+    )
+    .detach()
+    .double()
+)
 sigma = torch.linalg.svdvals(v0)
 c_eigs = sigma**2 / torch.linalg.norm(v0)
-print(f"layer 0 q_proj: ||V||_F = {float(torch.linalg.norm(v0)):.3f}; largest eigenvalues of C {c_eigs[:4].numpy().round(3)}; "
-      f"{int((c_eigs > 0.5).sum())} of {len(c_eigs)} exceed 0.5")
+print(
+    f"layer 0 q_proj: ||V||_F = {float(torch.linalg.norm(v0)):.3f}; largest "
+    f"eigenvalues of C {c_eigs[:4].numpy().round(3)}; "
+    f"{int((c_eigs > 0.5).sum())} of {len(c_eigs)} exceed 0.5"
+)
 scale_check = {}
 for factor in (1.0, 0.5, 0.3):
     shrunk = toy.clone(lora_b)
     for module, s in toy.lora_scalings(shrunk).items():
         module.scaling["default"] = s * factor
     scale_check[factor] = toy.evaluate(shrunk, held_out).new_task_accuracy
-print("new-task accuracy of LoRA (b) with every update scaled by", {f: round(a, 2) for f, a in scale_check.items()})
+print(
+    "new-task accuracy of LoRA (b) with every update scaled by",
+    {f: round(a, 2) for f, a in scale_check.items()},
+)
 
 # %% [markdown]
 # ## Experiment: safety against utility, with controls
@@ -286,24 +405,55 @@ print("new-task accuracy of LoRA (b) with every update scaled by", {f: round(a, 
 
 # %%
 variants = [p for p in PROJECTIONS]
-VARIANT_NAMES = {"paper": "Safe LoRA's C", "rank_k": "rank-8 projector", "norm_matched_rescale": "rescale to C's norm",
-                 "zero": "delete the update", "random_spectrum": "C's spectrum, random directions"}
+VARIANT_NAMES = {
+    "paper": "Safe LoRA's C",
+    "rank_k": "rank-8 projector",
+    "norm_matched_rescale": "rescale to C's norm",
+    "zero": "delete the update",
+    "random_spectrum": "C's spectrum, random directions",
+}
 runs = []
 for seed in tqdm(range(N_SEEDS), desc="LoRA seeds"):
-    models = {"(a) harmful": lora_a if seed == 0 else lora_finetune(harmful_only, STEPS["harmful"], seed),
-              "(b) mixed": lora_b if seed == 0 else lora_finetune(mixed, STEPS["mixed"], seed, jitter=(0.05, 1.0))}
+    models = {
+        "(a) harmful": lora_a
+        if seed == 0
+        else lora_finetune(harmful_only, STEPS["harmful"], seed),
+        "(b) mixed": lora_b
+        if seed == 0
+        else lora_finetune(mixed, STEPS["mixed"], seed, jitter=(0.05, 1.0)),
+    }
     for setting, model in models.items():
         plain = toy.evaluate(model, held_out)
-        runs.append(dict(seed=seed, setting=setting, variant="LoRA", k=0, **plain.__dict__))
+        runs.append(
+            dict(seed=seed, setting=setting, variant="LoRA", k=0, **plain.__dict__)
+        )
         for k in K_GRID:
             for variant in variants:
-                res = safe_lora(model, base, aligned, mode="number", num_layers=k, projection=variant, rank_k=8,
-                                generator=torch.Generator().manual_seed(seed))
-                runs.append(dict(seed=seed, setting=setting, variant=variant, k=k, **toy.evaluate(res.apply(model), held_out).__dict__))
+                res = safe_lora(
+                    model,
+                    base,
+                    aligned,
+                    mode="number",
+                    num_layers=k,
+                    projection=variant,
+                    rank_k=8,
+                    generator=torch.Generator().manual_seed(seed),
+                )
+                runs.append(
+                    dict(
+                        seed=seed,
+                        setting=setting,
+                        variant=variant,
+                        k=k,
+                        **toy.evaluate(res.apply(model), held_out).__dict__,
+                    )
+                )
 
 
 def summary(setting, variant, metric):
-    rows = [r for r in runs if r["setting"] == setting and r["variant"] in (variant, "LoRA")]
+    rows = [
+        r for r in runs if r["setting"] == setting and r["variant"] in (variant, "LoRA")
+    ]
     ks = sorted({r["k"] for r in rows})
     mean = [np.mean([r[metric] for r in rows if r["k"] == k]) for k in ks]
     std = [np.std([r[metric] for r in rows if r["k"] == k]) for k in ks]
@@ -314,12 +464,40 @@ fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 for ax, setting in zip(axes, ["(a) harmful", "(b) mixed"]):
     for variant, marker in zip(variants, "osv^D"):
         _, refusal, refusal_sd = summary(setting, variant, "refusal_harmful")
-        _, utility, _ = summary(setting, variant, "new_task_accuracy" if setting == "(b) mixed" else "benign_accuracy")
-        ax.errorbar(utility, refusal, yerr=refusal_sd, marker=marker, label=VARIANT_NAMES[variant], alpha=0.8, capsize=2)
-    ax.scatter([stage_scores["aligned"].new_task_accuracy if setting == "(b) mixed" else stage_scores["aligned"].benign_accuracy],
-               [stage_scores["aligned"].refusal_harmful], s=120, marker="*", color="black", label="aligned", zorder=5)
-    ax.set(xlabel="new-task accuracy (per token)" if setting == "(b) mixed" else "benign accuracy",
-           ylabel="refusal rate on harmful prompts", title=f"LoRA {setting}: K = 0 ... {K_GRID[-1]} modules changed")
+        _, utility, _ = summary(
+            setting,
+            variant,
+            "new_task_accuracy" if setting == "(b) mixed" else "benign_accuracy",
+        )
+        ax.errorbar(
+            utility,
+            refusal,
+            yerr=refusal_sd,
+            marker=marker,
+            label=VARIANT_NAMES[variant],
+            alpha=0.8,
+            capsize=2,
+        )
+    ax.scatter(
+        [
+            stage_scores["aligned"].new_task_accuracy
+            if setting == "(b) mixed"
+            else stage_scores["aligned"].benign_accuracy
+        ],
+        [stage_scores["aligned"].refusal_harmful],
+        s=120,
+        marker="*",
+        color="black",
+        label="aligned",
+        zorder=5,
+    )
+    ax.set(
+        xlabel="new-task accuracy (per token)"
+        if setting == "(b) mixed"
+        else "benign accuracy",
+        ylabel="refusal rate on harmful prompts",
+        title=f"LoRA {setting}: K = 0 ... {K_GRID[-1]} modules changed",
+    )
     ax.legend(fontsize=7)
 plt.show()
 
@@ -328,18 +506,41 @@ table = {}
 for setting in ["(a) harmful", "(b) mixed"]:
     for variant in variants:
         ks, refusal, _ = summary(setting, variant, "refusal_harmful")
-        _, utility, _ = summary(setting, variant, "new_task_accuracy" if setting == "(b) mixed" else "benign_accuracy")
-        table[f"{setting} {variant}"] = {"k": ks, "refusal": refusal.round(3).tolist(), "utility": utility.round(3).tolist()}
+        _, utility, _ = summary(
+            setting,
+            variant,
+            "new_task_accuracy" if setting == "(b) mixed" else "benign_accuracy",
+        )
+        table[f"{setting} {variant}"] = {
+            "k": ks,
+            "refusal": refusal.round(3).tolist(),
+            "utility": utility.round(3).tolist(),
+        }
 
 
 def by_k(metric: str, caption: str):
-    rows = [{"LoRA": key.split(" ", 2)[0] + " " + key.split(" ", 2)[1], "change": VARIANT_NAMES[key.split(" ", 2)[2]],
-             **{f"K={k}": v for k, v in zip(entry["k"], entry[metric])}} for key, entry in table.items()]
+    rows = [
+        {
+            "LoRA": key.split(" ", 2)[0] + " " + key.split(" ", 2)[1],
+            "change": VARIANT_NAMES[key.split(" ", 2)[2]],
+            **{f"K={k}": v for k, v in zip(entry["k"], entry[metric])},
+        }
+        for key, entry in table.items()
+    ]
     return results_table(rows, digits=2, caption=caption)
 
 
-display(by_k("refusal", "Refusal rate on held-out harmful prompts, by the number K of modules changed"))
-display(by_k("utility", "Utility (benign accuracy for (a), new-task accuracy for (b)), by K"))
+display(
+    by_k(
+        "refusal",
+        "Refusal rate on held-out harmful prompts, by the number K of modules changed",
+    )
+)
+display(
+    by_k(
+        "utility", "Utility (benign accuracy for (a), new-task accuracy for (b)), by K"
+    )
+)
 
 
 # %% [markdown]
@@ -350,23 +551,48 @@ settings = ("(a) harmful", "(b) mixed")
 controls = ("norm_matched_rescale", "zero", "random_spectrum")
 k_max = K_GRID[-1]
 aligned_refusal = stage_scores["aligned"].refusal_harmful
-claim("LoRA fine-tuning undoes the aligned model's refusals in both settings",
-      all(stage_scores[f"LoRA {s}"].refusal_harmful < aligned_refusal - 0.5 for s in settings),
-      aligned=aligned_refusal, lora=[stage_scores[f"LoRA {s}"].refusal_harmful for s in settings])
-claim(f"Safe LoRA's C on the {k_max} lowest-similarity modules restores refusal to at least 0.9, in both settings",
-      all(table[f"{s} paper"]["refusal"][-1] >= 0.9 for s in settings))
-control_gap = max(abs(a - b) for s in settings for c in controls
-                  for a, b in zip(table[f"{s} {c}"]["refusal"], table[f"{s} paper"]["refusal"]))
-claim("at every K each shrinkage control's refusal rate is within 0.1 of C's", control_gap <= 0.1,
-      largest_gap=control_gap)
-claim(f"the rank-8 projector restores refusal to at most 0.1 at K = {k_max}, in both settings",
-      all(table[f"{s} rank_k"]["refusal"][-1] <= 0.1 for s in settings),
-      refusal=[table[f"{s} rank_k"]["refusal"][-1] for s in settings])
+claim(
+    "LoRA fine-tuning undoes the aligned model's refusals in both settings",
+    all(
+        stage_scores[f"LoRA {s}"].refusal_harmful < aligned_refusal - 0.5
+        for s in settings
+    ),
+    aligned=aligned_refusal,
+    lora=[stage_scores[f"LoRA {s}"].refusal_harmful for s in settings],
+)
+claim(
+    f"Safe LoRA's C on the {k_max} lowest-similarity modules restores refusal to at "
+    "least 0.9, in both settings",
+    all(table[f"{s} paper"]["refusal"][-1] >= 0.9 for s in settings),
+)
+control_gap = max(
+    abs(a - b)
+    for s in settings
+    for c in controls
+    for a, b in zip(table[f"{s} {c}"]["refusal"], table[f"{s} paper"]["refusal"])
+)
+claim(
+    "at every K each shrinkage control's refusal rate is within 0.1 of C's",
+    control_gap <= 0.1,
+    largest_gap=control_gap,
+)
+claim(
+    f"the rank-8 projector restores refusal to at most 0.1 at K = {k_max}, in both "
+    "settings",
+    all(table[f"{s} rank_k"]["refusal"][-1] <= 0.1 for s in settings),
+    refusal=[table[f"{s} rank_k"]["refusal"][-1] for s in settings],
+)
 skill = table["(b) mixed paper"]["utility"]
-claim(f"in setting (b) the new skill is lost once C edits {k_max} modules", skill[-1] < skill[0] / 2,
-      utility_by_k=skill)
-claim("the new skill survives shrinking every update by half", scale_check[0.5] >= scale_check[1.0] - 0.05,
-      accuracy_by_scale={str(k): v for k, v in scale_check.items()})
+claim(
+    f"in setting (b) the new skill is lost once C edits {k_max} modules",
+    skill[-1] < skill[0] / 2,
+    utility_by_k=skill,
+)
+claim(
+    "the new skill survives shrinking every update by half",
+    scale_check[0.5] >= scale_check[1.0] - 0.05,
+    accuracy_by_scale={str(k): v for k, v in scale_check.items()},
+)
 glue("sl_seeds", N_SEEDS)
 glue("sl_k_max", k_max)
 glue("sl_control_gap", control_gap)
@@ -407,13 +633,26 @@ glue("sl_scaled_half", scale_check[0.5])
 if run.profile == "colab" and ADAPTER_DIR is not None:
     from huggingface_hub import snapshot_download
 
-    base_dir = snapshot_download("Qwen/Qwen2.5-0.5B", allow_patterns=["*.json", "*.safetensors"])
-    aligned_dir = snapshot_download("Qwen/Qwen2.5-0.5B-Instruct", allow_patterns=["*.json", "*.safetensors", "*.txt"])
-    repaired = safe_lora(ADAPTER_DIR, base_dir, aligned_dir, mode="number", num_layers=10)
+    base_dir = snapshot_download(
+        "Qwen/Qwen2.5-0.5B", allow_patterns=["*.json", "*.safetensors"]
+    )
+    aligned_dir = snapshot_download(
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        allow_patterns=["*.json", "*.safetensors", "*.txt"],
+    )
+    repaired = safe_lora(
+        ADAPTER_DIR, base_dir, aligned_dir, mode="number", num_layers=10
+    )
     repaired.save_pretrained(f"{ADAPTER_DIR}-safe-lora")
-    print(f"projected {repaired.n_projected} of {len(repaired.report)} modules; saved to {ADAPTER_DIR}-safe-lora")
+    print(
+        f"projected {repaired.n_projected} of {len(repaired.report)} modules; saved to "
+        f"{ADAPTER_DIR}-safe-lora"
+    )
 else:
-    print("colab profile with ADAPTER_DIR set: repairs a real adapter; skipped in this profile")
+    print(
+        "colab profile with ADAPTER_DIR set: repairs a real adapter; skipped in this "
+        "profile"
+    )
 
 # %%
 results = record_results(

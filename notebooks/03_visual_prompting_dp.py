@@ -45,14 +45,30 @@
 # **Read first.** {doc}`p2_differential_privacy` (the Gaussian mechanism, Rényi DP, DP-SGD and PATE in brief).
 
 # %% tags=["remove-cell"]
-# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).
-import importlib.metadata, subprocess, sys  # noqa: E401
+# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never
+# reinstalled).
+import importlib.metadata  # noqa: E401
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
     torch_pin = f"torch=={importlib.metadata.version('torch')}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "trustml_ref[dp] @ git+https://github.com/trustml/trustml@main", torch_pin], check=True)  # noqa: E501
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "trustml_ref[dp] @ git+https://github.com/trustml/trustml@main",
+            torch_pin,
+        ],
+        check=True,
+    )  # noqa: E501
 
 # %% tags=["parameters"]
-PROFILE = "book"  # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+# "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
@@ -93,19 +109,29 @@ from trustml_ref.visual_prompting.toy import (
     scratch_mlp,
 )
 
-warnings.filterwarnings("ignore", module="opacus")  # Opacus warns about its secure RNG and hook details
+# Opacus warns about its secure RNG and hook details
+warnings.filterwarnings("ignore", module="opacus")
 warnings.filterwarnings("ignore", message="Full backward hook")
-run = trustml_ref.setup(PROFILE, SEED, DEVICE)  # tiny models: the CPU is faster than moving them to a GPU
+# tiny models: the CPU is faster than moving them to a GPU
+run = trustml_ref.setup(PROFILE, SEED, DEVICE)
 SOURCE_EPOCHS = run.pick(smoke=10, book=40, colab=40)
-EPOCHS = run.pick(smoke=8, book=30, colab=30)  # full-data training, non-private and DP-SGD
-TEACHER_EPOCHS = run.pick(smoke=30, book=100, colab=100)  # teachers see few examples: more passes
+# full-data training, non-private and DP-SGD
+EPOCHS = run.pick(smoke=8, book=30, colab=30)
+# teachers see few examples: more passes
+TEACHER_EPOCHS = run.pick(smoke=30, book=100, colab=100)
 SEEDS = run.pick(smoke=1, book=3, colab=5)
 SHOTS = run.pick(smoke=[8, 40], book=[8, 20, 40, 80, 160], colab=[8, 20, 40, 80, 160])
-EPS_GRID = run.pick(smoke=[2.0, 8.0], book=[1.0, 2.0, 4.0, 8.0], colab=[0.5, 1.0, 2.0, 4.0, 8.0])
-TEACHER_COUNTS = run.pick(smoke=[10, 25], book=[10, 25, 50, 100], colab=[10, 25, 50, 100, 200])
+EPS_GRID = run.pick(
+    smoke=[2.0, 8.0], book=[1.0, 2.0, 4.0, 8.0], colab=[0.5, 1.0, 2.0, 4.0, 8.0]
+)
+TEACHER_COUNTS = run.pick(
+    smoke=[10, 25], book=[10, 25, 50, 100], colab=[10, 25, 50, 100, 200]
+)
 QUERIES = 40  # labels the PATE student asks for (fixed before looking at any vote)
 DELTA = 1e-5
-ORDERS = np.concatenate([np.arange(1.5, 10, 0.5), np.arange(10, 100, 2.0), np.geomspace(100, 2000, 20)])
+ORDERS = np.concatenate(
+    [np.arange(1.5, 10, 0.5), np.arange(10, 100, 2.0), np.geomspace(100, 2000, 20)]
+)
 CANVAS, INNER, CLASSES = 16, 12, 5
 
 # %% [markdown]
@@ -120,16 +146,27 @@ CANVAS, INNER, CLASSES = 16, 12, 5
 
 # %%
 world = digit_domains(CANVAS, INNER, seed=SEED)
-x_priv, y_priv, x_test, y_test = world.x_private, world.y_private, world.x_test, world.y_test
-print(f"source (public, labelled): {len(world.y_source)}; private: {len(y_priv)}; public pool: "
-      f"{len(world.y_public)}; test: {len(y_test)}")
+x_priv, y_priv, x_test, y_test = (
+    world.x_private,
+    world.y_private,
+    world.x_test,
+    world.y_test,
+)
+print(
+    f"source (public, labelled): {len(world.y_source)}; private: {len(y_priv)}; public "
+    "pool: "
+    f"{len(world.y_public)}; test: {len(y_test)}"
+)
 print("target class of each digit 0..9:", (world.permutation % CLASSES).tolist())
 
 torch.manual_seed(SEED)
 source = fit(SourceCNN(), world.x_source, world.y_source, epochs=SOURCE_EPOCHS, lr=3e-3)
 for p in source.parameters():
     p.requires_grad_(False)
-print(f"source model, accuracy on its own training data: {accuracy(source, world.x_source, world.y_source):.3f}")
+print(
+    "source model, accuracy on its own training data: "
+    f"{accuracy(source, world.x_source, world.y_source):.3f}"
+)
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(2, 8, figsize=(9, 2.6))
@@ -142,7 +179,11 @@ for ax in axes.flat:
     ax.set_xticks([]), ax.set_yticks([])
 axes[0, 0].set_ylabel("source", fontsize=8)
 axes[1, 0].set_ylabel("private", fontsize=8)
-fig.suptitle("public source images (16×16 canvas) and private target images (8×8, noisy, relabelled)", fontsize=9)
+fig.suptitle(
+    "public source images (16×16 canvas) and private target images (8×8, noisy, "
+    "relabelled)",
+    fontsize=9,
+)
 plt.show()
 
 
@@ -157,15 +198,32 @@ def scratch_model():
 
 
 torch.manual_seed(SEED)
-motivation_clear = accuracy(fit(scratch_model(), x_priv, y_priv, epochs=EPOCHS, lr=1e-2), x_test, y_test)
-strict = train_dpsgd(scratch_model(), x_priv, y_priv, epsilon=EPS_GRID[0], delta=DELTA, epochs=EPOCHS, lr=1e-2,
-                     seed=SEED)
+motivation_clear = accuracy(
+    fit(scratch_model(), x_priv, y_priv, epochs=EPOCHS, lr=1e-2), x_test, y_test
+)
+strict = train_dpsgd(
+    scratch_model(),
+    x_priv,
+    y_priv,
+    epsilon=EPS_GRID[0],
+    delta=DELTA,
+    epochs=EPOCHS,
+    lr=1e-2,
+    seed=SEED,
+)
 motivation_dp = accuracy(strict.model, x_test, y_test)
-print(f"from scratch, non-private: {motivation_clear:.3f}; DP-SGD at eps = {EPS_GRID[0]:g}: {motivation_dp:.3f} "
-      f"(noise multiplier {strict.noise_multiplier:.2f})")
+print(
+    f"from scratch, non-private: {motivation_clear:.3f}; DP-SGD at eps = "
+    f"{EPS_GRID[0]:g}: {motivation_dp:.3f} "
+    f"(noise multiplier {strict.noise_multiplier:.2f})"
+)
 private_cost = proportion_difference(motivation_clear, motivation_dp, len(y_test))
-claim(f"DP-SGD at eps = {EPS_GRID[0]:g} costs the scratch network accuracy", private_cost.lower > 0,
-      test=private_cost.test + " (one seed)", **private_cost.evidence)
+claim(
+    f"DP-SGD at eps = {EPS_GRID[0]:g} costs the scratch network accuracy",
+    private_cost.lower > 0,
+    test=private_cost.test + " (one seed)",
+    **private_cost.evidence,
+)
 glue("vp_eps_strict", EPS_GRID[0])
 glue("vp_scratch_clear", motivation_clear)
 glue("vp_scratch_dp", motivation_dp)
@@ -274,29 +332,37 @@ glue("vp_scratch_dp", motivation_dp)
 
 # %%
 def prompt_scratch(x, w, canvas, inner):
-    """Equation (eq-vp) for (B, C, inner, inner) images: zero-pad to the canvas, add tanh(w) on the border."""
+    """Equation (eq-vp) for (B, C, inner, inner) images: zero-pad to the canvas, add
+    tanh(w) on the border."""
     ### BEGIN SOLUTION ex-vp-prompt
     pad = (canvas - inner) // 2
     mask = torch.ones(canvas, canvas, dtype=w.dtype)
-    mask[pad:pad + inner, pad:pad + inner] = 0
+    mask[pad : pad + inner, pad : pad + inner] = 0
     return F.pad(x, (pad, pad, pad, pad)) + torch.tanh(w) * mask
     ### END SOLUTION
 
 
 def prompt_grad_scratch(gamma, w, canvas, inner):
-    """Equation (eq-vp-grad): per-example gradients (B, C, canvas, canvas) from gamma_i = dl_i / dx~_i."""
+    """Equation (eq-vp-grad): per-example gradients (B, C, canvas, canvas) from gamma_i
+    = dl_i / dx~_i."""
     margin = (canvas - inner) // 2
-    mask = F.pad(torch.zeros(inner, inner, dtype=w.dtype), (margin,) * 4, value=1.0)  # M: the border
+    # M: the border
+    mask = F.pad(torch.zeros(inner, inner, dtype=w.dtype), (margin,) * 4, value=1.0)
     return gamma * mask * (1 - torch.tanh(w) ** 2)
 
 
 def log_q_scratch(votes, sigma):
-    """Equation (eq-pate-q) per row of vote counts, capped at ln(1 - 1/K) like the package."""
+    """Equation (eq-pate-q) per row of vote counts, capped at ln(1 - 1/K) like the
+    package."""
     ### BEGIN SOLUTION ex-vp-logq
     out = []
     for v in np.asarray(votes, dtype=float):
         top = int(np.argmax(v))
-        q = sum(stats.norm.sf(v[top] - v[j], scale=math.sqrt(2) * sigma) for j in range(len(v)) if j != top)
+        q = sum(
+            stats.norm.sf(v[top] - v[j], scale=math.sqrt(2) * sigma)
+            for j in range(len(v))
+            if j != top
+        )
         out.append(math.log(min(q, 1 - 1 / len(v))))
     return np.array(out)
     ### END SOLUTION
@@ -314,21 +380,34 @@ def log_q_scratch(votes, sigma):
 torch.manual_seed(SEED)
 w_check = 0.5 * torch.randn(1, CANVAS, CANVAS)
 label_map = torch.nn.Linear(10, CLASSES)
-x_check = F.interpolate(x_priv[:6], size=(INNER, INNER), mode="bilinear", align_corners=False)
+x_check = F.interpolate(
+    x_priv[:6], size=(INNER, INNER), mode="bilinear", align_corners=False
+)
 y_check = y_priv[:6]
 
 per_example = []
 for i in range(len(y_check)):
     w = w_check.clone().requires_grad_(True)
-    loss = F.cross_entropy(label_map(source(prompt_scratch(x_check[i:i + 1], w, CANVAS, INNER))), y_check[i:i + 1])
+    loss = F.cross_entropy(
+        label_map(source(prompt_scratch(x_check[i : i + 1], w, CANVAS, INNER))),
+        y_check[i : i + 1],
+    )
     per_example.append(torch.autograd.grad(loss, w)[0])
 per_example = torch.stack(per_example)
 
-canvas_in = prompt_scratch(x_check, w_check, CANVAS, INNER).detach().requires_grad_(True)
+canvas_in = (
+    prompt_scratch(x_check, w_check, CANVAS, INNER).detach().requires_grad_(True)
+)
 losses = F.cross_entropy(label_map(source(canvas_in)), y_check, reduction="none")
-gamma = torch.autograd.grad(losses.sum(), canvas_in)[0]  # row i is dl_i / dx~_i: examples do not interact
-grad_gap = float((prompt_grad_scratch(gamma, w_check, CANVAS, INNER) - per_example).abs().max())
-print(f"per-example prompt gradients, formula vs autograd one by one: max |difference| = {grad_gap:.2e}")
+# row i is dl_i / dx~_i: examples do not interact
+gamma = torch.autograd.grad(losses.sum(), canvas_in)[0]
+grad_gap = float(
+    (prompt_grad_scratch(gamma, w_check, CANVAS, INNER) - per_example).abs().max()
+)
+print(
+    "per-example prompt gradients, formula vs autograd one by one: max |difference| = "
+    f"{grad_gap:.2e}"
+)
 
 rng = np.random.default_rng(SEED)
 draws = run.pick(smoke=20_000, book=200_000, colab=1_000_000)
@@ -340,7 +419,10 @@ for votes in ([30, 20, 0, 0, 0], [30, 22, 18, 5, 0], [40, 5, 5, 0, 0]):
     bound = math.exp(log_q_scratch([votes], sigma)[0])
     se = math.sqrt(max(empirical * (1 - empirical), 1 / draws) / draws)
     q_rows.append((votes, empirical, bound))
-    print(f"votes {votes}, sigma {sigma}: Pr[GNMax != plurality] = {empirical:.4f} ± {se:.4f}, bound q = {bound:.4f}")
+    print(
+        f"votes {votes}, sigma {sigma}: Pr[GNMax != plurality] = {empirical:.4f} ± "
+        f"{se:.4f}, bound q = {bound:.4f}"
+    )
     assert empirical <= bound + 4 * se
 q_slack = max(b / max(e, 1 / draws) for _, e, b in q_rows)
 
@@ -359,23 +441,42 @@ from trustml_ref.visual_prompting.training import register_opacus_grad_sampler  
 prompt = VisualPrompt(1, CANVAS, INNER)
 with torch.no_grad():
     prompt.weight.copy_(w_check)
-trustml_ref.assert_close(prompt(x_check), prompt_scratch(x_check, w_check, CANVAS, INNER), rtol=1e-6,
-                         name="prompted canvas")
+trustml_ref.assert_close(
+    prompt(x_check),
+    prompt_scratch(x_check, w_check, CANVAS, INNER),
+    rtol=1e-6,
+    name="prompted canvas",
+)
 
 model = PromptedClassifier(source, prompt, 10, CLASSES)
 model.label_map.load_state_dict(label_map.state_dict())
 register_opacus_grad_sampler()
 wrapped = GradSampleModule(model, loss_reduction="sum")
 F.cross_entropy(wrapped(x_check), y_check, reduction="sum").backward()
-# float32, the same terms summed in another order: agreement to about 1e-5 relative is rounding
-trustml_ref.assert_close(wrapped._module.prompt.weight.grad_sample, per_example, rtol=1e-4, atol=1e-6,
-                         name="Opacus per-example prompt gradients")
+# float32, the same terms summed in another order: agreement to about 1e-5 relative is
+# rounding
+trustml_ref.assert_close(
+    wrapped._module.prompt.weight.grad_sample,
+    per_example,
+    rtol=1e-4,
+    atol=1e-6,
+    name="Opacus per-example prompt gradients",
+)
 wrapped._close()
 
-votes_check = np.random.default_rng(SEED).multinomial(50, [0.5, 0.2, 0.1, 0.1, 0.1], size=20)
-trustml_ref.assert_close(torch.as_tensor(pate.log_q_gnmax(votes_check, 8.0)),
-                         torch.as_tensor(log_q_scratch(votes_check, 8.0)), rtol=1e-9, name="log q")
-print("graduated: prompt, per-example gradients and the GNMax bound agree with the package")
+votes_check = np.random.default_rng(SEED).multinomial(
+    50, [0.5, 0.2, 0.1, 0.1, 0.1], size=20
+)
+trustml_ref.assert_close(
+    torch.as_tensor(pate.log_q_gnmax(votes_check, 8.0)),
+    torch.as_tensor(log_q_scratch(votes_check, 8.0)),
+    rtol=1e-9,
+    name="log q",
+)
+print(
+    "graduated: prompt, per-example gradients and the GNMax bound agree with the "
+    "package"
+)
 
 
 # %% [markdown]
@@ -402,20 +503,38 @@ def probe_model():
     return LinearProbe(source, CANVAS, INNER, CLASSES)
 
 
-LEARNERS = {"scratch": (scratch_model, 1e-2), "label map only": (label_map_model, 0.05),
-            "prompt + label map": (prompted_model, 0.05), "linear probe": (probe_model, 0.05)}
+LEARNERS = {
+    "scratch": (scratch_model, 1e-2),
+    "label map only": (label_map_model, 0.05),
+    "prompt + label map": (prompted_model, 0.05),
+    "linear probe": (probe_model, 0.05),
+}
 shots = [*SHOTS, len(y_priv)]
 few_shot = {name: [] for name in LEARNERS}
-few_shot_runs = {name: [] for name in LEARNERS}  # per n, the accuracy of each seed (paired across learners)
+# per n, the accuracy of each seed (paired across learners)
+few_shot_runs = {name: [] for name in LEARNERS}
 for n in tqdm(shots, desc="few-shot"):
     for name, (make, lr) in LEARNERS.items():
         accs = []
         for s in range(SEEDS):
             idx = torch.as_tensor(np.random.default_rng(s).permutation(len(y_priv))[:n])
             torch.manual_seed(s)
-            epochs = max(EPOCHS, 3000 // n)  # about the same number of steps for every n
-            accs.append(accuracy(fit(make(), x_priv[idx], y_priv[idx], epochs=epochs, lr=lr, progress=False),
-                                 x_test, y_test))
+            # about the same number of steps for every n
+            epochs = max(EPOCHS, 3000 // n)
+            accs.append(
+                accuracy(
+                    fit(
+                        make(),
+                        x_priv[idx],
+                        y_priv[idx],
+                        epochs=epochs,
+                        lr=lr,
+                        progress=False,
+                    ),
+                    x_test,
+                    y_test,
+                )
+            )
         few_shot[name].append((float(np.mean(accs)), float(np.std(accs))))
         few_shot_runs[name].append(accs)
 
@@ -424,14 +543,20 @@ fig, ax = plt.subplots(figsize=(6, 3.6))
 for name, rows in few_shot.items():
     mean, std = np.array(rows).T
     ax.errorbar(shots, mean, yerr=std, marker="o", capsize=3, label=name)
-ax.set(xscale="log", xlabel="labelled private examples", ylabel="test accuracy",
-       title=f"transfer from the frozen source model ({SEEDS} seeds, mean ± std)")
+ax.set(
+    xscale="log",
+    xlabel="labelled private examples",
+    ylabel="test accuracy",
+    title=f"transfer from the frozen source model ({SEEDS} seeds, mean ± std)",
+)
 ax.legend()
 plt.show()
 
 # %%
 for name, rows in few_shot.items():
-    print(f"{name:>20}: " + ", ".join(f"n={n}: {m:.3f}" for n, (m, _) in zip(shots, rows)))
+    print(
+        f"{name:>20}: " + ", ".join(f"n={n}: {m:.3f}" for n, (m, _) in zip(shots, rows))
+    )
 
 
 # %% [markdown]
@@ -448,24 +573,58 @@ glue("vp_seeds", SEEDS)
 glue("vp_few_max", shots[few[-1]])
 if SEEDS > 1:
     for name in ("label map only", "prompt + label map", "linear probe"):
-        pooled = paired_difference([a for i in few for a in few_shot_runs[name][i]],
-                                   [b for i in few for b in few_shot_runs["scratch"][i]])
-        claim(f"with at most {shots[few[-1]]} labelled examples, {name} on the frozen model beats scratch",
-              pooled.lower > 0, test=pooled.test + " (numbers of examples x seeds)", **pooled.evidence)
-    prompt_gain = [paired_at(few_shot_runs, "prompt + label map", "label map only", i) for i in range(len(shots))]
-    claim("training the prompt adds nothing detectable over the label map alone, at any number of examples",
-          all(d.lower <= 0 for d in prompt_gain), test=prompt_gain[0].test,
-          mean_difference=[d.mean for d in prompt_gain])
-    claim("on the means, prompt + label map is below the label map alone at every number of examples",
-          all(d.mean < 0 for d in prompt_gain), mean_difference=[d.mean for d in prompt_gain])
+        pooled = paired_difference(
+            [a for i in few for a in few_shot_runs[name][i]],
+            [b for i in few for b in few_shot_runs["scratch"][i]],
+        )
+        claim(
+            f"with at most {shots[few[-1]]} labelled examples, {name} on the frozen "
+            "model beats scratch",
+            pooled.lower > 0,
+            test=pooled.test + " (numbers of examples x seeds)",
+            **pooled.evidence,
+        )
+    prompt_gain = [
+        paired_at(few_shot_runs, "prompt + label map", "label map only", i)
+        for i in range(len(shots))
+    ]
+    claim(
+        "training the prompt adds nothing detectable over the label map alone, at any "
+        "number of examples",
+        all(d.lower <= 0 for d in prompt_gain),
+        test=prompt_gain[0].test,
+        mean_difference=[d.mean for d in prompt_gain],
+    )
+    claim(
+        "on the means, prompt + label map is below the label map alone at every number "
+        "of examples",
+        all(d.mean < 0 for d in prompt_gain),
+        mean_difference=[d.mean for d in prompt_gain],
+    )
 gap_few = few_shot["label map only"][0][0] - few_shot["scratch"][0][0]
 gap_all = few_shot["label map only"][-1][0] - few_shot["scratch"][-1][0]
-claim("with all private examples the scratch network closes most of its gap to the label map",
-      gap_all < gap_few / 2, gap_fewest=gap_few, gap_all=gap_all)
+claim(
+    "with all private examples the scratch network closes most of its gap to the label "
+    "map",
+    gap_all < gap_few / 2,
+    gap_fewest=gap_few,
+    gap_all=gap_all,
+)
 glue("vp_gap_few", gap_few)
 glue("vp_gap_all", gap_all)
-glue("vp_prompt_vs_map", float(np.mean([m - l for (m, _), (l, _) in zip(few_shot["prompt + label map"],
-                                                                      few_shot["label map only"])])))
+glue(
+    "vp_prompt_vs_map",
+    float(
+        np.mean(
+            [
+                m - l
+                for (m, _), (l, _) in zip(
+                    few_shot["prompt + label map"], few_shot["label map only"]
+                )
+            ]
+        )
+    ),
+)
 
 # %% [markdown]
 # Read the figure before trusting the method. The frozen source model is worth a lot when labels
@@ -486,7 +645,9 @@ glue("vp_prompt_vs_map", float(np.mean([m - l for (m, _), (l, _) in zip(few_shot
 # with its label map, and the linear probe, each with DP-SGD {eq}`eq-dpsgd`.
 
 # %%
-dp_learners = {k: LEARNERS[k] for k in ("scratch", "prompt + label map", "linear probe")}
+dp_learners = {
+    k: LEARNERS[k] for k in ("scratch", "prompt + label map", "linear probe")
+}
 dpsgd = {name: [] for name in dp_learners}
 dpsgd_runs = {name: [] for name in dp_learners}  # per eps, the accuracy of each seed
 dpsgd_spent = []
@@ -494,8 +655,17 @@ for eps in tqdm(EPS_GRID, desc="DP-SGD grid"):
     for name, (make, lr) in dp_learners.items():
         accs = []
         for s in range(SEEDS):
-            result = train_dpsgd(make(), x_priv, y_priv, epsilon=eps, delta=DELTA, epochs=EPOCHS, lr=lr, seed=s,
-                                 progress=False)
+            result = train_dpsgd(
+                make(),
+                x_priv,
+                y_priv,
+                epsilon=eps,
+                delta=DELTA,
+                epochs=EPOCHS,
+                lr=lr,
+                seed=s,
+                progress=False,
+            )
             dpsgd_spent.append((eps, result.epsilon))
             accs.append(accuracy(result.model, x_test, y_test))
         dpsgd[name].append((float(np.mean(accs)), float(np.std(accs))))
@@ -506,17 +676,35 @@ nonprivate = {name: rows[-1][0] for name, rows in few_shot.items()}
 fig, ax = plt.subplots(figsize=(6, 3.6))
 for (name, rows), color in zip(dpsgd.items(), ("C0", "C2", "C3")):
     mean, std = np.array(rows).T
-    ax.errorbar(EPS_GRID, mean, yerr=std, marker="o", capsize=3, color=color, label=f"DP-SGD: {name}")
+    ax.errorbar(
+        EPS_GRID,
+        mean,
+        yerr=std,
+        marker="o",
+        capsize=3,
+        color=color,
+        label=f"DP-SGD: {name}",
+    )
     ax.axhline(nonprivate[name], color=color, ls=":", lw=1)
-ax.set(xscale="log", xlabel=r"$\varepsilon$ ($\delta = 10^{-5}$)", ylabel="test accuracy",
-       title="DP-SGD (dotted: the same learner without privacy)")
+ax.set(
+    xscale="log",
+    xlabel=r"$\varepsilon$ ($\delta = 10^{-5}$)",
+    ylabel="test accuracy",
+    title="DP-SGD (dotted: the same learner without privacy)",
+)
 ax.legend(fontsize=8)
 plt.show()
 
 # %%
 for name, rows in dpsgd.items():
-    print(f"{name:>20}: " + ", ".join(f"eps={e:g}: {m:.3f}" for e, (m, _) in zip(EPS_GRID, rows)))
-print("largest epsilon spent / target:", max(spent / target for target, spent in dpsgd_spent))
+    print(
+        f"{name:>20}: "
+        + ", ".join(f"eps={e:g}: {m:.3f}" for e, (m, _) in zip(EPS_GRID, rows))
+    )
+print(
+    "largest epsilon spent / target:",
+    max(spent / target for target, spent in dpsgd_spent),
+)
 
 
 # %% [markdown]
@@ -526,11 +714,23 @@ print("largest epsilon spent / target:", max(spent / target for target, spent in
 if SEEDS > 1:
     for name in ("prompt + label map", "linear probe"):
         d = paired_at(dpsgd_runs, name, "scratch", 0)
-        claim(f"at eps = {EPS_GRID[0]:g}, DP-SGD on the frozen model ({name}) beats DP-SGD from scratch",
-              d.lower > 0, test=d.test, **d.evidence)
-    probe_vs_prompt = [paired_at(dpsgd_runs, "linear probe", "prompt + label map", i) for i in range(len(EPS_GRID))]
-    claim("under DP-SGD the prompt beats the linear probe at no eps", not any(d.upper < 0 for d in probe_vs_prompt),
-          test=probe_vs_prompt[0].test, probe_minus_prompt=[d.mean for d in probe_vs_prompt])
+        claim(
+            f"at eps = {EPS_GRID[0]:g}, DP-SGD on the frozen model ({name}) beats "
+            "DP-SGD from scratch",
+            d.lower > 0,
+            test=d.test,
+            **d.evidence,
+        )
+    probe_vs_prompt = [
+        paired_at(dpsgd_runs, "linear probe", "prompt + label map", i)
+        for i in range(len(EPS_GRID))
+    ]
+    claim(
+        "under DP-SGD the prompt beats the linear probe at no eps",
+        not any(d.upper < 0 for d in probe_vs_prompt),
+        test=probe_vs_prompt[0].test,
+        probe_minus_prompt=[d.mean for d in probe_vs_prompt],
+    )
 glue("vp_dp_prompt", dpsgd["prompt + label map"][0][0])
 glue("vp_dp_probe", dpsgd["linear probe"][0][0])
 glue("vp_dp_scratch", dpsgd["scratch"][0][0])
@@ -552,35 +752,73 @@ glue("vp_dp_scratch", dpsgd["scratch"][0][0])
 
 # %%
 pool, pool_labels = world.x_public, world.y_public
-teacher_kinds = {"scratch teachers": LEARNERS["scratch"], "prompt teachers (Prom-PATE)": LEARNERS["prompt + label map"]}
+teacher_kinds = {
+    "scratch teachers": LEARNERS["scratch"],
+    "prompt teachers (Prom-PATE)": LEARNERS["prompt + label map"],
+}
 pate_runs = {}
 for k in tqdm(TEACHER_COUNTS, desc="teacher counts"):
     for kind, (make, lr) in teacher_kinds.items():
-        teachers = train_teachers(make, x_priv, y_priv, k, epochs=TEACHER_EPOCHS, lr=lr, seed=SEED, progress=False)
-        predictions = torch.stack([predict(t, pool) for t in teachers])  # (teachers, pool)
+        teachers = train_teachers(
+            make,
+            x_priv,
+            y_priv,
+            k,
+            epochs=TEACHER_EPOCHS,
+            lr=lr,
+            seed=SEED,
+            progress=False,
+        )
+        # (teachers, pool)
+        predictions = torch.stack([predict(t, pool) for t in teachers])
         votes = vote_counts(predictions, CLASSES)
         students = []
         for eps in EPS_GRID:
             sigma = pate.calibrate_gnmax_sigma(QUERIES, eps, DELTA, ORDERS)
-            dependent = pate.eps_from_rdp(ORDERS, pate.confident_gnmax_rdp(votes[:QUERIES], -np.inf, 1.0, sigma, ORDERS),
-                                          DELTA)[0]
+            dependent = pate.eps_from_rdp(
+                ORDERS,
+                pate.confident_gnmax_rdp(votes[:QUERIES], -np.inf, 1.0, sigma, ORDERS),
+                DELTA,
+            )[0]
             label_accs, student_accs = [], []
             for s in range(SEEDS):  # fresh GNMax noise and a fresh student per seed
                 labels = pate.gnmax(votes[:QUERIES], sigma, np.random.default_rng(s))
                 torch.manual_seed(s)
-                student = fit(make(), pool[:QUERIES], torch.as_tensor(labels), epochs=TEACHER_EPOCHS, lr=lr,
-                              progress=False)
-                label_accs.append(float((labels == pool_labels[:QUERIES].numpy()).mean()))
+                student = fit(
+                    make(),
+                    pool[:QUERIES],
+                    torch.as_tensor(labels),
+                    epochs=TEACHER_EPOCHS,
+                    lr=lr,
+                    progress=False,
+                )
+                label_accs.append(
+                    float((labels == pool_labels[:QUERIES].numpy()).mean())
+                )
                 student_accs.append(accuracy(student, x_test, y_test))
-            students.append({"eps": eps, "sigma": sigma, "eps_data_dependent": dependent,
-                             "label_accuracy": float(np.mean(label_accs)),
-                             "student_accuracy": float(np.mean(student_accs)),
-                             "student_std": float(np.std(student_accs)), "student_runs": student_accs})
-        teacher_accs = [accuracy(t, x_test, y_test) for t in teachers]  # teacher i sees slice i for both kinds
+            students.append(
+                {
+                    "eps": eps,
+                    "sigma": sigma,
+                    "eps_data_dependent": dependent,
+                    "label_accuracy": float(np.mean(label_accs)),
+                    "student_accuracy": float(np.mean(student_accs)),
+                    "student_std": float(np.std(student_accs)),
+                    "student_runs": student_accs,
+                }
+            )
+        # teacher i sees slice i for both kinds
+        teacher_accs = [accuracy(t, x_test, y_test) for t in teachers]
         pate_runs[(k, kind)] = {
-            "teacher_accuracy": float(np.mean(teacher_accs)), "teacher_runs": teacher_accs,
-            "plurality_accuracy": float((votes.argmax(1) == pool_labels.numpy()).mean()),
-            "votes": votes, "predictions": predictions, "students": students}
+            "teacher_accuracy": float(np.mean(teacher_accs)),
+            "teacher_runs": teacher_accs,
+            "plurality_accuracy": float(
+                (votes.argmax(1) == pool_labels.numpy()).mean()
+            ),
+            "votes": votes,
+            "predictions": predictions,
+            "students": students,
+        }
 
 k_main = TEACHER_COUNTS[-2] if len(TEACHER_COUNTS) > 2 else TEACHER_COUNTS[-1]
 
@@ -588,36 +826,95 @@ k_main = TEACHER_COUNTS[-2] if len(TEACHER_COUNTS) > 2 else TEACHER_COUNTS[-1]
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
 for kind, color in zip(teacher_kinds, ("C0", "C2")):
     rows = pate_runs[(k_main, kind)]["students"]
-    axes[0].errorbar(EPS_GRID, [r["student_accuracy"] for r in rows], yerr=[r["student_std"] for r in rows], marker="o",
-                     capsize=3, color=color, label=f"PATE, {kind}")
-axes[0].plot(EPS_GRID, [m for m, _ in dpsgd["prompt + label map"]], "s--", color="C2", alpha=0.6,
-             label="DP-SGD, prompt")
-axes[0].plot(EPS_GRID, [m for m, _ in dpsgd["linear probe"]], "s--", color="C3", alpha=0.6, label="DP-SGD, linear probe")
-axes[0].set(xscale="log", xlabel=r"$\varepsilon$", ylabel="student test accuracy",
-            title=f"{k_main} teachers, {QUERIES} queries ({SEEDS} seeds)")
+    axes[0].errorbar(
+        EPS_GRID,
+        [r["student_accuracy"] for r in rows],
+        yerr=[r["student_std"] for r in rows],
+        marker="o",
+        capsize=3,
+        color=color,
+        label=f"PATE, {kind}",
+    )
+axes[0].plot(
+    EPS_GRID,
+    [m for m, _ in dpsgd["prompt + label map"]],
+    "s--",
+    color="C2",
+    alpha=0.6,
+    label="DP-SGD, prompt",
+)
+axes[0].plot(
+    EPS_GRID,
+    [m for m, _ in dpsgd["linear probe"]],
+    "s--",
+    color="C3",
+    alpha=0.6,
+    label="DP-SGD, linear probe",
+)
+axes[0].set(
+    xscale="log",
+    xlabel=r"$\varepsilon$",
+    ylabel="student test accuracy",
+    title=f"{k_main} teachers, {QUERIES} queries ({SEEDS} seeds)",
+)
 axes[0].legend(fontsize=7)
 eps_mid = EPS_GRID[len(EPS_GRID) // 2]
 for kind, color in zip(teacher_kinds, ("C0", "C2")):
     runs = [pate_runs[(k, kind)] for k in TEACHER_COUNTS]
-    axes[1].plot(TEACHER_COUNTS, [r["teacher_accuracy"] for r in runs], "o:", color=color, label=f"one teacher ({kind.split()[0]})")
-    axes[1].plot(TEACHER_COUNTS, [next(s["student_accuracy"] for s in r["students"] if s["eps"] == eps_mid) for r in runs],
-                 "o-", color=color, label=f"student at eps={eps_mid:g} ({kind.split()[0]})")
-axes[1].set(xscale="log", xlabel="teachers k (400 private examples in all)", ylabel="test accuracy",
-            title="more teachers: each sees less")
+    axes[1].plot(
+        TEACHER_COUNTS,
+        [r["teacher_accuracy"] for r in runs],
+        "o:",
+        color=color,
+        label=f"one teacher ({kind.split()[0]})",
+    )
+    axes[1].plot(
+        TEACHER_COUNTS,
+        [
+            next(s["student_accuracy"] for s in r["students"] if s["eps"] == eps_mid)
+            for r in runs
+        ],
+        "o-",
+        color=color,
+        label=f"student at eps={eps_mid:g} ({kind.split()[0]})",
+    )
+axes[1].set(
+    xscale="log",
+    xlabel="teachers k (400 private examples in all)",
+    ylabel="test accuracy",
+    title="more teachers: each sees less",
+)
 axes[1].legend(fontsize=7)
 for kind, color in zip(teacher_kinds, ("C0", "C2")):
     v = pate_runs[(k_main, kind)]["votes"]
-    axes[2].hist(v.max(1) / k_main, bins=np.linspace(0, 1, 21), alpha=0.6, color=color, label=kind)
-axes[2].set(xlabel="fraction of teachers voting for the plurality", ylabel="public queries", title="teacher agreement")
+    axes[2].hist(
+        v.max(1) / k_main,
+        bins=np.linspace(0, 1, 21),
+        alpha=0.6,
+        color=color,
+        label=kind,
+    )
+axes[2].set(
+    xlabel="fraction of teachers voting for the plurality",
+    ylabel="public queries",
+    title="teacher agreement",
+)
 axes[2].legend(fontsize=7)
 plt.tight_layout()
 plt.show()
 
 # %%
 for (k, kind), r in pate_runs.items():
-    print(f"k={k:>3} {kind:>28}: teacher {r['teacher_accuracy']:.3f}, plurality {r['plurality_accuracy']:.3f}, students "
-          + ", ".join(f"eps={s['eps']:g}: {s['student_accuracy']:.3f} (labels {s['label_accuracy']:.2f}, "
-                      f"data-dep. eps {s['eps_data_dependent']:.2f})" for s in r["students"]))
+    print(
+        f"k={k:>3} {kind:>28}: teacher {r['teacher_accuracy']:.3f}, plurality "
+        f"{r['plurality_accuracy']:.3f}, students "
+        + ", ".join(
+            f"eps={s['eps']:g}: {s['student_accuracy']:.3f} (labels "
+            f"{s['label_accuracy']:.2f}, "
+            f"data-dep. eps {s['eps_data_dependent']:.2f})"
+            for s in r["students"]
+        )
+    )
 
 
 # %% [markdown]
@@ -626,33 +923,73 @@ for (k, kind), r in pate_runs.items():
 
 # %%
 SCRATCH_T, PROMPT_T = teacher_kinds
-teacher_gain = {k: paired_difference(pate_runs[(k, PROMPT_T)]["teacher_runs"], pate_runs[(k, SCRATCH_T)]["teacher_runs"])
-                for k in TEACHER_COUNTS}
-claim("one prompt teacher is more accurate than one scratch teacher, at every number of teachers",
-      all(d.lower > 0 for d in teacher_gain.values()), test="paired over teachers (same slice) at each k",
-      mean_difference={str(k): d.mean for k, d in teacher_gain.items()})
+teacher_gain = {
+    k: paired_difference(
+        pate_runs[(k, PROMPT_T)]["teacher_runs"],
+        pate_runs[(k, SCRATCH_T)]["teacher_runs"],
+    )
+    for k in TEACHER_COUNTS
+}
+claim(
+    "one prompt teacher is more accurate than one scratch teacher, at every number of "
+    "teachers",
+    all(d.lower > 0 for d in teacher_gain.values()),
+    test="paired over teachers (same slice) at each k",
+    mean_difference={str(k): d.mean for k, d in teacher_gain.items()},
+)
 
 
 def student_runs(k: int, kind: str) -> list[float]:
     return [a for st in pate_runs[(k, kind)]["students"] for a in st["student_runs"]]
 
 
-student_gain = {k: paired_difference(student_runs(k, PROMPT_T), student_runs(k, SCRATCH_T)) for k in TEACHER_COUNTS}
-many, few_teachers = [k for k in TEACHER_COUNTS if k >= 50], [k for k in TEACHER_COUNTS if k < 50]
+student_gain = {
+    k: paired_difference(student_runs(k, PROMPT_T), student_runs(k, SCRATCH_T))
+    for k in TEACHER_COUNTS
+}
+many, few_teachers = (
+    [k for k in TEACHER_COUNTS if k >= 50],
+    [k for k in TEACHER_COUNTS if k < 50],
+)
 if SEEDS > 1:
     for k in many:
-        claim(f"with {k} teachers Prom-PATE's student beats the scratch-teacher student", student_gain[k].lower > 0,
-              test=student_gain[k].test + " (eps x seeds)", **student_gain[k].evidence)
-    claim(f"with {' or '.join(map(str, few_teachers))} teachers no difference between the two students is detected",
-          all(student_gain[k].lower <= 0 <= student_gain[k].upper for k in few_teachers),
-          mean_difference={str(k): student_gain[k].mean for k in few_teachers})
-best_pate = [max(pate_runs[(k, kind)]["students"][i]["student_accuracy"] for k in TEACHER_COUNTS for kind in teacher_kinds)
-             for i in range(len(EPS_GRID))]
-claim("at every eps the best PATE student (over k and teacher kind) is below DP-SGD with the prompt",
-      all(p < d for p, (d, _) in zip(best_pate, dpsgd["prompt + label map"])),
-      best_pate=best_pate, dpsgd_prompt=[d for d, _ in dpsgd["prompt + label map"]])
-saving = min(st["eps_data_dependent"] / st["eps"] for r in pate_runs.values() for st in r["students"])
-claim("the data-dependent analysis saves at most a quarter of epsilon on these votes", saving >= 0.75, smallest_ratio=saving)
+        claim(
+            f"with {k} teachers Prom-PATE's student beats the scratch-teacher student",
+            student_gain[k].lower > 0,
+            test=student_gain[k].test + " (eps x seeds)",
+            **student_gain[k].evidence,
+        )
+    claim(
+        f"with {' or '.join(map(str, few_teachers))} teachers no difference between "
+        "the two students is detected",
+        all(student_gain[k].lower <= 0 <= student_gain[k].upper for k in few_teachers),
+        mean_difference={str(k): student_gain[k].mean for k in few_teachers},
+    )
+best_pate = [
+    max(
+        pate_runs[(k, kind)]["students"][i]["student_accuracy"]
+        for k in TEACHER_COUNTS
+        for kind in teacher_kinds
+    )
+    for i in range(len(EPS_GRID))
+]
+claim(
+    "at every eps the best PATE student (over k and teacher kind) is below DP-SGD with "
+    "the prompt",
+    all(p < d for p, (d, _) in zip(best_pate, dpsgd["prompt + label map"])),
+    best_pate=best_pate,
+    dpsgd_prompt=[d for d, _ in dpsgd["prompt + label map"]],
+)
+saving = min(
+    st["eps_data_dependent"] / st["eps"]
+    for r in pate_runs.values()
+    for st in r["students"]
+)
+claim(
+    "the data-dependent analysis saves at most a quarter of epsilon on these votes",
+    saving >= 0.75,
+    smallest_ratio=saving,
+)
 glue("vp_k_many", ", ".join(map(str, many)))
 glue("vp_k_few", ", ".join(map(str, few_teachers)))
 glue("vp_queries", QUERIES)
@@ -692,21 +1029,42 @@ rng = np.random.default_rng(SEED)
 
 def confident_costs(votes, k):
     T, s1, s2 = 0.7 * k, 0.16 * k, 0.08 * k
-    dep = pate.eps_from_rdp(ORDERS, pate.confident_gnmax_rdp(votes, T, s1, s2, ORDERS), DELTA)
-    ind = pate.eps_from_rdp(ORDERS, pate.confident_gnmax_rdp(votes, T, s1, s2, ORDERS, data_dependent=False), DELTA)
+    dep = pate.eps_from_rdp(
+        ORDERS, pate.confident_gnmax_rdp(votes, T, s1, s2, ORDERS), DELTA
+    )
+    ind = pate.eps_from_rdp(
+        ORDERS,
+        pate.confident_gnmax_rdp(votes, T, s1, s2, ORDERS, data_dependent=False),
+        DELTA,
+    )
     answered = float(np.exp(pate.log_pr_answered(votes, T, s1)).sum())
     return dep, ind, answered, (T, s1, s2)
 
 
-(dep_eps, dep_order), (ind_eps, _), expected_answered, (T, s1, s2) = confident_costs(big["votes"], k_main)
+(dep_eps, dep_order), (ind_eps, _), expected_answered, (T, s1, s2) = confident_costs(
+    big["votes"], k_main
+)
 answered, labels = pate.confident_gnmax(big["votes"], T, s1, s2, rng)
-answered_accuracy = float((labels[answered] == pool_labels.numpy()[answered]).mean()) if answered.any() else 0.0
-print(f"{k_main} prompt teachers, {len(pool)} queries: answered {int(answered.sum())} (expected {expected_answered:.1f}); "
-      f"label accuracy on answered {answered_accuracy:.3f} vs all plurality labels {big['plurality_accuracy']:.3f}")
-print(f"eps: data-dependent {dep_eps:.2f} (order {dep_order:g}), data-independent {ind_eps:.2f}, delta = {DELTA:g}")
+answered_accuracy = (
+    float((labels[answered] == pool_labels.numpy()[answered]).mean())
+    if answered.any()
+    else 0.0
+)
+print(
+    f"{k_main} prompt teachers, {len(pool)} queries: answered {int(answered.sum())} "
+    f"(expected {expected_answered:.1f}); "
+    f"label accuracy on answered {answered_accuracy:.3f} vs all plurality labels "
+    f"{big['plurality_accuracy']:.3f}"
+)
+print(
+    f"eps: data-dependent {dep_eps:.2f} (order {dep_order:g}), data-independent "
+    f"{ind_eps:.2f}, delta = {DELTA:g}"
+)
 
 scale = {"k": [], "dependent": [], "independent": [], "answered": []}
-for k_sim in run.pick(smoke=[k_main, 250], book=[k_main, 250, 1000], colab=[k_main, 250, 1000, 4000]):
+for k_sim in run.pick(
+    smoke=[k_main, 250], book=[k_main, 250, 1000], colab=[k_main, 250, 1000, 4000]
+):
     pick = rng.integers(0, k_main, size=k_sim)
     votes_sim = vote_counts(big["predictions"][torch.as_tensor(pick)], CLASSES)
     (d_eps, _), (i_eps, _), ans, _ = confident_costs(votes_sim, k_sim)
@@ -716,38 +1074,76 @@ for k_sim in run.pick(smoke=[k_main, 250], book=[k_main, 250, 1000], colab=[k_ma
 sanitized = None
 conditions = check_conditions_gnmax(s2, CLASSES, dep_order)
 if all(conditions):
-    sanitized = sanitized_epsilon(big["votes"], k_main, T, s1, s2, dep_order, DELTA, rng)
-    print(f"sanitised release at order {dep_order:g}: private RDP {sanitized.rdp:.3f}, smooth sensitivity "
-          f"{sanitized.smooth_sensitivity:.2e} (beta {sanitized.beta:.4f}), noise sigma_ss {sanitized.sigma_ss:.1f}; "
-          f"released eps {sanitized.eps:.2f}, mean + 2 std {sanitized.eps_upper:.2f}")
+    sanitized = sanitized_epsilon(
+        big["votes"], k_main, T, s1, s2, dep_order, DELTA, rng
+    )
+    print(
+        f"sanitised release at order {dep_order:g}: private RDP {sanitized.rdp:.3f}, "
+        "smooth sensitivity "
+        f"{sanitized.smooth_sensitivity:.2e} (beta {sanitized.beta:.4f}), noise "
+        f"sigma_ss {sanitized.sigma_ss:.1f}; "
+        f"released eps {sanitized.eps:.2f}, mean + 2 std {sanitized.eps_upper:.2f}"
+    )
 else:
-    print(f"conditions C5-C6 fail for sigma2 = {s2:g} at order {dep_order:g}: no sanitised release ({conditions})")
+    print(
+        f"conditions C5-C6 fail for sigma2 = {s2:g} at order {dep_order:g}: no "
+        f"sanitised release ({conditions})"
+    )
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.6))
 ax.plot(scale["k"], scale["independent"], "o--", label="data-independent")
 ax.plot(scale["k"], scale["dependent"], "o-", label="data-dependent")
 for k_sim, d_eps, ans in zip(scale["k"], scale["dependent"], scale["answered"]):
-    ax.annotate(f"{ans:.0f} answered", (k_sim, d_eps), textcoords="offset points", xytext=(4, 6), fontsize=7)
-ax.set(xscale="log", yscale="log", xlabel="teachers of the same quality (bootstrapped)",
-       ylabel=rf"$\varepsilon$ for {len(pool)} queries", title=r"Confident-GNMax, $T = 0.7k$, $\sigma_1 = 0.16k$, $\sigma_2 = 0.08k$")
+    ax.annotate(
+        f"{ans:.0f} answered",
+        (k_sim, d_eps),
+        textcoords="offset points",
+        xytext=(4, 6),
+        fontsize=7,
+    )
+ax.set(
+    xscale="log",
+    yscale="log",
+    xlabel="teachers of the same quality (bootstrapped)",
+    ylabel=rf"$\varepsilon$ for {len(pool)} queries",
+    title=r"Confident-GNMax, $T = 0.7k$, $\sigma_1 = 0.16k$, $\sigma_2 = 0.08k$",
+)
 ax.legend()
 plt.show()
 
 # %%
 for k_sim, d_eps, i_eps, ans in zip(*scale.values()):
-    print(f"{k_sim:>5} teachers: eps data-dependent {d_eps:.3f}, data-independent {i_eps:.3f}, "
-          f"expected answers {ans:.1f}")
+    print(
+        f"{k_sim:>5} teachers: eps data-dependent {d_eps:.3f}, data-independent "
+        f"{i_eps:.3f}, "
+        f"expected answers {ans:.1f}"
+    )
 fraction = [d / i for d, i in zip(scale["dependent"], scale["independent"])]
-claim("with the noise fixed relative to k, the data-independent epsilon falls as k grows",
-      scale["independent"] == sorted(scale["independent"], reverse=True), eps=scale["independent"])
-claim("the expected number of answered queries stays within 20% of its value at the smallest k",
-      max(abs(a / scale["answered"][0] - 1) for a in scale["answered"]) <= 0.2, answered=scale["answered"])
-claim("the data-dependent epsilon stays between half and 90% of the data-independent one at every k",
-      all(0.5 <= f <= 0.9 for f in fraction), fraction=fraction)
+claim(
+    "with the noise fixed relative to k, the data-independent epsilon falls as k grows",
+    scale["independent"] == sorted(scale["independent"], reverse=True),
+    eps=scale["independent"],
+)
+claim(
+    "the expected number of answered queries stays within 20% of its value at the "
+    "smallest k",
+    max(abs(a / scale["answered"][0] - 1) for a in scale["answered"]) <= 0.2,
+    answered=scale["answered"],
+)
+claim(
+    "the data-dependent epsilon stays between half and 90% of the data-independent one "
+    "at every k",
+    all(0.5 <= f <= 0.9 for f in fraction),
+    fraction=fraction,
+)
 if sanitized is not None:
-    claim("the sanitised release costs more than the private data-dependent value", sanitized.eps > dep_eps,
-          released=sanitized.eps, private=dep_eps)
+    claim(
+        "the sanitised release costs more than the private data-dependent value",
+        sanitized.eps > dep_eps,
+        released=sanitized.eps,
+        private=dep_eps,
+    )
 glue("vp_fraction_lo", min(fraction))
 glue("vp_fraction_hi", max(fraction))
 
@@ -780,23 +1176,51 @@ if run.profile == "colab":
     imagenet = imagenet_source("resnet18").to(run.device)
 
     def cifar_prompted():
-        return PromptedClassifier(imagenet, VisualPrompt(3, 224, 192), 1000, 10).to(run.device)
+        return PromptedClassifier(imagenet, VisualPrompt(3, 224, 192), 1000, 10).to(
+            run.device
+        )
 
     colab_results = {"dpsgd": {}, "prom_pate": {}}
     for eps in tqdm(EPS_GRID, desc="CIFAR-10 DP-SGD"):
-        result = train_dpsgd(cifar_prompted(), cifar.x_private, cifar.y_private, epsilon=eps, delta=DELTA, epochs=5,
-                             batch_size=256, lr=0.05, seed=SEED)
+        result = train_dpsgd(
+            cifar_prompted(),
+            cifar.x_private,
+            cifar.y_private,
+            epsilon=eps,
+            delta=DELTA,
+            epochs=5,
+            batch_size=256,
+            lr=0.05,
+            seed=SEED,
+        )
         colab_results["dpsgd"][eps] = accuracy(result.model, cifar.x_test, cifar.y_test)
-    cifar_teachers = train_teachers(cifar_prompted, cifar.x_private, cifar.y_private, 50, epochs=5, lr=0.05, seed=SEED)
-    cifar_votes = vote_counts(torch.stack([predict(t, cifar.x_public) for t in cifar_teachers]), 10)
+    cifar_teachers = train_teachers(
+        cifar_prompted,
+        cifar.x_private,
+        cifar.y_private,
+        50,
+        epochs=5,
+        lr=0.05,
+        seed=SEED,
+    )
+    cifar_votes = vote_counts(
+        torch.stack([predict(t, cifar.x_public) for t in cifar_teachers]), 10
+    )
     for eps in EPS_GRID:
         sigma = pate.calibrate_gnmax_sigma(len(cifar_votes), eps, DELTA, ORDERS)
-        labels = torch.as_tensor(pate.gnmax(cifar_votes, sigma, np.random.default_rng(SEED)))
-        student = fit(cifar_prompted(), cifar.x_public, labels, epochs=10, lr=0.05, progress=False)
+        labels = torch.as_tensor(
+            pate.gnmax(cifar_votes, sigma, np.random.default_rng(SEED))
+        )
+        student = fit(
+            cifar_prompted(), cifar.x_public, labels, epochs=10, lr=0.05, progress=False
+        )
         colab_results["prom_pate"][eps] = accuracy(student, cifar.x_test, cifar.y_test)
     print("CIFAR-10 test accuracy by epsilon:", colab_results)
 else:
-    print("CIFAR-10 with an ImageNet model runs in the colab profile only (it downloads data and weights).")
+    print(
+        "CIFAR-10 with an ImageNet model runs in the colab profile only (it downloads "
+        "data and weights)."
+    )
 
 # %% [markdown]
 # ## The batch-norm trap
@@ -805,17 +1229,26 @@ else:
 # depend on example 1's input; in eval mode it does not. Then the guard refuses the first case.
 
 # %%
-bn_backbone = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
-                                  torch.nn.Flatten(), torch.nn.Linear(4 * CANVAS * CANVAS, 10))
+bn_backbone = torch.nn.Sequential(
+    torch.nn.Conv2d(1, 4, 3, padding=1),
+    torch.nn.BatchNorm2d(4),
+    torch.nn.ReLU(),
+    torch.nn.Flatten(),
+    torch.nn.Linear(4 * CANVAS * CANVAS, 10),
+)
 coupling = {}
 for mode in ("train", "eval"):
     bn_backbone.train(mode == "train")
     xb = torch.rand(4, 1, CANVAS, CANVAS, requires_grad=True)
     bn_backbone(xb)[0].sum().backward()
     coupling[mode] = float(xb.grad[1:].abs().sum())
-    print(f"batch norm in {mode} mode: |d output_0 / d inputs of the other examples| = {coupling[mode]:.3g}")
+    print(
+        f"batch norm in {mode} mode: |d output_0 / d inputs of the other examples| = "
+        f"{coupling[mode]:.3g}"
+    )
 guarded = PromptedClassifier(bn_backbone, VisualPrompt(1, CANVAS, INNER), 10, CLASSES)
-guarded.backbone[1].train()  # what a stray model.backbone.train() or a framework callback does
+# what a stray model.backbone.train() or a framework callback does
+guarded.backbone[1].train()
 try:
     guarded(x_priv[:2])
     guard_fired = False
@@ -916,17 +1349,44 @@ except RuntimeError as err:
 results = record_results(
     RESULTS_PATH,
     profile=run.profile,
-    motivation={"nonprivate": motivation_clear, "dpsgd": motivation_dp, "eps": EPS_GRID[0]},
-    grad_gap=grad_gap, q_slack=q_slack, shots=shots, few_shot={k: [m for m, _ in v] for k, v in few_shot.items()},
-    eps_grid=EPS_GRID, dpsgd={k: [m for m, _ in v] for k, v in dpsgd.items()},
+    motivation={
+        "nonprivate": motivation_clear,
+        "dpsgd": motivation_dp,
+        "eps": EPS_GRID[0],
+    },
+    grad_gap=grad_gap,
+    q_slack=q_slack,
+    shots=shots,
+    few_shot={k: [m for m, _ in v] for k, v in few_shot.items()},
+    eps_grid=EPS_GRID,
+    dpsgd={k: [m for m, _ in v] for k, v in dpsgd.items()},
     dpsgd_spent_over_target=max(spent / target for target, spent in dpsgd_spent),
-    pate={f"{k}|{kind}": {"teacher_accuracy": r["teacher_accuracy"], "students": r["students"]}
-          for (k, kind), r in pate_runs.items()},
-    confident={"k": k_main, "answered": int(answered.sum()), "answered_accuracy": answered_accuracy,
-               "eps_dependent": dep_eps, "eps_independent": ind_eps},
-    scale=scale, sanitized=None if sanitized is None else {"eps": sanitized.eps, "eps_upper": sanitized.eps_upper,
-                                                          "rdp": sanitized.rdp, "rdp_release": sanitized.rdp_release},
-    bn_coupling=coupling, guard_fired=guard_fired, colab=colab_results,
+    pate={
+        f"{k}|{kind}": {
+            "teacher_accuracy": r["teacher_accuracy"],
+            "students": r["students"],
+        }
+        for (k, kind), r in pate_runs.items()
+    },
+    confident={
+        "k": k_main,
+        "answered": int(answered.sum()),
+        "answered_accuracy": answered_accuracy,
+        "eps_dependent": dep_eps,
+        "eps_independent": ind_eps,
+    },
+    scale=scale,
+    sanitized=None
+    if sanitized is None
+    else {
+        "eps": sanitized.eps,
+        "eps_upper": sanitized.eps_upper,
+        "rdp": sanitized.rdp,
+        "rdp_release": sanitized.rdp_release,
+    },
+    bn_coupling=coupling,
+    guard_fired=guard_fired,
+    colab=colab_results,
 )
 
 # %% [markdown]

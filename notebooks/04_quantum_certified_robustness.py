@@ -49,14 +49,30 @@
 # **Read first.** {doc}`p6_quantum_noise` (qubits, channels, the trace distance) and {doc}`p5_certified_robustness` (from differential privacy to a certificate).
 
 # %% tags=["remove-cell"]
-# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).
-import importlib.metadata, subprocess, sys  # noqa: E401
+# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never
+# reinstalled).
+import importlib.metadata  # noqa: E401
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
     torch_pin = f"torch=={importlib.metadata.version('torch')}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "trustml_ref[quantum] @ git+https://github.com/trustml/trustml@main", torch_pin], check=True)  # noqa: E501
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "trustml_ref[quantum] @ git+https://github.com/trustml/trustml@main",
+            torch_pin,
+        ],
+        check=True,
+    )  # noqa: E501
 
 # %% tags=["parameters"]
-PROFILE = "book"  # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+# "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
@@ -97,16 +113,20 @@ from trustml_ref.quantum_cert import (
 from trustml_ref.quantum_cert.classifier import QuantumClassifier, train_classifier
 from trustml_ref.tables import results_table
 
-run = trustml_ref.setup(PROFILE, SEED, DEVICE)  # simulation runs on the CPU; DEVICE is unused here
+# simulation runs on the CPU; DEVICE is unused here
+run = trustml_ref.setup(PROFILE, SEED, DEVICE)
 EPOCHS = run.pick(smoke=8, book=40, colab=80)
 N_LAYERS = run.pick(smoke=3, book=4, colab=6)
 N_SHOTS = run.pick(smoke=500, book=2000, colab=20000)
-N_ATTACK = run.pick(smoke=10, book=86, colab=86)  # test points attacked in feature space
+# test points attacked in feature space
+N_ATTACK = run.pick(smoke=10, book=86, colab=86)
 N_ATTACK_LOCAL = run.pick(smoke=6, book=40, colab=86)  # the same, per local noise level
 MC_SAMPLES = run.pick(smoke=2000, book=40000, colab=400000)
 
-# Digits 0 vs 1 -> 16 PCA features -> amplitude encoding on 4 qubits. The features are shifted to be
-# non-negative: amplitude encoding cannot tell x from -x (a global phase), and centred PCA features
+# Digits 0 vs 1 -> 16 PCA features -> amplitude encoding on 4 qubits. The features are
+# shifted to be
+# non-negative: amplitude encoding cannot tell x from -x (a global phase), and centred
+# PCA features
 # of the two digits point in nearly opposite directions.
 d = digits(dtype=torch.float64, seed=SEED)
 keep_train, keep_test = d.y_train < 2, d.y_test < 2
@@ -115,7 +135,9 @@ shift = torch.as_tensor(pca.transform(d.x_train[keep_train].numpy())).min(0).val
 x_train = torch.as_tensor(pca.transform(d.x_train[keep_train].numpy())) - shift
 x_test = torch.as_tensor(pca.transform(d.x_test[keep_test].numpy())) - shift
 y_train, y_test = d.y_train[keep_train], d.y_test[keep_test]
-print(f"digits 0/1: {len(y_train)} train, {len(y_test)} test, {x_train.shape[1]} features")
+print(
+    f"digits 0/1: {len(y_train)} train, {len(y_test)} test, {x_train.shape[1]} features"
+)
 
 # %% [markdown]
 # ## Motivation: a noiseless quantum classifier is fragile
@@ -127,20 +149,36 @@ print(f"digits 0/1: {len(y_train)} train, {len(y_test)} test, {x_train.shape[1]}
 
 # %%
 clf = QuantumClassifier(4, N_LAYERS, 2, encoding="amplitude", generator=run.generator)
-train_classifier(clf, x_train, y_train, epochs=EPOCHS, lr=0.05, generator=run.generator, desc="training the VQC")
+train_classifier(
+    clf,
+    x_train,
+    y_train,
+    epochs=EPOCHS,
+    lr=0.05,
+    generator=run.generator,
+    desc="training the VQC",
+)
 with torch.no_grad():
     clean_probs = clf(x_test)
 clean_acc = float((clean_probs.argmax(1) == y_test).float().mean())
 radii = [0.02 * 1.3**k for k in range(run.pick(smoke=16, book=22, colab=26))]
 flip = feature_flip_radius(clf, x_test[:N_ATTACK], 0.0, radii)
 relative_flip = flip / x_test[:N_ATTACK].norm(dim=1)
-print(f"clean test accuracy {clean_acc:.3f}; PGD flips {int(torch.isfinite(flip).sum())} of {N_ATTACK} test points "
-      f"within an l2 radius of {radii[-1]:.2f}; median flip radius = {relative_flip[torch.isfinite(relative_flip)].median():.1%} of ||x||")
+print(
+    f"clean test accuracy {clean_acc:.3f}; PGD flips {int(torch.isfinite(flip).sum())} "
+    f"of {N_ATTACK} test points "
+    f"within an l2 radius of {radii[-1]:.2f}; median flip radius = "
+    f"{relative_flip[torch.isfinite(relative_flip)].median():.1%} of ||x||"
+)
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots()
 ax.hist(relative_flip[torch.isfinite(relative_flip)].numpy(), bins=15)
-ax.set(xlabel="smallest flipping $\\|\\delta\\|_2 / \\|x\\|_2$ found by PGD", ylabel="test points", title="noiseless classifier under attack")
+ax.set(
+    xlabel="smallest flipping $\\|\\delta\\|_2 / \\|x\\|_2$ found by PGD",
+    ylabel="test points",
+    title="noiseless classifier under attack",
+)
 plt.show()
 
 
@@ -283,9 +321,11 @@ def radius_scratch(probs, kappa):
 # 3. random $\tau$-neighbour pairs never exceed $\varepsilon^*$, and the eigenvector pair attains it.
 
 # %%
-angles = torch.tensor([0.4, 1.1, 2.0], dtype=torch.float64)  # a symmetric angle distribution: +-theta with equal weight
+# a symmetric angle distribution: +-theta with equal weight
+angles = torch.tensor([0.4, 1.1, 2.0], dtype=torch.float64)
 p_rot = rotation_noise_replacement(float(torch.cos(angles).mean()))
-state_in = np.array([np.cos(0.3), np.exp(0.7j) * np.sin(0.3)])  # an arbitrary pure qubit state
+# an arbitrary pure qubit state
+state_in = np.array([np.cos(0.3), np.exp(0.7j) * np.sin(0.3)])
 
 
 @qml.qnode(qml.device("default.qubit", wires=1))
@@ -297,8 +337,16 @@ def rotated(axis_index: int, theta):
 
 gen = torch.Generator().manual_seed(SEED)
 axis = torch.randint(0, 3, (MC_SAMPLES,), generator=gen)
-theta = angles[torch.randint(0, len(angles), (MC_SAMPLES,), generator=gen)] * (torch.randint(0, 2, (MC_SAMPLES,), generator=gen) * 2 - 1)
-rho_mc = sum(np.asarray(rotated(a, theta[axis == a].numpy())).sum(0) for a in tqdm(range(3), desc="Monte-Carlo rotations")) / MC_SAMPLES
+theta = angles[torch.randint(0, len(angles), (MC_SAMPLES,), generator=gen)] * (
+    torch.randint(0, 2, (MC_SAMPLES,), generator=gen) * 2 - 1
+)
+rho_mc = (
+    sum(
+        np.asarray(rotated(a, theta[axis == a].numpy())).sum(0)
+        for a in tqdm(range(3), desc="Monte-Carlo rotations")
+    )
+    / MC_SAMPLES
+)
 
 
 @qml.qnode(qml.device("default.mixed", wires=1))
@@ -312,18 +360,29 @@ def through(channel: str):
 
 
 rho_kraus, rho_pl = np.asarray(through("kraus")), np.asarray(through("depolarizing"))
-print(f"replacement p = {p_rot:.4f}; |MC - Kraus| = {np.abs(rho_mc - rho_kraus).max():.1e} "
-      f"(Monte-Carlo error ~ {1 / math.sqrt(MC_SAMPLES):.0e}); |Kraus - DepolarizingChannel| = {np.abs(rho_kraus - rho_pl).max():.1e}")
-assert np.abs(rho_kraus - rho_pl).max() < 1e-12 and np.abs(rho_mc - rho_kraus).max() < 5 / math.sqrt(MC_SAMPLES)
+print(
+    f"replacement p = {p_rot:.4f}; |MC - Kraus| = "
+    f"{np.abs(rho_mc - rho_kraus).max():.1e} "
+    f"(Monte-Carlo error ~ {1 / math.sqrt(MC_SAMPLES):.0e}); |Kraus - "
+    f"DepolarizingChannel| = {np.abs(rho_kraus - rho_pl).max():.1e}"
+)
+assert np.abs(rho_kraus - rho_pl).max() < 1e-12 and np.abs(
+    rho_mc - rho_kraus
+).max() < 5 / math.sqrt(MC_SAMPLES)
 
 p_check = 0.2
 ops_global = clf.heisenberg_operators(p_global=p_check)
-print(f"kappa from Heisenberg operators {kappa_scratch(ops_global):.6f}; closed form {depolarizing_kappa(p_check, clf.d_eff):.6f}")
+print(
+    f"kappa from Heisenberg operators {kappa_scratch(ops_global):.6f}; closed form "
+    f"{depolarizing_kappa(p_check, clf.d_eff):.6f}"
+)
 assert abs(kappa_scratch(ops_global) - depolarizing_kappa(p_check, clf.d_eff)) < 1e-9
 
 tau_check, worst_log_ratio = 0.05, 0.0
 eps_check = math.log1p((kappa_scratch(ops_global) - 1) * tau_check)
-for _ in tqdm(range(run.pick(smoke=50, book=500, colab=5000)), desc="random neighbour pairs"):
+for _ in tqdm(
+    range(run.pick(smoke=50, book=500, colab=5000)), desc="random neighbour pairs"
+):
     a = torch.randn(16, 16, generator=gen, dtype=torch.complex128)
     rho = a @ a.mH
     rho /= torch.trace(rho)
@@ -332,8 +391,16 @@ for _ in tqdm(range(run.pick(smoke=50, book=500, colab=5000)), desc="random neig
     td = 0.5 * float(torch.linalg.eigvalsh(other - rho).abs().sum())
     sigma = rho + min(1.0, tau_check / td) * (other - rho)
     for m in ops_global:
-        worst_log_ratio = max(worst_log_ratio, abs(math.log(float(torch.trace(m @ rho).real / torch.trace(m @ sigma).real))))
-print(f"eps* = {eps_check:.4f}; largest |log ratio| over random tau-neighbours {worst_log_ratio:.4f}")
+        worst_log_ratio = max(
+            worst_log_ratio,
+            abs(
+                math.log(float(torch.trace(m @ rho).real / torch.trace(m @ sigma).real))
+            ),
+        )
+print(
+    f"eps* = {eps_check:.4f}; largest |log ratio| over random tau-neighbours "
+    f"{worst_log_ratio:.4f}"
+)
 assert worst_log_ratio <= eps_check + 1e-12
 
 # %% [markdown]
@@ -347,11 +414,22 @@ assert worst_log_ratio <= eps_check + 1e-12
 # they must equal the scratch versions on the classifier's own operators.
 
 # %%
-trustml_ref.assert_close(kappa_star(ops_global), kappa_scratch(ops_global), rtol=1e-12, name="kappa*")
+trustml_ref.assert_close(
+    kappa_star(ops_global), kappa_scratch(ops_global), rtol=1e-12, name="kappa*"
+)
 noisy = clf(x_test, p_check).detach()
-trustml_ref.assert_close(certified_radius(noisy, depolarizing_kappa(p_check, clf.d_eff)),
-                         radius_scratch(noisy, depolarizing_kappa(p_check, clf.d_eff)), rtol=1e-12, name="radius")
-trustml_ref.assert_close(depolarizing_epsilon(p_check, 16, tau_check, rank=8), eps_check, rtol=1e-12, name="epsilon")
+trustml_ref.assert_close(
+    certified_radius(noisy, depolarizing_kappa(p_check, clf.d_eff)),
+    radius_scratch(noisy, depolarizing_kappa(p_check, clf.d_eff)),
+    rtol=1e-12,
+    name="radius",
+)
+trustml_ref.assert_close(
+    depolarizing_epsilon(p_check, 16, tau_check, rank=8),
+    eps_check,
+    rtol=1e-12,
+    name="epsilon",
+)
 print("graduated: package kappa*, epsilon and radius equal the scratch versions")
 
 # %% [markdown]
@@ -405,18 +483,35 @@ ps = np.linspace(0.01, 1, 100)
 for tau in (0.01, 0.05, 0.1):
     eps = [depolarizing_epsilon(p, 16, tau, rank=8) for p in ps]
     ax0.semilogy(ps, eps, label=f"$\\tau$ = {tau}")
-ax0.set(xlabel="replacement probability $p$", ylabel="$\\varepsilon$",
-        title="privacy of global depolarising noise")
+ax0.set(
+    xlabel="replacement probability $p$",
+    ylabel="$\\varepsilon$",
+    title="privacy of global depolarising noise",
+)
 ax0.legend()
-ax1.plot(taus, certified_accuracy(tv_clean, clean_prediction), "k", lw=2.5,
-         label="trace distance, any p")
+ax1.plot(
+    taus,
+    certified_accuracy(tv_clean, clean_prediction),
+    "k",
+    lw=2.5,
+    label="trace distance, any p",
+)
 for p in noise_levels:
-    line, = ax1.plot(taus, certified_accuracy(dp_by_p[p], predictions[p]),
-                     label=f"DP, p = {p}")
-    ax1.plot(taus, certified_accuracy(shot_dp[p][1], shot_dp[p][0]), "--",
-             color=line.get_color())
-ax1.set(xlabel="trace-distance radius $\\tau$", ylabel="certified accuracy",
-        ylim=(0, 1.02), title=f"exact (solid) and {N_SHOTS} shots (dashed)")
+    (line,) = ax1.plot(
+        taus, certified_accuracy(dp_by_p[p], predictions[p]), label=f"DP, p = {p}"
+    )
+    ax1.plot(
+        taus,
+        certified_accuracy(shot_dp[p][1], shot_dp[p][0]),
+        "--",
+        color=line.get_color(),
+    )
+ax1.set(
+    xlabel="trace-distance radius $\\tau$",
+    ylabel="certified accuracy",
+    ylim=(0, 1.02),
+    title=f"exact (solid) and {N_SHOTS} shots (dashed)",
+)
 ax1.legend(fontsize=8)
 plt.show()
 
@@ -428,19 +523,32 @@ def half_radius(radius, prediction):
     return float(taus[curve >= 0.5].max()) if curve[0] >= 0.5 else 0.0
 
 
-exact_share = {p: float((dp_by_p[p] / tv_by_p[p].clamp_min(1e-12)).median())
-               for p in noise_levels}
-display(results_table(
-    {"p": noise_levels,
-     "DP, exact": [half_radius(dp_by_p[p], predictions[p]) for p in noise_levels],
-     "DP, shots": [half_radius(shot_dp[p][1], shot_dp[p][0]) for p in noise_levels],
-     "trace distance, exact": [half_radius(tv_by_p[p], predictions[p])
-                               for p in noise_levels],
-     "trace distance, shots": [half_radius(shot_tv[p][1], shot_tv[p][0])
-                               for p in noise_levels],
-     "median DP / trace distance": [exact_share[p] for p in noise_levels]},
-    digits=3, caption="Radius at which half the test points are certified, "
-                      f"and the DP radius as a share of the noise-free one ({N_SHOTS} shots)"))
+exact_share = {
+    p: float((dp_by_p[p] / tv_by_p[p].clamp_min(1e-12)).median()) for p in noise_levels
+}
+display(
+    results_table(
+        {
+            "p": noise_levels,
+            "DP, exact": [
+                half_radius(dp_by_p[p], predictions[p]) for p in noise_levels
+            ],
+            "DP, shots": [
+                half_radius(shot_dp[p][1], shot_dp[p][0]) for p in noise_levels
+            ],
+            "trace distance, exact": [
+                half_radius(tv_by_p[p], predictions[p]) for p in noise_levels
+            ],
+            "trace distance, shots": [
+                half_radius(shot_tv[p][1], shot_tv[p][0]) for p in noise_levels
+            ],
+            "median DP / trace distance": [exact_share[p] for p in noise_levels],
+        },
+        digits=3,
+        caption="Radius at which half the test points are certified, "
+        f"and the DP radius as a share of the noise-free one ({N_SHOTS} shots)",
+    )
+)
 
 # %% [markdown]
 # Both certificates, checked on every test point: the trace-distance radius does not move with
@@ -457,23 +565,43 @@ closed_form = p_check * (R + 1) / (R.sqrt() + 1)
 trustml_ref.assert_close(ratio[inside], closed_form[inside], rtol=1e-9, name="DP/TV")
 
 noiseless_prediction = clean_prediction
-claim("global depolarising noise changes no prediction, at any p",
-      all(torch.equal(predictions[p], noiseless_prediction) for p in noise_levels))
-claim("the trace-distance radius of every test point is the same at every p, p = 0 included",
-      all(torch.allclose(tv_by_p[p], tv_clean, atol=1e-12) for p in noise_levels))
-claim("the DP radius is below the noise-free trace-distance radius at every point and p",
-      all(bool((dp_by_p[p] <= tv_clean + 1e-12).all()) for p in noise_levels))
-claim("the DP-certified radius of every test point grows with p",
-      all(bool((dp_by_p[a] <= dp_by_p[b] + 1e-12).all())
-          for a, b in zip(noise_levels, noise_levels[1:])))
-shot_exceeds = {p: int(((shot_dp[p][1] > dp_by_p[p] + 1e-12)
-                        | (shot_tv[p][1] > tv_by_p[p] + 1e-12)).sum())
-                for p in noise_levels}
+claim(
+    "global depolarising noise changes no prediction, at any p",
+    all(torch.equal(predictions[p], noiseless_prediction) for p in noise_levels),
+)
+claim(
+    "the trace-distance radius of every test point is the same at every p, p = 0 "
+    "included",
+    all(torch.allclose(tv_by_p[p], tv_clean, atol=1e-12) for p in noise_levels),
+)
+claim(
+    "the DP radius is below the noise-free trace-distance radius at every point and p",
+    all(bool((dp_by_p[p] <= tv_clean + 1e-12).all()) for p in noise_levels),
+)
+claim(
+    "the DP-certified radius of every test point grows with p",
+    all(
+        bool((dp_by_p[a] <= dp_by_p[b] + 1e-12).all())
+        for a, b in zip(noise_levels, noise_levels[1:])
+    ),
+)
+shot_exceeds = {
+    p: int(
+        (
+            (shot_dp[p][1] > dp_by_p[p] + 1e-12) | (shot_tv[p][1] > tv_by_p[p] + 1e-12)
+        ).sum()
+    )
+    for p in noise_levels
+}
 n_radii = len(y_test) * len(noise_levels)
 share = sum(shot_exceeds.values()) / n_radii
-claim("shot-based radii exceed the exact ones no more often than alpha = 5% allows "
-      "(two binomial errors)",
-      share <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / n_radii), share=share, radii=n_radii)
+claim(
+    "shot-based radii exceed the exact ones no more often than alpha = 5% allows "
+    "(two binomial errors)",
+    share <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / n_radii),
+    share=share,
+    radii=n_radii,
+)
 glue("q_shot_share", 100 * share)
 glue("q_tv_median", float(tv_clean.median()))
 for p in (noise_levels[0], noise_levels[-1]):
@@ -520,30 +648,46 @@ ax0.scatter(tau_mix, tau_cert, s=12, label="DP")
 ax0.scatter(tau_mix, tau_tv, s=12, marker="x", label="trace distance")
 top = float(tau_mix[torch.isfinite(tau_mix)].max())
 ax0.plot([0, top], [0, top], "k--", lw=0.8, label="certificate = attack")
-ax0.set(xlabel="mixing attack's flip distance", ylabel="certified $\\tau$",
-        title="on the quantum state")
+ax0.set(
+    xlabel="mixing attack's flip distance",
+    ylabel="certified $\\tau$",
+    title="on the quantum state",
+)
 ax0.legend(fontsize=8)
 finite = torch.isfinite(feature_flip)
 ax1.scatter(feature_flip[finite], feature_cert[finite], s=12, label="DP")
-ax1.scatter(feature_flip[finite], feature_tv[finite], s=12, marker="x",
-            label="trace distance")
+ax1.scatter(
+    feature_flip[finite], feature_tv[finite], s=12, marker="x", label="trace distance"
+)
 top = float(feature_flip[finite].max())
 ax1.plot([0, top], [0, top], "k--", lw=0.8)
-ax1.set(xlabel="PGD flip radius", ylabel="certified $\\|\\delta\\|_2$",
-        title="on the features")
+ax1.set(
+    xlabel="PGD flip radius",
+    ylabel="certified $\\|\\delta\\|_2$",
+    title="on the features",
+)
 plt.show()
 
 # %%
 ratio_state = float((tau_mix / tau_cert.clamp_min(1e-12))[tau_cert > 0].median())
 ratio_tv = float((tau_mix / tau_tv.clamp_min(1e-12))[tau_tv > 0].median())
 ratio_feature = float(
-    (feature_flip / feature_cert.clamp_min(1e-12))[finite & (feature_cert > 0)].median())
-claim("no attack flips a prediction inside either certified radius, on the state or on "
-      "the features",
-      bool(torch.all(tau_cert <= tau_tv + 1e-12) and torch.all(tau_tv <= tau_mix + 1e-9)
-           and torch.all(feature_tv <= feature_flip)))
-claim("feature PGD flips every attacked point at the same radius with and without noise",
-      torch.equal(feature_flip, flip), flipped=int(finite.sum()))
+    (feature_flip / feature_cert.clamp_min(1e-12))[finite & (feature_cert > 0)].median()
+)
+claim(
+    "no attack flips a prediction inside either certified radius, on the state or on "
+    "the features",
+    bool(
+        torch.all(tau_cert <= tau_tv + 1e-12)
+        and torch.all(tau_tv <= tau_mix + 1e-9)
+        and torch.all(feature_tv <= feature_flip)
+    ),
+)
+claim(
+    "feature PGD flips every attacked point at the same radius with and without noise",
+    torch.equal(feature_flip, flip),
+    flipped=int(finite.sum()),
+)
 glue("q_ratio_state", ratio_state)
 glue("q_ratio_tv", ratio_tv)
 glue("q_ratio_feature", ratio_feature)
@@ -575,20 +719,32 @@ glue("q_ratio_feature", ratio_feature)
 
 # %%
 local_levels = [0.02, 0.05, 0.1, 0.2, 0.4]
-placements = {"input": "each qubit, on the input", "every_layer": "each qubit, every layer"}
+placements = {
+    "input": "each qubit, on the input",
+    "every_layer": "each qubit, every layer",
+}
 tau_fixed = 0.05
 random_gain = []
 for seed in range(run.pick(smoke=2, book=6, colab=20)):
-    rand_clf = QuantumClassifier(4, N_LAYERS, 2, generator=torch.Generator().manual_seed(seed))
-    states = rand_clf.encoded_states(torch.rand(100, 16, dtype=torch.float64, generator=gen))
-    before = trace_distance_radius(born_probabilities(rand_clf.heisenberg_operators(), states))
+    rand_clf = QuantumClassifier(
+        4, N_LAYERS, 2, generator=torch.Generator().manual_seed(seed)
+    )
+    states = rand_clf.encoded_states(
+        torch.rand(100, 16, dtype=torch.float64, generator=gen)
+    )
+    before = trace_distance_radius(
+        born_probabilities(rand_clf.heisenberg_operators(), states)
+    )
     ops = rand_clf.heisenberg_operators(p_local=0.2, local_noise="input")
-    after = trace_distance_radius(born_probabilities(ops, states),
-                                  trace_distance_contraction(ops))
+    after = trace_distance_radius(
+        born_probabilities(ops, states), trace_distance_contraction(ops)
+    )
     random_gain.append(float((after > before).float().mean()))
-print(f"random circuits, input noise p = 0.2: the trace-distance radius grows on "
-      f"{np.mean(random_gain):.0%} of random inputs (per circuit "
-      f"{min(random_gain):.0%}-{max(random_gain):.0%})")
+print(
+    f"random circuits, input noise p = 0.2: the trace-distance radius grows on "
+    f"{np.mean(random_gain):.0%} of random inputs (per circuit "
+    f"{min(random_gain):.0%}-{max(random_gain):.0%})"
+)
 
 # %% [markdown]
 # It can: on random circuits local noise enlarges the certified radius of a large share of inputs
@@ -609,28 +765,38 @@ for where, label in placements.items():
         draws = torch.multinomial(y, N_SHOTS, replacement=True, generator=gen)
         counts = torch.stack([torch.bincount(row, minlength=2) for row in draws])
         mix = mixing_attack_radius(ops, psi)
-        flip_local = feature_flip_radius(clf, x_local, 0.0, radii, p_local=p,
-                                         local_noise=where)
-        assert torch.all(amplitude_input_radius(x_local, tv[:N_ATTACK_LOCAL]) <= flip_local)
+        flip_local = feature_flip_radius(
+            clf, x_local, 0.0, radii, p_local=p, local_noise=where
+        )
+        assert torch.all(
+            amplitude_input_radius(x_local, tv[:N_ATTACK_LOCAL]) <= flip_local
+        )
         assert torch.all(tv <= mix + 1e-9) and torch.all(dp <= mix + 1e-9)
-        kept = y.argmax(1) == clean_prediction  # compare radii where the prediction is the same
+        # compare radii where the prediction is the same
+        kept = y.argmax(1) == clean_prediction
         change = bootstrap_interval((tv / tv_clean)[kept].numpy(), np.median)
-        local_rows.append({
-            "noise": label, "p": p, "kappa*": kappa,
-            "epsilon": epsilon_from_kappa(kappa, tau_fixed), "contraction c": c,
-            "accuracy": float((y.argmax(1) == y_test).float().mean()),
-            "DP": float(dp.median()),
-            "DP, shots": float(shot_certified_radius(counts, kappa)[1].median()),
-            "trace distance": float(tv.median()),
-            "TV, shots": float(shot_trace_distance_radius(counts, c)[1].median()),
-            "radius / noiseless": change.estimate,
-            "95% interval": f"{change.lower:.3f} to {change.upper:.3f}",
-            "interval": change,
-            "points gaining": float((tv > tv_clean)[kept].float().mean()),
-            "state attack / noiseless": float((mix / tau_mix_clean).median()),
-            "PGD flips in noiseless median": float(
-                (flip_local <= flip[:N_ATTACK_LOCAL].median()).float().mean()),
-        })
+        local_rows.append(
+            {
+                "noise": label,
+                "p": p,
+                "kappa*": kappa,
+                "epsilon": epsilon_from_kappa(kappa, tau_fixed),
+                "contraction c": c,
+                "accuracy": float((y.argmax(1) == y_test).float().mean()),
+                "DP": float(dp.median()),
+                "DP, shots": float(shot_certified_radius(counts, kappa)[1].median()),
+                "trace distance": float(tv.median()),
+                "TV, shots": float(shot_trace_distance_radius(counts, c)[1].median()),
+                "radius / noiseless": change.estimate,
+                "95% interval": f"{change.lower:.3f} to {change.upper:.3f}",
+                "interval": change,
+                "points gaining": float((tv > tv_clean)[kept].float().mean()),
+                "state attack / noiseless": float((mix / tau_mix_clean).median()),
+                "PGD flips in noiseless median": float(
+                    (flip_local <= flip[:N_ATTACK_LOCAL].median()).float().mean()
+                ),
+            }
+        )
 for where in placements:
     simulated = clf.local_noise_probs(x_test[:3], 0.1, where)
     exact = clf.outcome_probs(x_test[:3], p_local=0.1, local_noise=where)
@@ -643,63 +809,120 @@ def local_table(columns, caption):
     return results_table(rows, digits=3, caption=caption)
 
 
-display(local_table(["kappa*", "epsilon", "contraction c", "accuracy"],
-                    f"Privacy and accuracy under local noise (epsilon at tau = {tau_fixed}; "
-                    f"noiseless accuracy {clean_acc:.3f})"))
-display(local_table(["DP", "DP, shots", "trace distance", "TV, shots"],
-                    f"Median certified radius, exact and from {N_SHOTS} shots (noiseless "
-                    f"trace-distance radius {float(tv_clean.median()):.3f})"))
-display(local_table(["radius / noiseless", "95% interval", "points gaining",
-                     "state attack / noiseless", "PGD flips in noiseless median"],
-                    "Does local noise change robustness? Trace-distance radius against the "
-                    "noiseless one on the points whose prediction is kept (median, bootstrap "
-                    "interval, share that gains), the state attack's flip distance against the "
-                    f"noiseless one (median), and the share of {N_ATTACK_LOCAL} points PGD flips "
-                    "within the noiseless median flip radius"))
+display(
+    local_table(
+        ["kappa*", "epsilon", "contraction c", "accuracy"],
+        f"Privacy and accuracy under local noise (epsilon at tau = {tau_fixed}; "
+        f"noiseless accuracy {clean_acc:.3f})",
+    )
+)
+display(
+    local_table(
+        ["DP", "DP, shots", "trace distance", "TV, shots"],
+        f"Median certified radius, exact and from {N_SHOTS} shots (noiseless "
+        f"trace-distance radius {float(tv_clean.median()):.3f})",
+    )
+)
+display(
+    local_table(
+        [
+            "radius / noiseless",
+            "95% interval",
+            "points gaining",
+            "state attack / noiseless",
+            "PGD flips in noiseless median",
+        ],
+        "Does local noise change robustness? Trace-distance radius against the "
+        "noiseless one on the points whose prediction is kept (median, bootstrap "
+        "interval, share that gains), the state attack's flip distance against the "
+        f"noiseless one (median), and the share of {N_ATTACK_LOCAL} points PGD flips "
+        "within the noiseless median flip radius",
+    )
+)
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots()
 for where, label in placements.items():
     rows = [row for row in local_rows if row["noise"] == label]
-    line, = ax.plot(local_levels, [row["trace distance"] for row in rows], "o-",
-                    label=f"trace distance, {label}")
-    ax.plot(local_levels, [row["DP"] for row in rows], "s--", color=line.get_color(),
-            label=f"DP, {label}")
+    (line,) = ax.plot(
+        local_levels,
+        [row["trace distance"] for row in rows],
+        "o-",
+        label=f"trace distance, {label}",
+    )
+    ax.plot(
+        local_levels,
+        [row["DP"] for row in rows],
+        "s--",
+        color=line.get_color(),
+        label=f"DP, {label}",
+    )
 ax.axhline(float(tv_clean.median()), color="k", lw=1, label="noiseless trace distance")
-ax.set(xlabel="replacement probability $p$ on each qubit", ylabel="median certified $\\tau$",
-       title="local noise: what the certificates say")
+ax.set(
+    xlabel="replacement probability $p$ on each qubit",
+    ylabel="median certified $\\tau$",
+    title="local noise: what the certificates say",
+)
 ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
 plt.show()
 
 # %%
 by = {(row["noise"], row["p"]): row for row in local_rows}
 inp, lay = placements["input"], placements["every_layer"]
-claim("local noise gives a smaller epsilon than global noise of the same p, at every p, "
-      "for both placements",
-      all(by[k, p]["epsilon"] < depolarizing_epsilon(p, 16, tau_fixed, rank=8)
-          for k in (inp, lay) for p in local_levels))
-claim("input noise shrinks the median trace-distance radius of the points that keep their "
-      "prediction, at every p",
-      all(by[inp, p]["interval"].upper < 1 for p in local_levels),
-      test="95% percentile bootstrap of the median noisy / noiseless ratio, upper end < 1",
-      upper=[by[inp, p]["interval"].upper for p in local_levels])
-claim("noise before every layer changes that median by no detectable amount at any p",
-      all(by[lay, p]["interval"].lower <= 1 <= by[lay, p]["interval"].upper
-          for p in local_levels),
-      test="95% percentile bootstrap of the median noisy / noiseless ratio contains 1")
+claim(
+    "local noise gives a smaller epsilon than global noise of the same p, at every p, "
+    "for both placements",
+    all(
+        by[k, p]["epsilon"] < depolarizing_epsilon(p, 16, tau_fixed, rank=8)
+        for k in (inp, lay)
+        for p in local_levels
+    ),
+)
+claim(
+    "input noise shrinks the median trace-distance radius of the points that keep "
+    "their "
+    "prediction, at every p",
+    all(by[inp, p]["interval"].upper < 1 for p in local_levels),
+    test="95% percentile bootstrap of the median noisy / noiseless ratio, upper end < "
+    "1",
+    upper=[by[inp, p]["interval"].upper for p in local_levels],
+)
+claim(
+    "noise before every layer changes that median by no detectable amount at any p",
+    all(
+        by[lay, p]["interval"].lower <= 1 <= by[lay, p]["interval"].upper
+        for p in local_levels
+    ),
+    test="95% percentile bootstrap of the median noisy / noiseless ratio contains 1",
+)
 most = max(by[inp, p]["points gaining"] for p in local_levels)
 gain_test = proportion_difference(float(np.mean(random_gain)), most, len(y_test))
-claim("with input noise fewer test points gain certified radius than random inputs on "
-      "random circuits, at every p",
-      gain_test.lower > 0, test=gain_test.test, **gain_test.evidence)
-claim("input noise lowers the state attack's median flip distance at every p",
-      all(by[inp, p]["state attack / noiseless"] < 1 for p in local_levels))
-claim("accuracy does not fall up to p = 0.1 for either placement",
-      all(by[k, p]["accuracy"] >= clean_acc for k in (inp, lay) for p in local_levels[:3]))
-local_cost = proportion_difference(clean_acc, by[lay, local_levels[-1]]["accuracy"],
-                                   len(y_test))
-claim(f"noise before every layer at p = {local_levels[-1]} lowers accuracy",
-      local_cost.lower > 0, test=local_cost.test, **local_cost.evidence)
+claim(
+    "with input noise fewer test points gain certified radius than random inputs on "
+    "random circuits, at every p",
+    gain_test.lower > 0,
+    test=gain_test.test,
+    **gain_test.evidence,
+)
+claim(
+    "input noise lowers the state attack's median flip distance at every p",
+    all(by[inp, p]["state attack / noiseless"] < 1 for p in local_levels),
+)
+claim(
+    "accuracy does not fall up to p = 0.1 for either placement",
+    all(
+        by[k, p]["accuracy"] >= clean_acc for k in (inp, lay) for p in local_levels[:3]
+    ),
+)
+local_cost = proportion_difference(
+    clean_acc, by[lay, local_levels[-1]]["accuracy"], len(y_test)
+)
+claim(
+    f"noise before every layer at p = {local_levels[-1]} lowers accuracy",
+    local_cost.lower > 0,
+    test=local_cost.test,
+    **local_cost.evidence,
+)
 glue("q_layers", N_LAYERS)
 glue("q_shots_again", N_SHOTS)
 glue("q_random_gain", 100 * float(np.mean(random_gain)))
@@ -739,8 +962,15 @@ glue("q_local_acc", by[lay, local_levels[-1]]["accuracy"])
 # %%
 flowers = iris(seed=SEED)
 clf3 = QuantumClassifier(4, N_LAYERS, 3, encoding="angle", generator=run.generator)
-train_classifier(clf3, flowers.x_train * math.pi, flowers.y_train, epochs=EPOCHS * 2, lr=0.05,
-                 generator=run.generator, desc="iris VQC")
+train_classifier(
+    clf3,
+    flowers.x_train * math.pi,
+    flowers.y_train,
+    epochs=EPOCHS * 2,
+    lr=0.05,
+    generator=run.generator,
+    desc="iris VQC",
+)
 iris_clean = clf3(flowers.x_test * math.pi).detach()
 iris_tv = trace_distance_radius(iris_clean)
 iris_curves, iris_below_tv = {}, True
@@ -753,21 +983,36 @@ iris_acc = float((iris_clean.argmax(1) == flowers.y_test).float().mean())
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots()
-ax.plot(taus, certified_accuracy(iris_tv, iris_clean.argmax(1), flowers.y_test), "k",
-        lw=2.5, label="trace distance, any p")
+ax.plot(
+    taus,
+    certified_accuracy(iris_tv, iris_clean.argmax(1), flowers.y_test),
+    "k",
+    lw=2.5,
+    label="trace distance, any p",
+)
 for p in noise_levels:
     ax.plot(taus, iris_curves[p], label=f"DP, p = {p}")
-ax.set(xlabel="trace-distance radius $\\tau$", ylabel="certified accuracy", ylim=(0, 1.02),
-       title="iris, 3 classes, angle encoding")
+ax.set(
+    xlabel="trace-distance radius $\\tau$",
+    ylabel="certified accuracy",
+    ylim=(0, 1.02),
+    title="iris, 3 classes, angle encoding",
+)
 ax.legend(fontsize=8)
 plt.show()
 
 # %%
-claim("on iris too, certified accuracy at every radius grows with p",
-      all(all(a <= b for a, b in zip(iris_curves[lo], iris_curves[hi]))
-          for lo, hi in zip(noise_levels, noise_levels[1:])))
-claim("on iris the DP radius stays below the noise-free trace-distance radius at every p",
-      iris_below_tv)
+claim(
+    "on iris too, certified accuracy at every radius grows with p",
+    all(
+        all(a <= b for a, b in zip(iris_curves[lo], iris_curves[hi]))
+        for lo, hi in zip(noise_levels, noise_levels[1:])
+    ),
+)
+claim(
+    "on iris the DP radius stays below the noise-free trace-distance radius at every p",
+    iris_below_tv,
+)
 glue("q_iris_acc", iris_acc)
 
 
@@ -785,14 +1030,21 @@ results = record_results(
     kappa_check=kappa_scratch(ops_global),
     worst_log_ratio=worst_log_ratio,
     epsilon_check=eps_check,
-    dp_half_radius={str(p): half_radius(dp_by_p[p], predictions[p]) for p in noise_levels},
+    dp_half_radius={
+        str(p): half_radius(dp_by_p[p], predictions[p]) for p in noise_levels
+    },
     tv_median=float(tv_clean.median()),
     dp_over_tv_median={str(p): exact_share[p] for p in noise_levels},
     shot_exceeds_exact={str(p): n for p, n in shot_exceeds.items()},
     n_test=len(y_test),
-    attack_over_certificate={"state": ratio_state, "state_tv": ratio_tv,
-                             "features": ratio_feature},
-    local_noise=[{k: v for k, v in row.items() if k != "interval"} for row in local_rows],
+    attack_over_certificate={
+        "state": ratio_state,
+        "state_tv": ratio_tv,
+        "features": ratio_feature,
+    },
+    local_noise=[
+        {k: v for k, v in row.items() if k != "interval"} for row in local_rows
+    ],
     random_circuit_gain=random_gain,
     iris_accuracy=iris_acc,
 )

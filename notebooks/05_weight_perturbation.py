@@ -45,18 +45,35 @@
 # **Read first.** {doc}`p1_adversarial_examples` (threat models, PGD) and {doc}`p5_certified_robustness` (margins, Lipschitz and interval-bound certificates).
 
 # %% tags=["remove-cell"]
-# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).
-import importlib.metadata, subprocess, sys  # noqa: E401
+# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never
+# reinstalled).
+import importlib.metadata  # noqa: E401
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
     torch_pin = f"torch=={importlib.metadata.version('torch')}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "trustml_ref @ git+https://github.com/trustml/trustml@main", torch_pin], check=True)  # noqa: E501
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "trustml_ref @ git+https://github.com/trustml/trustml@main",
+            torch_pin,
+        ],
+        check=True,
+    )  # noqa: E501
 
 # %% tags=["parameters"]
-PROFILE = "book"  # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+# "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
-COLAB_DATASET = "mnist_784"  # colab profile only: "mnist_784" or "CIFAR_10" (downloaded from OpenML)
+# colab profile only: "mnist_784" or "CIFAR_10" (downloaded from OpenML)
+COLAB_DATASET = "mnist_784"
 
 # %%
 import matplotlib.pyplot as plt
@@ -95,14 +112,27 @@ from trustml_ref.weight_robustness.training import (
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)
 EPOCHS = run.pick(smoke=8, book=40, colab=60)
 N_SEEDS = run.pick(smoke=1, book=3, colab=5)
-N_TEST = run.pick(smoke=120, book=450, colab=450)  # test examples attacked and certified
+# test examples attacked and certified
+N_TEST = run.pick(smoke=120, book=450, colab=450)
 STEPS = run.pick(smoke=10, book=20, colab=50)  # PGD steps per restart
 
-# digits ship with scikit-learn; the colab profile downloads a subset of MNIST or CIFAR-10 instead
-data = digits(seed=SEED) if run.profile != "colab" else openml(COLAB_DATASET, n_train=10_000, n_test=2_000, seed=SEED)
-WIDTHS = (data.n_features, *run.pick(smoke=(32, 32), book=(32, 32), colab=(128, 128)), 10)
+# digits ship with scikit-learn; the colab profile downloads a subset of MNIST or
+# CIFAR-10 instead
+data = (
+    digits(seed=SEED)
+    if run.profile != "colab"
+    else openml(COLAB_DATASET, n_train=10_000, n_test=2_000, seed=SEED)
+)
+WIDTHS = (
+    data.n_features,
+    *run.pick(smoke=(32, 32), book=(32, 32), colab=(128, 128)),
+    10,
+)
 x_test, y_test = data.x_test[:N_TEST], data.y_test[:N_TEST]
-print(f"{len(data.y_train)} training and {len(data.y_test)} test images of {data.n_features} features; network widths {WIDTHS}")
+print(
+    f"{len(data.y_train)} training and {len(data.y_test)} test images of "
+    f"{data.n_features} features; network widths {WIDTHS}"
+)
 
 # %% [markdown]
 # ## Motivation: a tiny push in the right direction
@@ -113,38 +143,68 @@ print(f"{len(data.y_train)} training and {len(data.y_test)} test images of {data
 # descent on the class margin. The failure comes first; the mathematics after it.
 
 # %%
-standard = train(WIDTHS, data.x_train, data.y_train, cross_entropy_loss(), epochs=EPOCHS, generator=run.generator,
-                 desc="standard training")
+standard = train(
+    WIDTHS,
+    data.x_train,
+    data.y_train,
+    cross_entropy_loss(),
+    epochs=EPOCHS,
+    generator=run.generator,
+    desc="standard training",
+)
 W = [w.detach() for w in standard.weights]
 clean_acc = float((mlp_forward(W, x_test).argmax(1) == y_test).float().mean())
-eps_grid = run.pick(smoke=[0.0, 0.005, 0.02], book=[0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05],
-                    colab=[0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05])
+eps_grid = run.pick(
+    smoke=[0.0, 0.005, 0.02],
+    book=[0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05],
+    colab=[0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05],
+)
 motivation = {"random": [], "pgd": []}
 for eps in tqdm(eps_grid, desc="attacking the weights"):
-    noise = random_weight_noise(W, x_test, y_test, eps, samples=10, generator=run.generator)
+    noise = random_weight_noise(
+        W, x_test, y_test, eps, samples=10, generator=run.generator
+    )
     motivation["random"].append(float((noise > 0).float().mean()))
-    motivation["pgd"].append(pgd_attack(W, x_test, y_test, eps, steps=STEPS, generator=run.generator).accuracy)
+    motivation["pgd"].append(
+        pgd_attack(
+            W, x_test, y_test, eps, steps=STEPS, generator=run.generator
+        ).accuracy
+    )
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots()
 ax.plot(eps_grid, motivation["random"], "o-", label="random sign noise")
 ax.plot(eps_grid, motivation["pgd"], "s-", label="adversarial (PGD, per example)")
 ax.set_xscale("symlog", linthresh=1e-3)
-ax.set(xlabel="$\\varepsilon$ (every layer)", ylabel="test accuracy", ylim=(-0.02, 1.02),
-       title="the same weight budget, two outcomes")
+ax.set(
+    xlabel="$\\varepsilon$ (every layer)",
+    ylabel="test accuracy",
+    ylim=(-0.02, 1.02),
+    title="the same weight budget, two outcomes",
+)
 ax.legend()
 plt.show()
 
 # %%
-print(f"clean accuracy {clean_acc:.3f}; at eps = {eps_grid[-1]}: random noise {motivation['random'][-1]:.3f}, "
-      f"PGD {motivation['pgd'][-1]:.3f}")
+print(
+    f"clean accuracy {clean_acc:.3f}; at eps = {eps_grid[-1]}: random noise "
+    f"{motivation['random'][-1]:.3f}, "
+    f"PGD {motivation['pgd'][-1]:.3f}"
+)
 
 
 # %%
 n_test = len(y_test)
-noise_vs_pgd = proportion_difference(motivation["random"][-1], motivation["pgd"][-1], n_test)
-claim(f"at eps = {eps_grid[-1]} random sign noise leaves far more test points correct than PGD",
-      noise_vs_pgd.lower > 0.5, test=noise_vs_pgd.test, **noise_vs_pgd.evidence)
+noise_vs_pgd = proportion_difference(
+    motivation["random"][-1], motivation["pgd"][-1], n_test
+)
+claim(
+    f"at eps = {eps_grid[-1]} random sign noise leaves far more test points correct "
+    "than PGD",
+    noise_vs_pgd.lower > 0.5,
+    test=noise_vs_pgd.test,
+    **noise_vs_pgd.evidence,
+)
 glue("wp_eps_max", eps_grid[-1])
 glue("wp_random", motivation["random"][-1])
 glue("wp_pgd", motivation["pgd"][-1])
@@ -281,7 +341,14 @@ def ibp_lower_scratch(weights, x, eps):
         corners = torch.stack([(w - e) * l, (w - e) * u, (w + e) * l, (w + e) * u])
         l, u = corners.min(0).values.sum(1).relu(), corners.max(0).values.sum(1).relu()
     diff = weights[-1][:, None] - weights[-1][None]
-    corners = torch.stack([(diff - 2 * eps[-1]) * l, (diff - 2 * eps[-1]) * u, (diff + 2 * eps[-1]) * l, (diff + 2 * eps[-1]) * u])
+    corners = torch.stack(
+        [
+            (diff - 2 * eps[-1]) * l,
+            (diff - 2 * eps[-1]) * u,
+            (diff + 2 * eps[-1]) * l,
+            (diff + 2 * eps[-1]) * u,
+        ]
+    )
     return corners.min(0).values.sum(-1).fill_diagonal_(0.0)
     ### END SOLUTION
 
@@ -299,24 +366,47 @@ from trustml_ref.weight_robustness import BiasFreeMLP  # noqa: E402  (used only 
 
 check_gen = torch.Generator().manual_seed(SEED + 1)
 gaps, last_layer_gap = [], 0.0
-for trial in tqdm(range(run.pick(smoke=20, book=200, colab=1000)), desc="soundness check"):
+for trial in tqdm(
+    range(run.pick(smoke=20, book=200, colab=1000)), desc="soundness check"
+):
     widths = [int(torch.randint(2, 7, (1,), generator=check_gen)) for _ in range(4)]
     ws = [w.detach().double() for w in BiasFreeMLP(widths, generator=check_gen).weights]
     xs = torch.randn(1, widths[0], generator=check_gen, dtype=torch.float64)
     ys = torch.randint(0, widths[-1], (1,), generator=check_gen)
     eps = [0.1 * float(torch.rand(1, generator=check_gen)) for _ in ws]
-    attacked = float(pgd_attack(ws, xs, ys, eps, steps=20, restarts=2, generator=check_gen).margins)
+    attacked = float(
+        pgd_attack(ws, xs, ys, eps, steps=20, restarts=2, generator=check_gen).margins
+    )
     clean_m = class_margins(mlp_forward(ws, xs), ys)[0]
-    cf = float((clean_m - closed_form_drop_scratch(ws, xs[0], eps)[ys[0]]).scatter(0, ys, float("inf")).min())
-    ibp = float(ibp_lower_scratch(ws, xs[0], eps)[ys[0]].scatter(0, ys, float("inf")).min())
+    cf = float(
+        (clean_m - closed_form_drop_scratch(ws, xs[0], eps)[ys[0]])
+        .scatter(0, ys, float("inf"))
+        .min()
+    )
+    ibp = float(
+        ibp_lower_scratch(ws, xs[0], eps)[ys[0]].scatter(0, ys, float("inf")).min()
+    )
     assert cf <= ibp + 1e-9 <= attacked + 2e-9, (cf, ibp, attacked)
     gaps.append((attacked - ibp, attacked - cf))
     only_last = [0.0] * (len(ws) - 1) + [eps[-1]]
     exact = float(last_layer_attack(ws, xs, ys, eps[-1]).margins)
-    last_layer_gap = max(last_layer_gap, abs(exact - float(ibp_lower_scratch(ws, xs[0], only_last)[ys[0]].scatter(0, ys, float("inf")).min())))
+    last_layer_gap = max(
+        last_layer_gap,
+        abs(
+            exact
+            - float(
+                ibp_lower_scratch(ws, xs[0], only_last)[ys[0]]
+                .scatter(0, ys, float("inf"))
+                .min()
+            )
+        ),
+    )
 gaps = torch.tensor(gaps)
-print(f"{len(gaps)} random networks: certified <= attacked every time; median gap to the attack: "
-      f"IBP {gaps[:, 0].median():.3g}, closed form {gaps[:, 1].median():.3g}")
+print(
+    f"{len(gaps)} random networks: certified <= attacked every time; median gap to the "
+    "attack: "
+    f"IBP {gaps[:, 0].median():.3g}, closed form {gaps[:, 1].median():.3g}"
+)
 print(f"last layer only: |exact attack - IBP| <= {last_layer_gap:.1e}")
 
 # %% [markdown]
@@ -330,10 +420,19 @@ ws_check = [w.double() for w in W]
 for i in range(5):
     xi = data.x_test[i].double()
     for eps in ([0.001, 0.002, 0.003], [0.0, 0.0, 0.01], [0.01, 0.0, 0.0]):
-        trustml_ref.assert_close(closed_form_margin_drop(ws_check, xi[None], eps)[0], closed_form_drop_scratch(ws_check, xi, eps),
-                                 rtol=1e-10, name="closed-form drop")
-        trustml_ref.assert_close(ibp_margin_lower(ws_check, xi[None], eps)[0], ibp_lower_scratch(ws_check, xi, eps),
-                                 rtol=1e-10, atol=1e-12, name="IBP margins")
+        trustml_ref.assert_close(
+            closed_form_margin_drop(ws_check, xi[None], eps)[0],
+            closed_form_drop_scratch(ws_check, xi, eps),
+            rtol=1e-10,
+            name="closed-form drop",
+        )
+        trustml_ref.assert_close(
+            ibp_margin_lower(ws_check, xi[None], eps)[0],
+            ibp_lower_scratch(ws_check, xi, eps),
+            rtol=1e-10,
+            atol=1e-12,
+            name="IBP margins",
+        )
 print("graduated: package bounds equal the scratch bounds")
 
 # %% [markdown]
@@ -352,11 +451,34 @@ curves = {m: [] for m in methods} | {"pgd": [], "universal": [], "random": []}
 for eps in tqdm(eps_grid, desc="all layers"):
     for m in methods:
         curves[m].append(certified_accuracy(W, x_test, y_test, eps, method=m))
-    curves["pgd"].append(pgd_attack(W, x_test, y_test, eps, steps=STEPS, restarts=2, generator=run.generator).accuracy)
-    curves["universal"].append(pgd_attack(W, x_test, y_test, eps, steps=STEPS, universal=True, generator=run.generator).accuracy)
-    curves["random"].append(float((random_weight_noise(W, x_test, y_test, eps, samples=10, generator=run.generator) > 0).float().mean()))
+    curves["pgd"].append(
+        pgd_attack(
+            W, x_test, y_test, eps, steps=STEPS, restarts=2, generator=run.generator
+        ).accuracy
+    )
+    curves["universal"].append(
+        pgd_attack(
+            W, x_test, y_test, eps, steps=STEPS, universal=True, generator=run.generator
+        ).accuracy
+    )
+    curves["random"].append(
+        float(
+            (
+                random_weight_noise(
+                    W, x_test, y_test, eps, samples=10, generator=run.generator
+                )
+                > 0
+            )
+            .float()
+            .mean()
+        )
+    )
 
-layer_eps = run.pick(smoke=[0.0, 0.02, 0.1], book=[0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2], colab=[0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2])
+layer_eps = run.pick(
+    smoke=[0.0, 0.02, 0.1],
+    book=[0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2],
+    colab=[0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2],
+)
 per_layer = {}
 for k in tqdm(range(len(W)), desc="one layer at a time"):
     rows = {"ibp": [], "attack": []}
@@ -364,24 +486,46 @@ for k in tqdm(range(len(W)), desc="one layer at a time"):
         e = [0.0] * len(W)
         e[k] = eps
         rows["ibp"].append(certified_accuracy(W, x_test, y_test, e))
-        attacked = pgd_attack(W, x_test, y_test, e, steps=STEPS, restarts=2, generator=run.generator).margins
+        attacked = pgd_attack(
+            W, x_test, y_test, e, steps=STEPS, restarts=2, generator=run.generator
+        ).margins
         if k == len(W) - 1:  # the last layer has the exact attack of the proposition
-            attacked = torch.minimum(attacked, last_layer_attack(W, x_test, y_test, eps).margins)
+            attacked = torch.minimum(
+                attacked, last_layer_attack(W, x_test, y_test, eps).margins
+            )
         rows["attack"].append(float((attacked > 0).float().mean()))
     per_layer[k + 1] = rows
 
 # %% tags=["hide-input"]
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.6))
 for name, style in [("closed_form", ":"), ("tightened", "--"), ("ibp", "-")]:
-    ax0.plot(eps_grid, curves[name], style, marker="o", label=f"certified: {name.replace('_', ' ')}")
+    ax0.plot(
+        eps_grid,
+        curves[name],
+        style,
+        marker="o",
+        label=f"certified: {name.replace('_', ' ')}",
+    )
 for name, marker in [("pgd", "s"), ("universal", "^"), ("random", "v")]:
-    ax0.plot(eps_grid, curves[name], "-", marker=marker, alpha=0.8, label=f"attacked: {name}")
+    ax0.plot(
+        eps_grid, curves[name], "-", marker=marker, alpha=0.8, label=f"attacked: {name}"
+    )
 ax0.set_xscale("symlog", linthresh=1e-3)
-ax0.set(xlabel="$\\varepsilon$ (every layer)", ylabel="accuracy", title="all layers perturbed")
+ax0.set(
+    xlabel="$\\varepsilon$ (every layer)",
+    ylabel="accuracy",
+    title="all layers perturbed",
+)
 ax0.legend(fontsize=7)
 for k, rows in per_layer.items():
-    line, = ax1.plot(layer_eps, rows["ibp"], "-", label=f"layer {k}: IBP certified")
-    ax1.plot(layer_eps, rows["attack"], "--", color=line.get_color(), label=f"layer {k}: best attack")
+    (line,) = ax1.plot(layer_eps, rows["ibp"], "-", label=f"layer {k}: IBP certified")
+    ax1.plot(
+        layer_eps,
+        rows["attack"],
+        "--",
+        color=line.get_color(),
+        label=f"layer {k}: best attack",
+    )
 ax1.set_xscale("symlog", linthresh=5e-3)
 ax1.set(xlabel="$\\varepsilon_k$ (one layer)", title="one layer at a time")
 ax1.legend(fontsize=7)
@@ -390,22 +534,53 @@ plt.show()
 # %%
 for k, rows in per_layer.items():
     gap = max(abs(a - c) for a, c in zip(rows["attack"], rows["ibp"]))
-    print(f"layer {k}: largest gap between attacked and IBP-certified accuracy {gap:.3f}")
+    print(
+        f"layer {k}: largest gap between attacked and IBP-certified accuracy {gap:.3f}"
+    )
 
 
 # %%
-layer_gaps = [max(abs(a - c) for a, c in zip(rows["attack"], rows["ibp"])) for rows in per_layer.values()]
-claim("at every radius closed form <= tightened <= IBP certified accuracy <= accuracy under PGD",
-      all(c <= t <= i <= a for c, t, i, a in zip(curves["closed_form"], curves["tightened"], curves["ibp"], curves["pgd"])))
-broken = next(e for e, a in zip(eps_grid, curves["pgd"]) if a < 0.5) if min(curves["pgd"]) < 0.5 else None
-claim("where PGD first brings accuracy below 0.5, IBP certifies under 5% of the test set",
-      broken is not None and curves["ibp"][eps_grid.index(broken)] < 0.05, radius=broken)
-claim("with only the last layer perturbed, certificate and attack coincide", layer_gaps[-1] == 0.0, gaps=layer_gaps)
-claim("the earlier the perturbed layer, the wider the band between attack and certificate",
-      layer_gaps == sorted(layer_gaps, reverse=True), gaps=layer_gaps)
+layer_gaps = [
+    max(abs(a - c) for a, c in zip(rows["attack"], rows["ibp"]))
+    for rows in per_layer.values()
+]
+claim(
+    "at every radius closed form <= tightened <= IBP certified accuracy <= accuracy "
+    "under PGD",
+    all(
+        c <= t <= i <= a
+        for c, t, i, a in zip(
+            curves["closed_form"], curves["tightened"], curves["ibp"], curves["pgd"]
+        )
+    ),
+)
+broken = (
+    next(e for e, a in zip(eps_grid, curves["pgd"]) if a < 0.5)
+    if min(curves["pgd"]) < 0.5
+    else None
+)
+claim(
+    "where PGD first brings accuracy below 0.5, IBP certifies under 5% of the test set",
+    broken is not None and curves["ibp"][eps_grid.index(broken)] < 0.05,
+    radius=broken,
+)
+claim(
+    "with only the last layer perturbed, certificate and attack coincide",
+    layer_gaps[-1] == 0.0,
+    gaps=layer_gaps,
+)
+claim(
+    "the earlier the perturbed layer, the wider the band between attack and "
+    "certificate",
+    layer_gaps == sorted(layer_gaps, reverse=True),
+    gaps=layer_gaps,
+)
 mean_acc = {k: float(np.mean(curves[k])) for k in ("pgd", "universal", "random")}
-claim("averaged over the radii, per-example PGD < universal attack < random noise",
-      mean_acc["pgd"] < mean_acc["universal"] < mean_acc["random"], mean_accuracy=mean_acc)
+claim(
+    "averaged over the radii, per-example PGD < universal attack < random noise",
+    mean_acc["pgd"] < mean_acc["universal"] < mean_acc["random"],
+    mean_accuracy=mean_acc,
+)
 glue("wp_last_gap", layer_gaps[-1])
 glue("wp_first_gap", layer_gaps[0])
 
@@ -428,24 +603,43 @@ glue("wp_first_gap", layer_gaps[0])
 # %%
 eps_tight = 0.002
 clean_w = worst_margin(class_margins(mlp_forward(W, x_test), y_test), y_test)
-attacked_w = pgd_attack(W, x_test, y_test, eps_tight, steps=STEPS, restarts=2, generator=run.generator).margins
+attacked_w = pgd_attack(
+    W, x_test, y_test, eps_tight, steps=STEPS, restarts=2, generator=run.generator
+).margins
 ratios = {}
 for m in methods:
-    certified_w = worst_margin(certified_margins(W, x_test, y_test, eps_tight, method=m), y_test)
-    ratios[m] = ((clean_w - certified_w) / (clean_w - attacked_w).clamp_min(1e-12))[clean_w > 0]
+    certified_w = worst_margin(
+        certified_margins(W, x_test, y_test, eps_tight, method=m), y_test
+    )
+    ratios[m] = ((clean_w - certified_w) / (clean_w - attacked_w).clamp_min(1e-12))[
+        clean_w > 0
+    ]
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots()
-ax.hist([torch.log10(r).numpy() for r in ratios.values()], bins=30, label=[m.replace("_", " ") for m in ratios])
-ax.set(xlabel="log10(certified drop / attacked drop)", ylabel="test inputs", title=f"tightness at $\\varepsilon$ = {eps_tight}")
+ax.hist(
+    [torch.log10(r).numpy() for r in ratios.values()],
+    bins=30,
+    label=[m.replace("_", " ") for m in ratios],
+)
+ax.set(
+    xlabel="log10(certified drop / attacked drop)",
+    ylabel="test inputs",
+    title=f"tightness at $\\varepsilon$ = {eps_tight}",
+)
 ax.legend()
 plt.show()
 
 # %%
 median_ratio = {m: float(r.median()) for m, r in ratios.items()}
-print("median certified/attacked drop:", {m: round(v, 1) for m, v in median_ratio.items()})
-claim("median certified / attacked drop: IBP < tightened < closed form, and all >= 1",
-      1 <= median_ratio["ibp"] < median_ratio["tightened"] < median_ratio["closed_form"], medians=median_ratio)
+print(
+    "median certified/attacked drop:", {m: round(v, 1) for m, v in median_ratio.items()}
+)
+claim(
+    "median certified / attacked drop: IBP < tightened < closed form, and all >= 1",
+    1 <= median_ratio["ibp"] < median_ratio["tightened"] < median_ratio["closed_form"],
+    medians=median_ratio,
+)
 for m, v in median_ratio.items():
     glue(f"wp_ratio_{m}", v)
 
@@ -475,28 +669,55 @@ for m, v in median_ratio.items():
 # our network.
 
 # %%
-train_margins = worst_margin(class_margins(mlp_forward(W, data.x_train), data.y_train), data.y_train)
-rho = float(train_margins.quantile(0.1))  # a margin that 90% of the training points exceed
+train_margins = worst_margin(
+    class_margins(mlp_forward(W, data.x_train), data.y_train), data.y_train
+)
+# a margin that 90% of the training points exceed
+rho = float(train_margins.quantile(0.1))
 gen_eps = [0.0, 0.001, 0.002, 0.005, 0.01, 0.02]
-rademacher = [rademacher_bound(W, e, float(data.x_train.abs().max()), len(data.y_train)) for e in gen_eps]
-bounds = [margin_generalization_bound(float((train_margins < rho).float().mean()), r, 10, rho, len(data.y_train))
-          for r in rademacher]
-train_acc = float((mlp_forward(W, data.x_train).argmax(1) == data.y_train).float().mean())
+rademacher = [
+    rademacher_bound(W, e, float(data.x_train.abs().max()), len(data.y_train))
+    for e in gen_eps
+]
+bounds = [
+    margin_generalization_bound(
+        float((train_margins < rho).float().mean()), r, 10, rho, len(data.y_train)
+    )
+    for r in rademacher
+]
+train_acc = float(
+    (mlp_forward(W, data.x_train).argmax(1) == data.y_train).float().mean()
+)
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots()
 ax.semilogy(gen_eps, bounds, "o-", label="margin bound on the test error")
 ax.axhline(1.0, color="black", lw=0.8, ls="--", label="error = 1 (vacuous above)")
 ax.axhline(1 - clean_acc, color="grey", lw=0.8, ls=":", label="measured test error")
-ax.set(xlabel="$\\varepsilon$ (every layer)", ylabel="bound", title=f"margin $\\rho$ = {rho:.2f}")
+ax.set(
+    xlabel="$\\varepsilon$ (every layer)",
+    ylabel="bound",
+    title=f"margin $\\rho$ = {rho:.2f}",
+)
 ax.legend()
 plt.show()
 
 # %%
-print(f"bound at eps=0: {bounds[0]:.3g}; at eps={gen_eps[-1]}: {bounds[-1]:.3g} "
-      f"(x{bounds[-1] / bounds[0]:.2f}); measured train/test accuracy {train_acc:.3f}/{clean_acc:.3f}")
-claim("the margin bound is vacuous (above 1) at every radius", min(bounds) > 1, bounds=bounds)
-claim("the margin bound grows with eps", bounds == sorted(bounds) and bounds[-1] > bounds[0], bounds=bounds)
+print(
+    f"bound at eps=0: {bounds[0]:.3g}; at eps={gen_eps[-1]}: {bounds[-1]:.3g} "
+    f"(x{bounds[-1] / bounds[0]:.2f}); measured train/test accuracy "
+    f"{train_acc:.3f}/{clean_acc:.3f}"
+)
+claim(
+    "the margin bound is vacuous (above 1) at every radius",
+    min(bounds) > 1,
+    bounds=bounds,
+)
+claim(
+    "the margin bound grows with eps",
+    bounds == sorted(bounds) and bounds[-1] > bounds[0],
+    bounds=bounds,
+)
 glue("wp_bound_0", bounds[0])
 
 
@@ -532,22 +753,48 @@ recipes = {
 table = {name: [] for name in recipes}
 for seed in tqdm(range(N_SEEDS), desc="seeds"):
     for name, loss in recipes.items():
-        model = train(WIDTHS, data.x_train, data.y_train, loss, epochs=EPOCHS, generator=torch.Generator().manual_seed(seed),
-                      desc=name)
+        model = train(
+            WIDTHS,
+            data.x_train,
+            data.y_train,
+            loss,
+            epochs=EPOCHS,
+            generator=torch.Generator().manual_seed(seed),
+            desc=name,
+        )
         ws = [w.detach() for w in model.weights]
         test_acc = float((mlp_forward(ws, x_test).argmax(1) == y_test).float().mean())
-        tr_acc = float((mlp_forward(ws, data.x_train).argmax(1) == data.y_train).float().mean())
-        table[name].append({
-            "clean": test_acc,
-            "gap": tr_acc - test_acc,
-            "certified": certified_accuracy(ws, x_test, y_test, EPS_TRAIN),
-            "pgd": pgd_attack(ws, x_test, y_test, EPS_TRAIN, steps=STEPS, restarts=2, generator=torch.Generator().manual_seed(seed)).accuracy,
-        })
+        tr_acc = float(
+            (mlp_forward(ws, data.x_train).argmax(1) == data.y_train).float().mean()
+        )
+        table[name].append(
+            {
+                "clean": test_acc,
+                "gap": tr_acc - test_acc,
+                "certified": certified_accuracy(ws, x_test, y_test, EPS_TRAIN),
+                "pgd": pgd_attack(
+                    ws,
+                    x_test,
+                    y_test,
+                    EPS_TRAIN,
+                    steps=STEPS,
+                    restarts=2,
+                    generator=torch.Generator().manual_seed(seed),
+                ).accuracy,
+            }
+        )
 
-summary = {name: {k: (float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows]))) for k in rows[0]}
-           for name, rows in table.items()}
+summary = {
+    name: {
+        k: (float(np.mean([r[k] for r in rows])), float(np.std([r[k] for r in rows])))
+        for k in rows[0]
+    }
+    for name, rows in table.items()
+}
 print(f"eps = {EPS_TRAIN} in every layer; mean +- std over {N_SEEDS} seed(s)")
-print(f"{'loss':18s}" + "".join(f"{k:>18s}" for k in ("clean", "gap", "certified", "pgd")))
+print(
+    f"{'loss':18s}" + "".join(f"{k:>18s}" for k in ("clean", "gap", "certified", "pgd"))
+)
 for name, stats in summary.items():
     print(f"{name:18s}" + "".join(f"{m:>11.3f} +-{s:5.3f}" for m, s in stats.values()))
 
@@ -555,8 +802,13 @@ for name, stats in summary.items():
 fig, ax = plt.subplots()
 xs = np.arange(len(summary))
 for i, key in enumerate(("clean", "certified", "pgd")):
-    ax.bar(xs + (i - 1) * 0.27, [s[key][0] for s in summary.values()], 0.27, yerr=[s[key][1] for s in summary.values()],
-           label=key if key == "clean" else f"{key} at $\\varepsilon$ = {EPS_TRAIN}")
+    ax.bar(
+        xs + (i - 1) * 0.27,
+        [s[key][0] for s in summary.values()],
+        0.27,
+        yerr=[s[key][1] for s in summary.values()],
+        label=key if key == "clean" else f"{key} at $\\varepsilon$ = {EPS_TRAIN}",
+    )
 ax.set_xticks(xs, list(summary), fontsize=8)
 ax.set(ylabel="test accuracy", ylim=(0, 1.05), title="training losses compared")
 ax.legend(fontsize=8)
@@ -582,13 +834,33 @@ for key in ("certified", "pgd"):
 glue("wp_clean_cost", gap("standard", "certified", "clean"))
 if N_SEEDS > 1:  # a paired test needs at least two seeds
     for key in ("certified", "pgd"):
-        d = paired_difference(across_seeds("certified", key), across_seeds("standard", key))
-        claim(f"the certified loss raises {key} accuracy at eps = {EPS_TRAIN}", d.lower > 0.1, test=d.test, **d.evidence)
-        d = paired_difference(across_seeds("certified + norm", key), across_seeds("certified", key))
-        claim(f"adding the norm term changes {key} accuracy by less than 2 points", max(-d.lower, d.upper) < 0.02,
-              test=d.test + ": the whole interval within 2 points", **d.evidence)
-    d = paired_difference(across_seeds("standard", "clean"), across_seeds("certified", "clean"))
-    claim("the certified loss costs at most 1 point of clean accuracy", d.upper <= 0.01, test=d.test, **d.evidence)
+        d = paired_difference(
+            across_seeds("certified", key), across_seeds("standard", key)
+        )
+        claim(
+            f"the certified loss raises {key} accuracy at eps = {EPS_TRAIN}",
+            d.lower > 0.1,
+            test=d.test,
+            **d.evidence,
+        )
+        d = paired_difference(
+            across_seeds("certified + norm", key), across_seeds("certified", key)
+        )
+        claim(
+            f"adding the norm term changes {key} accuracy by less than 2 points",
+            max(-d.lower, d.upper) < 0.02,
+            test=d.test + ": the whole interval within 2 points",
+            **d.evidence,
+        )
+    d = paired_difference(
+        across_seeds("standard", "clean"), across_seeds("certified", "clean")
+    )
+    claim(
+        "the certified loss costs at most 1 point of clean accuracy",
+        d.upper <= 0.01,
+        test=d.test,
+        **d.evidence,
+    )
 
 # %% [markdown]
 # The certified loss raises certified accuracy at the training radius by
@@ -607,35 +879,109 @@ if N_SEEDS > 1:  # a paired test needs at least two seeds
 # norms can help. We sweep the norm weight $\lambda$ and attack with both kinds of radius.
 
 # %%
-norm_weights = run.pick(smoke=[0.0, 0.5], book=[0.0, 0.05, 0.2, 0.5, 1.0], colab=[0.0, 0.05, 0.2, 0.5, 1.0])
+norm_weights = run.pick(
+    smoke=[0.0, 0.5], book=[0.0, 0.05, 0.2, 0.5, 1.0], colab=[0.0, 0.05, 0.2, 0.5, 1.0]
+)
 sweep = {"absolute": [], "relative": [], "clean": []}
 for lam in tqdm(norm_weights, desc="norm weight sweep"):
-    loss = certified_loss(EPS_TRAIN, kappa=0.0, norm_weight=lam) if lam > 0 else cross_entropy_loss()
-    model = train(WIDTHS, data.x_train, data.y_train, loss, epochs=EPOCHS, generator=torch.Generator().manual_seed(SEED), desc=f"lambda={lam}")
+    loss = (
+        certified_loss(EPS_TRAIN, kappa=0.0, norm_weight=lam)
+        if lam > 0
+        else cross_entropy_loss()
+    )
+    model = train(
+        WIDTHS,
+        data.x_train,
+        data.y_train,
+        loss,
+        epochs=EPOCHS,
+        generator=torch.Generator().manual_seed(SEED),
+        desc=f"lambda={lam}",
+    )
     ws = [w.detach() for w in model.weights]
-    relative = [0.05 * float(w.abs().mean()) for w in ws]  # 5% of each layer's mean |weight|
-    sweep["clean"].append(float((mlp_forward(ws, x_test).argmax(1) == y_test).float().mean()))
-    sweep["absolute"].append(pgd_attack(ws, x_test, y_test, EPS_TRAIN, steps=STEPS, restarts=2, generator=run.generator).accuracy)
-    sweep["relative"].append(pgd_attack(ws, x_test, y_test, relative, steps=STEPS, restarts=2, generator=run.generator).accuracy)
+    # 5% of each layer's mean |weight|
+    relative = [0.05 * float(w.abs().mean()) for w in ws]
+    sweep["clean"].append(
+        float((mlp_forward(ws, x_test).argmax(1) == y_test).float().mean())
+    )
+    sweep["absolute"].append(
+        pgd_attack(
+            ws,
+            x_test,
+            y_test,
+            EPS_TRAIN,
+            steps=STEPS,
+            restarts=2,
+            generator=run.generator,
+        ).accuracy
+    )
+    sweep["relative"].append(
+        pgd_attack(
+            ws,
+            x_test,
+            y_test,
+            relative,
+            steps=STEPS,
+            restarts=2,
+            generator=run.generator,
+        ).accuracy
+    )
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots()
 ax.plot(norm_weights, sweep["clean"], "o-", label="clean")
-ax.plot(norm_weights, sweep["absolute"], "s-", label=f"PGD, absolute $\\varepsilon$ = {EPS_TRAIN}")
-ax.plot(norm_weights, sweep["relative"], "^-", label="PGD, relative $\\varepsilon_k$ = 5% of mean $|W^k|$")
-ax.set(xlabel="norm weight $\\lambda$ (no certified term)", ylabel="test accuracy", ylim=(0, 1.05))
+ax.plot(
+    norm_weights,
+    sweep["absolute"],
+    "s-",
+    label=f"PGD, absolute $\\varepsilon$ = {EPS_TRAIN}",
+)
+ax.plot(
+    norm_weights,
+    sweep["relative"],
+    "^-",
+    label="PGD, relative $\\varepsilon_k$ = 5% of mean $|W^k|$",
+)
+ax.set(
+    xlabel="norm weight $\\lambda$ (no certified term)",
+    ylabel="test accuracy",
+    ylim=(0, 1.05),
+)
 ax.legend()
 plt.show()
 
 # %%
-display(results_table({"norm weight": norm_weights, "clean": sweep["clean"], "PGD, absolute radius": sweep["absolute"],
-                       "PGD, relative radius": sweep["relative"]}, caption="Test accuracy by norm weight (one seed)"))
-absolute_trend = proportion_difference(sweep["absolute"][0], sweep["absolute"][-1], n_test)
-claim(f"under the absolute radius, lambda = {norm_weights[-1]} is less accurate under PGD than lambda = 0",
-      absolute_trend.lower > 0, test=absolute_trend.test + " (one seed)", **absolute_trend.evidence)
-relative_trend = proportion_difference(sweep["relative"][-1], sweep["relative"][0], n_test)
-claim(f"under the relative radius, lambda = {norm_weights[-1]} is more accurate under PGD than lambda = 0",
-      relative_trend.lower > 0, test=relative_trend.test + " (one seed)", **relative_trend.evidence)
+display(
+    results_table(
+        {
+            "norm weight": norm_weights,
+            "clean": sweep["clean"],
+            "PGD, absolute radius": sweep["absolute"],
+            "PGD, relative radius": sweep["relative"],
+        },
+        caption="Test accuracy by norm weight (one seed)",
+    )
+)
+absolute_trend = proportion_difference(
+    sweep["absolute"][0], sweep["absolute"][-1], n_test
+)
+claim(
+    f"under the absolute radius, lambda = {norm_weights[-1]} is less accurate under "
+    "PGD than lambda = 0",
+    absolute_trend.lower > 0,
+    test=absolute_trend.test + " (one seed)",
+    **absolute_trend.evidence,
+)
+relative_trend = proportion_difference(
+    sweep["relative"][-1], sweep["relative"][0], n_test
+)
+claim(
+    f"under the relative radius, lambda = {norm_weights[-1]} is more accurate under "
+    "PGD than lambda = 0",
+    relative_trend.lower > 0,
+    test=relative_trend.test + " (one seed)",
+    **relative_trend.evidence,
+)
 glue("wp_lambda_max", norm_weights[-1])
 glue("wp_abs_change", -absolute_trend.mean)
 glue("wp_rel_change", relative_trend.mean)
@@ -650,10 +996,15 @@ results = record_results(
     motivation_random=motivation["random"],
     motivation_pgd=motivation["pgd"],
     curves=curves,
-    layer_gaps=[max(abs(a - c) for a, c in zip(rows["attack"], rows["ibp"])) for rows in per_layer.values()],
+    layer_gaps=[
+        max(abs(a - c) for a, c in zip(rows["attack"], rows["ibp"]))
+        for rows in per_layer.values()
+    ],
     median_tightness=median_ratio,
     generalization_bound=bounds,
-    losses={name: {k: v[0] for k, v in stats.items()} for name, stats in summary.items()},
+    losses={
+        name: {k: v[0] for k, v in stats.items()} for name, stats in summary.items()
+    },
     norm_sweep=sweep | {"lambda": norm_weights},
 )
 

@@ -37,14 +37,30 @@
 # scikit-learn's digits.
 
 # %% tags=["remove-cell"]
-# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).
-import importlib.metadata, subprocess, sys  # noqa: E401
+# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never
+# reinstalled).
+import importlib.metadata  # noqa: E401
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
     torch_pin = f"torch=={importlib.metadata.version('torch')}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "trustml_ref @ git+https://github.com/trustml/trustml@main", torch_pin], check=True)  # noqa: E501
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "trustml_ref @ git+https://github.com/trustml/trustml@main",
+            torch_pin,
+        ],
+        check=True,
+    )  # noqa: E501
 
 # %% tags=["parameters"]
-PROFILE = "book"  # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+# "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
@@ -87,12 +103,21 @@ x_test, y_test = data.x_test, data.y_test
 # attacked pixels are not clipped back to $[0, 1]$ here; the images below show them clipped).
 
 # %%
-model = train((64, 32, 32, 10), data.x_train, data.y_train, cross_entropy_loss(), epochs=EPOCHS, generator=run.generator,
-              desc="training")
+model = train(
+    (64, 32, 32, 10),
+    data.x_train,
+    data.y_train,
+    cross_entropy_loss(),
+    epochs=EPOCHS,
+    generator=run.generator,
+    desc="training",
+)
 W = [w.detach() for w in model.weights]
 clean_acc = float((mlp_forward(W, x_test).argmax(1) == y_test).float().mean())
 eps_show = 0.1
-attack = pgd_attack(W, x_test, y_test, 0.0, eps_show, steps=STEPS, generator=run.generator)
+attack = pgd_attack(
+    W, x_test, y_test, 0.0, eps_show, steps=STEPS, generator=run.generator
+)
 flipped = (attack.margins <= 0).nonzero().squeeze(1)[:5]
 
 # %% tags=["hide-input"]
@@ -102,13 +127,18 @@ for col, i in enumerate(flipped.tolist()):
     for row, image in enumerate((x_test[i], x_adv)):
         axes[row, col].imshow(image.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
         label = int(mlp_forward(W, image[None]).argmax())
-        axes[row, col].set_title(f"{'clean' if row == 0 else 'attacked'}: {label}", fontsize=8)
+        axes[row, col].set_title(
+            f"{'clean' if row == 0 else 'attacked'}: {label}", fontsize=8
+        )
         axes[row, col].axis("off")
 plt.suptitle(f"every pixel moved by at most {eps_show}")
 plt.show()
 
 # %%
-print(f"clean accuracy {clean_acc:.3f}; under an l_inf attack of {eps_show}: {attack.accuracy:.3f}")
+print(
+    f"clean accuracy {clean_acc:.3f}; under an l_inf attack of {eps_show}: "
+    f"{attack.accuracy:.3f}"
+)
 
 
 # %% [markdown]
@@ -136,10 +166,12 @@ print(f"clean accuracy {clean_acc:.3f}; under an l_inf attack of {eps_show}: {at
 
 # %%
 def linear_attack_scratch(w, x, y, eps):
-    """Worst l_inf perturbation of a linear model against each class j: returns the margin drop per j."""
+    """Worst l_inf perturbation of a linear model against each class j: returns the
+    margin drop per j."""
     diff = w[y] - w  # (K, n): W_y - W_j
     x_adv = x - eps * torch.sign(diff)  # one adversarial input per target class j
-    return ((diff * x).sum(1) - (diff * x_adv).sum(1))  # the drop, equal to eps * ||W_y - W_j||_1
+    # the drop, equal to eps * ||W_y - W_j||_1
+    return (diff * x).sum(1) - (diff * x_adv).sum(1)
 
 
 # %% [markdown]
@@ -152,11 +184,23 @@ def linear_attack_scratch(w, x, y, eps):
 g = torch.Generator().manual_seed(SEED)
 worst_error = 0.0
 for _ in tqdm(range(run.pick(smoke=20, book=200, colab=200)), desc="brute force"):
-    w, x = torch.randn(3, 4, generator=g, dtype=torch.float64), torch.randn(4, generator=g, dtype=torch.float64)
+    w, x = (
+        torch.randn(3, 4, generator=g, dtype=torch.float64),
+        torch.randn(4, generator=g, dtype=torch.float64),
+    )
     eps = float(torch.rand(1, generator=g))
-    corners = torch.cartesian_prod(*[torch.tensor([-eps, eps], dtype=torch.float64)] * 4)
-    brute = torch.stack([((w[0] - w[j]) * x).sum() - ((w[0] - w[j]) * (x + corners)).sum(1).min() for j in range(3)])
-    worst_error = max(worst_error, float((brute - linear_attack_scratch(w, x, 0, eps)).abs().max()))
+    corners = torch.cartesian_prod(
+        *[torch.tensor([-eps, eps], dtype=torch.float64)] * 4
+    )
+    brute = torch.stack(
+        [
+            ((w[0] - w[j]) * x).sum() - ((w[0] - w[j]) * (x + corners)).sum(1).min()
+            for j in range(3)
+        ]
+    )
+    worst_error = max(
+        worst_error, float((brute - linear_attack_scratch(w, x, 0, eps)).abs().max())
+    )
 print(f"largest difference from brute force: {worst_error:.1e}")
 assert worst_error < 1e-12
 
@@ -171,7 +215,12 @@ w_lin = torch.randn(10, 64, generator=g, dtype=torch.float64)
 for i in range(5):
     x_i, y_i = x_test[i].double(), int(y_test[i])
     package = closed_form_margin_drop([w_lin], x_i[None], [0.0], eps_x=0.05)[0, y_i]
-    trustml_ref.assert_close(package, linear_attack_scratch(w_lin, x_i, y_i, 0.05), rtol=1e-12, name="linear drop")
+    trustml_ref.assert_close(
+        package,
+        linear_attack_scratch(w_lin, x_i, y_i, 0.05),
+        rtol=1e-12,
+        name="linear drop",
+    )
 print("graduated: the package's certificate equals the exact linear attack")
 
 # %% [markdown]
@@ -182,19 +231,47 @@ print("graduated: the package's certificate equals the exact linear attack")
 # control.
 
 # %%
-robust = train((64, 32, 32, 10), data.x_train, data.y_train, adversarial_loss(0.0, 0.1), epochs=EPOCHS,
-               generator=torch.Generator().manual_seed(SEED), desc="adversarial training")
+robust = train(
+    (64, 32, 32, 10),
+    data.x_train,
+    data.y_train,
+    adversarial_loss(0.0, 0.1),
+    epochs=EPOCHS,
+    generator=torch.Generator().manual_seed(SEED),
+    desc="adversarial training",
+)
 W_rob = [w.detach() for w in robust.weights]
-budgets = run.pick(smoke=[0.0, 0.1, 0.2], book=[0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3], colab=[0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3])
-curves = {"standard, PGD": [], "adversarially trained, PGD": [], "standard, random noise": []}
+budgets = run.pick(
+    smoke=[0.0, 0.1, 0.2],
+    book=[0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3],
+    colab=[0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3],
+)
+curves = {
+    "standard, PGD": [],
+    "adversarially trained, PGD": [],
+    "standard, random noise": [],
+}
 correct = {name: [] for name in curves}  # per test point, for paired comparisons
 for eps in tqdm(budgets, desc="budgets"):
     for name, weights in (("standard, PGD", W), ("adversarially trained, PGD", W_rob)):
-        margins = pgd_attack(weights, x_test, y_test, 0.0, eps, steps=STEPS, restarts=2, generator=run.generator).margins
+        margins = pgd_attack(
+            weights,
+            x_test,
+            y_test,
+            0.0,
+            eps,
+            steps=STEPS,
+            restarts=2,
+            generator=run.generator,
+        ).margins
         correct[name].append((margins > 0).float())
     noise = (torch.rand(x_test.shape, generator=run.generator) * 2 - 1) * eps
     correct["standard, random noise"].append(
-        (worst_margin(class_margins(mlp_forward(W, x_test + noise), y_test), y_test) > 0).float())
+        (
+            worst_margin(class_margins(mlp_forward(W, x_test + noise), y_test), y_test)
+            > 0
+        ).float()
+    )
     for name in curves:
         curves[name].append(float(correct[name][-1].mean()))
 
@@ -202,12 +279,21 @@ for eps in tqdm(budgets, desc="budgets"):
 fig, ax = plt.subplots()
 for name, accs in curves.items():
     ax.plot(budgets, accs, "o-", label=name)
-ax.set(xlabel="$\\ell_\\infty$ budget $\\varepsilon$", ylabel="test accuracy", ylim=(0, 1.02), title="accuracy against the budget")
+ax.set(
+    xlabel="$\\ell_\\infty$ budget $\\varepsilon$",
+    ylabel="test accuracy",
+    ylim=(0, 1.02),
+    title="accuracy against the budget",
+)
 ax.legend()
 plt.show()
 
 # %%
-display(results_table({"budget": budgets, **curves}, digits=2, caption="Test accuracy by budget"))
+display(
+    results_table(
+        {"budget": budgets, **curves}, digits=2, caption="Test accuracy by budget"
+    )
+)
 
 
 # %% [markdown]
@@ -216,17 +302,41 @@ display(results_table({"budget": budgets, **curves}, digits=2, caption="Test acc
 
 # %%
 at = {eps: i for i, eps in enumerate(budgets)}
-noise_vs_pgd = paired_difference(correct["standard, random noise"][-1], correct["standard, PGD"][-1])
-claim(f"at eps = {budgets[-1]} random noise leaves the standard network far more accurate than PGD does",
-      noise_vs_pgd.lower > 0.5, test=noise_vs_pgd.test, **noise_vs_pgd.evidence)
-trained_gain = paired_difference(correct["adversarially trained, PGD"][at[0.1]], correct["standard, PGD"][at[0.1]])
-claim("at its training budget eps = 0.1 the adversarially trained network resists PGD better",
-      trained_gain.lower > 0, test=trained_gain.test, **trained_gain.evidence)
-clean_cost = paired_difference(correct["standard, PGD"][0], correct["adversarially trained, PGD"][0])
-claim("adversarial training costs at most 3 points of clean accuracy here", clean_cost.upper <= 0.03,
-      test=clean_cost.test, **clean_cost.evidence)
-claim(f"at eps = {budgets[-1]} (3x the training budget) PGD breaks the trained network too",
-      curves["adversarially trained, PGD"][-1] < 0.1, accuracy=curves["adversarially trained, PGD"][-1])
+noise_vs_pgd = paired_difference(
+    correct["standard, random noise"][-1], correct["standard, PGD"][-1]
+)
+claim(
+    f"at eps = {budgets[-1]} random noise leaves the standard network far more "
+    "accurate than PGD does",
+    noise_vs_pgd.lower > 0.5,
+    test=noise_vs_pgd.test,
+    **noise_vs_pgd.evidence,
+)
+trained_gain = paired_difference(
+    correct["adversarially trained, PGD"][at[0.1]], correct["standard, PGD"][at[0.1]]
+)
+claim(
+    "at its training budget eps = 0.1 the adversarially trained network resists PGD "
+    "better",
+    trained_gain.lower > 0,
+    test=trained_gain.test,
+    **trained_gain.evidence,
+)
+clean_cost = paired_difference(
+    correct["standard, PGD"][0], correct["adversarially trained, PGD"][0]
+)
+claim(
+    "adversarial training costs at most 3 points of clean accuracy here",
+    clean_cost.upper <= 0.03,
+    test=clean_cost.test,
+    **clean_cost.evidence,
+)
+claim(
+    f"at eps = {budgets[-1]} (3x the training budget) PGD breaks the trained network "
+    "too",
+    curves["adversarially trained, PGD"][-1] < 0.1,
+    accuracy=curves["adversarially trained, PGD"][-1],
+)
 glue("p1_noise_acc", curves["standard, random noise"][-1])
 glue("p1_pgd_acc", curves["standard, PGD"][-1])
 glue("p1_eps_max", budgets[-1])
@@ -234,8 +344,14 @@ glue("p1_gain", trained_gain.mean)
 glue("p1_clean_cost", clean_cost.mean)
 
 # %%
-results = record_results(RESULTS_PATH, profile=run.profile, clean_accuracy=clean_acc, brute_force_error=worst_error,
-                         budgets=budgets, curves=curves)
+results = record_results(
+    RESULTS_PATH,
+    profile=run.profile,
+    clean_accuracy=clean_acc,
+    brute_force_error=worst_error,
+    budgets=budgets,
+    curves=curves,
+)
 
 # %% [markdown]
 # Random noise of the full budget ($\varepsilon$ = {glue:text}`p1_eps_max`) barely changes the

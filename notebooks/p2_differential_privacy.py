@@ -38,14 +38,30 @@
 # scikit-learn's digits.
 
 # %% tags=["remove-cell"]
-# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).
-import importlib.metadata, subprocess, sys  # noqa: E401
+# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never
+# reinstalled).
+import importlib.metadata  # noqa: E401
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
     torch_pin = f"torch=={importlib.metadata.version('torch')}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "trustml_ref[dp] @ git+https://github.com/trustml/trustml@main", torch_pin], check=True)  # noqa: E501
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "trustml_ref[dp] @ git+https://github.com/trustml/trustml@main",
+            torch_pin,
+        ],
+        check=True,
+    )  # noqa: E501
 
 # %% tags=["parameters"]
-PROFILE = "book"  # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+# "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
@@ -71,7 +87,11 @@ from trustml_ref.visual_prompting import accuracy, fit, train_dpsgd
 warnings.filterwarnings("ignore", module="opacus")
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)
 EPOCHS = run.pick(smoke=3, book=15, colab=15)
-EPS_GRID = run.pick(smoke=[1.0, 8.0], book=[0.5, 1.0, 2.0, 4.0, 8.0], colab=[0.25, 0.5, 1.0, 2.0, 4.0, 8.0])
+EPS_GRID = run.pick(
+    smoke=[1.0, 8.0],
+    book=[0.5, 1.0, 2.0, 4.0, 8.0],
+    colab=[0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
+)
 ORDERS = np.concatenate([np.linspace(1.1, 10.9, 99), np.arange(11, 257, dtype=float)])
 
 # %% [markdown]
@@ -90,8 +110,11 @@ before, after = scores.mean(), np.append(scores, newcomer).mean()
 recovered = after * 201 - before * 200
 print(f"score recovered from two exact means: {recovered:.6f} (true {newcomer})")
 sigma_mean = 0.02
-noisy = [(np.append(scores, newcomer).mean() + rng.normal(0, sigma_mean)) * 201
-         - (scores.mean() + rng.normal(0, sigma_mean)) * 200 for _ in range(5)]
+noisy = [
+    (np.append(scores, newcomer).mean() + rng.normal(0, sigma_mean)) * 201
+    - (scores.mean() + rng.normal(0, sigma_mean)) * 200
+    for _ in range(5)
+]
 print("the same attack on means with Gaussian noise of std 0.02:", np.round(noisy, 2))
 
 # %% [markdown]
@@ -153,42 +176,64 @@ def eps_scratch(orders, rdp, delta):
 
 # %%
 sigma, delta = 20.0, 1e-5
-steps = np.unique(np.geomspace(1, run.pick(smoke=1000, book=10_000, colab=10_000), 25).astype(int))
+steps = np.unique(
+    np.geomspace(1, run.pick(smoke=1000, book=10_000, colab=10_000), 25).astype(int)
+)
 
 
 def exact_eps(sigma_eff):
     if float(gaussian_delta(0.0, sigma_eff)) <= delta:
         return 0.0
-    return optimize.brentq(lambda e: float(gaussian_delta(e, sigma_eff)) - delta, 0.0, 500.0)
+    return optimize.brentq(
+        lambda e: float(gaussian_delta(e, sigma_eff)) - delta, 0.0, 500.0
+    )
 
 
 single = exact_eps(sigma)
 curves = {"basic composition": [], "RDP": [], "exact": []}
 for k in tqdm(steps, desc="composition"):
     curves["basic composition"].append(k * single)
-    curves["RDP"].append(eps_scratch(ORDERS, k * rdp_gaussian_scratch(ORDERS, sigma), delta))
+    curves["RDP"].append(
+        eps_scratch(ORDERS, k * rdp_gaussian_scratch(ORDERS, sigma), delta)
+    )
     curves["exact"].append(exact_eps(sigma / math.sqrt(k)))
-assert all(r >= e - 1e-9 for r, e in zip(curves["RDP"], curves["exact"]))  # a valid bound is never below the truth
+# a valid bound is never below the truth
+assert all(r >= e - 1e-9 for r, e in zip(curves["RDP"], curves["exact"]))
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.5))
 for name, values in curves.items():
     ax.plot(steps, values, label=name)
-ax.set(xscale="log", yscale="log", xlabel="composed Gaussian mechanisms (sigma = 20)",
-       ylabel=r"$\varepsilon$ at $\delta = 10^{-5}$", title="composition: adding up vs Rényi DP vs exact")
+ax.set(
+    xscale="log",
+    yscale="log",
+    xlabel="composed Gaussian mechanisms (sigma = 20)",
+    ylabel=r"$\varepsilon$ at $\delta = 10^{-5}$",
+    title="composition: adding up vs Rényi DP vs exact",
+)
 ax.legend()
 plt.show()
 
 # %%
 k_last = int(steps[-1])
 print(f"one step: exact eps {single:.3f}")
-print(f"after {k_last} steps: basic {curves['basic composition'][-1]:.1f}, RDP {curves['RDP'][-1]:.2f}, "
-      f"exact {curves['exact'][-1]:.2f}")
+print(
+    f"after {k_last} steps: basic {curves['basic composition'][-1]:.1f}, RDP "
+    f"{curves['RDP'][-1]:.2f}, "
+    f"exact {curves['exact'][-1]:.2f}"
+)
 rdp_excess = curves["RDP"][-1] / curves["exact"][-1] - 1
 basic_factor = curves["basic composition"][-1] / curves["exact"][-1]
-claim(f"after {k_last} steps RDP is within 15% of the exact epsilon", rdp_excess < 0.15, rdp_excess=rdp_excess)
-claim(f"after {k_last} steps basic composition overstates epsilon more than tenfold", basic_factor > 10,
-      basic_over_exact=basic_factor)
+claim(
+    f"after {k_last} steps RDP is within 15% of the exact epsilon",
+    rdp_excess < 0.15,
+    rdp_excess=rdp_excess,
+)
+claim(
+    f"after {k_last} steps basic composition overstates epsilon more than tenfold",
+    basic_factor > 10,
+    basic_over_exact=basic_factor,
+)
 glue("p2_k_last", k_last)
 glue("p2_rdp_excess", 100 * rdp_excess)
 glue("p2_basic_factor", basic_factor)
@@ -204,11 +249,23 @@ glue("p2_basic_factor", basic_factor)
 from opacus.accountants.analysis.rdp import compute_rdp  # noqa: E402
 
 rdp_k = 100 * rdp_gaussian_scratch(ORDERS, sigma)
-trustml_ref.assert_close(torch.tensor(eps_from_rdp(ORDERS, rdp_k, delta)[0]), torch.tensor(eps_scratch(ORDERS, rdp_k, delta)),
-                         rtol=1e-12, name="epsilon from RDP")
-trustml_ref.assert_close(torch.as_tensor(compute_rdp(q=1.0, noise_multiplier=sigma, steps=100, orders=ORDERS)),
-                         torch.as_tensor(rdp_k), rtol=1e-9, name="Opacus RDP at q = 1")
-print("graduated: conversion and the Gaussian RDP agree with the package and with Opacus")
+trustml_ref.assert_close(
+    torch.tensor(eps_from_rdp(ORDERS, rdp_k, delta)[0]),
+    torch.tensor(eps_scratch(ORDERS, rdp_k, delta)),
+    rtol=1e-12,
+    name="epsilon from RDP",
+)
+trustml_ref.assert_close(
+    torch.as_tensor(
+        compute_rdp(q=1.0, noise_multiplier=sigma, steps=100, orders=ORDERS)
+    ),
+    torch.as_tensor(rdp_k),
+    rtol=1e-9,
+    name="Opacus RDP at q = 1",
+)
+print(
+    "graduated: conversion and the Gaussian RDP agree with the package and with Opacus"
+)
 
 # %% [markdown]
 # ## Experiment: what privacy costs a classifier
@@ -225,25 +282,50 @@ def logistic():
 
 
 torch.manual_seed(SEED)
-clear = accuracy(fit(logistic(), data.x_train, data.y_train, epochs=EPOCHS, lr=0.05, progress=False), data.x_test, data.y_test)
+clear = accuracy(
+    fit(logistic(), data.x_train, data.y_train, epochs=EPOCHS, lr=0.05, progress=False),
+    data.x_test,
+    data.y_test,
+)
 private = {}
 for eps in tqdm(EPS_GRID, desc="DP-SGD"):
-    result = train_dpsgd(logistic(), data.x_train, data.y_train, epsilon=eps, delta=1e-5, epochs=EPOCHS, lr=0.05,
-                         seed=SEED, progress=False)
-    private[eps] = (accuracy(result.model, data.x_test, data.y_test), result.noise_multiplier, result.epsilon)
+    result = train_dpsgd(
+        logistic(),
+        data.x_train,
+        data.y_train,
+        epsilon=eps,
+        delta=1e-5,
+        epochs=EPOCHS,
+        lr=0.05,
+        seed=SEED,
+        progress=False,
+    )
+    private[eps] = (
+        accuracy(result.model, data.x_test, data.y_test),
+        result.noise_multiplier,
+        result.epsilon,
+    )
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(EPS_GRID, [private[e][0] for e in EPS_GRID], "o-", label="DP-SGD")
 ax.axhline(clear, ls=":", color="gray", label="non-private")
-ax.set(xscale="log", xlabel=r"$\varepsilon$", ylabel="test accuracy", title="logistic regression on digits")
+ax.set(
+    xscale="log",
+    xlabel=r"$\varepsilon$",
+    ylabel="test accuracy",
+    title="logistic regression on digits",
+)
 ax.legend()
 plt.show()
 
 # %%
 print(f"non-private: accuracy {clear:.3f}")
 for eps, (acc, noise, spent) in private.items():
-    print(f"eps={eps:g}: accuracy {acc:.3f}, noise multiplier {noise:.2f}, spent {spent:.3f}")
+    print(
+        f"eps={eps:g}: accuracy {acc:.3f}, noise multiplier {noise:.2f}, spent "
+        f"{spent:.3f}"
+    )
 
 
 # %% [markdown]
@@ -256,13 +338,25 @@ for eps, (acc, noise, spent) in private.items():
 n_test = len(data.y_test)
 acc_at = {eps: private[eps][0] for eps in EPS_GRID}
 cost = proportion_difference(clear, acc_at[EPS_GRID[0]], n_test)
-claim(f"at eps = {EPS_GRID[0]:g} DP-SGD is less accurate than the non-private model", cost.lower > 0,
-      test=cost.test, **cost.evidence)
+claim(
+    f"at eps = {EPS_GRID[0]:g} DP-SGD is less accurate than the non-private model",
+    cost.lower > 0,
+    test=cost.test,
+    **cost.evidence,
+)
 trend = proportion_difference(acc_at[EPS_GRID[-1]], acc_at[EPS_GRID[0]], n_test)
-claim(f"accuracy at eps = {EPS_GRID[-1]:g} is higher than at eps = {EPS_GRID[0]:g}", trend.lower > 0,
-      test=trend.test, **trend.evidence)
-claim("every private model stays below the non-private one", max(acc_at.values()) < clear,
-      accuracies=list(acc_at.values()), non_private=clear)
+claim(
+    f"accuracy at eps = {EPS_GRID[-1]:g} is higher than at eps = {EPS_GRID[0]:g}",
+    trend.lower > 0,
+    test=trend.test,
+    **trend.evidence,
+)
+claim(
+    "every private model stays below the non-private one",
+    max(acc_at.values()) < clear,
+    accuracies=list(acc_at.values()),
+    non_private=clear,
+)
 glue("p2_n_test", n_test)
 glue("p2_clear", clear)
 glue("p2_eps_lo", EPS_GRID[0])
@@ -276,10 +370,16 @@ glue("p2_acc_hi", acc_at[EPS_GRID[-1]])
 # $\varepsilon$ = {glue:text}`p2_eps_hi` {glue:text}`p2_acc_hi:.3f`.
 
 # %%
-results = record_results(RESULTS_PATH, profile=run.profile, recovered=recovered, curves=curves,
-                         steps=[int(k) for k in steps], clear=clear,
-                         private={str(e): v[0] for e, v in private.items()},
-                         spent_over_target=max(v[2] / e for e, v in private.items()))
+results = record_results(
+    RESULTS_PATH,
+    profile=run.profile,
+    recovered=recovered,
+    curves=curves,
+    steps=[int(k) for k in steps],
+    clear=clear,
+    private={str(e): v[0] for e, v in private.items()},
+    spent_over_target=max(v[2] / e for e, v in private.items()),
+)
 
 # %% [markdown]
 # ## Exercises

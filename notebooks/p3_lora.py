@@ -37,14 +37,30 @@
 # scikit-learn's digits.
 
 # %% tags=["remove-cell"]
-# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).
-import importlib.metadata, subprocess, sys  # noqa: E401
+# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never
+# reinstalled).
+import importlib.metadata  # noqa: E401
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
     torch_pin = f"torch=={importlib.metadata.version('torch')}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "trustml_ref[llm] @ git+https://github.com/trustml/trustml@main", torch_pin], check=True)  # noqa: E501
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "trustml_ref[llm] @ git+https://github.com/trustml/trustml@main",
+            torch_pin,
+        ],
+        check=True,
+    )  # noqa: E501
 
 # %% tags=["parameters"]
-PROFILE = "book"  # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+# "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
@@ -84,23 +100,48 @@ x_new, y_new = data.x_train[new_train], data.y_train[new_train] - 5
 x_new_test, y_new_test = data.x_test[new_test], data.y_test[new_test] - 5
 
 torch.manual_seed(SEED)
-pretrained = fit(nn.Sequential(nn.Linear(64, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, 5)),
-                 data.x_train[old_train], data.y_train[old_train], epochs=EPOCHS, lr=1e-3, progress=False)
-print(f"pre-trained on 0-4: {accuracy(pretrained, data.x_test[old_test], data.y_test[old_test]):.3f}; "
-      f"on 5-9 before fine-tuning: {accuracy(pretrained, x_new_test, y_new_test):.3f} (chance 0.2)")
-full = fit(copy.deepcopy(pretrained), x_new, y_new, epochs=EPOCHS, lr=1e-3, progress=False)
+pretrained = fit(
+    nn.Sequential(
+        nn.Linear(64, HIDDEN),
+        nn.ReLU(),
+        nn.Linear(HIDDEN, HIDDEN),
+        nn.ReLU(),
+        nn.Linear(HIDDEN, 5),
+    ),
+    data.x_train[old_train],
+    data.y_train[old_train],
+    epochs=EPOCHS,
+    lr=1e-3,
+    progress=False,
+)
+print(
+    "pre-trained on 0-4: "
+    f"{accuracy(pretrained, data.x_test[old_test], data.y_test[old_test]):.3f}; "
+    f"on 5-9 before fine-tuning: {accuracy(pretrained, x_new_test, y_new_test):.3f} "
+    "(chance 0.2)"
+)
+full = fit(
+    copy.deepcopy(pretrained), x_new, y_new, epochs=EPOCHS, lr=1e-3, progress=False
+)
 full_accuracy = accuracy(full, x_new_test, y_new_test)
 delta = (full[2].weight - pretrained[2].weight).detach()
 sv = torch.linalg.svdvals(delta)
 energy = (sv**2).cumsum(0) / (sv**2).sum()
 rank90 = int((energy < 0.9).sum()) + 1
-print(f"full fine-tuning on 5-9: {full_accuracy:.3f}; the {HIDDEN}x{HIDDEN} update needs {rank90} singular "
-      f"directions for 90% of its energy")
+print(
+    f"full fine-tuning on 5-9: {full_accuracy:.3f}; the {HIDDEN}x{HIDDEN} update needs "
+    f"{rank90} singular "
+    f"directions for 90% of its energy"
+)
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.2))
 ax.semilogy(sv, "o-", ms=3)
-ax.set(xlabel="index", ylabel="singular value of $\\Delta W$", title="the hidden layer's full fine-tuning update")
+ax.set(
+    xlabel="index",
+    ylabel="singular value of $\\Delta W$",
+    title="the hidden layer's full fine-tuning update",
+)
 plt.show()
 
 
@@ -150,7 +191,8 @@ class LoRALinearScratch(nn.Module):
 torch.manual_seed(SEED)
 scratch = copy.deepcopy(pretrained)
 scratch[2] = LoRALinearScratch(scratch[2], r=4, alpha=8)
-assert torch.equal(scratch(x_new_test), pretrained(x_new_test))  # B = 0: the same function
+# B = 0: the same function
+assert torch.equal(scratch(x_new_test), pretrained(x_new_test))
 fit(scratch, x_new, y_new, epochs=2, lr=1e-2, progress=False)
 merged = copy.deepcopy(scratch)
 merged[2] = nn.Linear(HIDDEN, HIDDEN)
@@ -168,15 +210,24 @@ print(f"merged vs two-path outputs: max |difference| = {merge_gap:.2e}")
 
 # %%
 torch.manual_seed(SEED)
-peft_model = get_peft_model(copy.deepcopy(pretrained), LoraConfig(r=4, lora_alpha=8, target_modules=["2"]))
+peft_model = get_peft_model(
+    copy.deepcopy(pretrained), LoraConfig(r=4, lora_alpha=8, target_modules=["2"])
+)
 layer = peft_model.base_model.model[2]
 fresh = copy.deepcopy(pretrained)
 fresh[2] = LoRALinearScratch(fresh[2], r=4, alpha=8)
 with torch.no_grad():
-    layer.lora_B["default"].weight.normal_()  # a non-zero update, so the comparison means something
+    # a non-zero update, so the comparison means something
+    layer.lora_B["default"].weight.normal_()
     fresh[2].A.copy_(layer.lora_A["default"].weight)
     fresh[2].B.copy_(layer.lora_B["default"].weight)
-trustml_ref.assert_close(peft_model(x_new_test), fresh(x_new_test), rtol=1e-5, atol=1e-5, name="PEFT LoRA output")
+trustml_ref.assert_close(
+    peft_model(x_new_test),
+    fresh(x_new_test),
+    rtol=1e-5,
+    atol=1e-5,
+    name="PEFT LoRA output",
+)
 print("graduated: the scratch LoRA layer equals PEFT's")
 
 # %% [markdown]
@@ -187,8 +238,10 @@ print("graduated: the scratch LoRA layer equals PEFT's")
 
 # %%
 def lora_model(r):
-    model = get_peft_model(copy.deepcopy(pretrained), LoraConfig(r=r, lora_alpha=2 * r, target_modules=["2"],
-                                                                 modules_to_save=["4"]))
+    model = get_peft_model(
+        copy.deepcopy(pretrained),
+        LoraConfig(r=r, lora_alpha=2 * r, target_modules=["2"], modules_to_save=["4"]),
+    )
     return model
 
 
@@ -196,24 +249,52 @@ torch.manual_seed(SEED)
 head_only = copy.deepcopy(pretrained)
 for p in head_only[:4].parameters():
     p.requires_grad_(False)
-head_accuracy = accuracy(fit(head_only, x_new, y_new, epochs=EPOCHS, lr=1e-3, progress=False), x_new_test, y_new_test)
+head_accuracy = accuracy(
+    fit(head_only, x_new, y_new, epochs=EPOCHS, lr=1e-3, progress=False),
+    x_new_test,
+    y_new_test,
+)
 by_rank = {}
 for r in tqdm(RANKS, desc="ranks"):
     torch.manual_seed(SEED)
     model = lora_model(r)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    by_rank[r] = (accuracy(fit(model, x_new, y_new, epochs=EPOCHS, lr=1e-3, progress=False), x_new_test, y_new_test), trainable)
+    by_rank[r] = (
+        accuracy(
+            fit(model, x_new, y_new, epochs=EPOCHS, lr=1e-3, progress=False),
+            x_new_test,
+            y_new_test,
+        ),
+        trainable,
+    )
 
 full_params = sum(p.numel() for p in pretrained[2:].parameters())
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.4))
-ax.plot([v[1] for v in by_rank.values()], [v[0] for v in by_rank.values()], "o-", label="LoRA (hidden) + head")
+ax.plot(
+    [v[1] for v in by_rank.values()],
+    [v[0] for v in by_rank.values()],
+    "o-",
+    label="LoRA (hidden) + head",
+)
 for r, (acc, n) in by_rank.items():
-    ax.annotate(f"r={r}", (n, acc), textcoords="offset points", xytext=(3, -10), fontsize=7)
-ax.axhline(full_accuracy, ls=":", color="gray", label=f"full fine-tuning ({full_params} trainable in these layers)")
+    ax.annotate(
+        f"r={r}", (n, acc), textcoords="offset points", xytext=(3, -10), fontsize=7
+    )
+ax.axhline(
+    full_accuracy,
+    ls=":",
+    color="gray",
+    label=f"full fine-tuning ({full_params} trainable in these layers)",
+)
 ax.axhline(head_accuracy, ls="--", color="C3", label="head only")
-ax.set(xscale="log", xlabel="trainable parameters", ylabel="test accuracy on 5-9", title="LoRA rank against accuracy")
+ax.set(
+    xscale="log",
+    xlabel="trainable parameters",
+    ylabel="test accuracy on 5-9",
+    title="LoRA rank against accuracy",
+)
 ax.legend(fontsize=7)
 plt.show()
 
@@ -231,19 +312,41 @@ print(f"head only {head_accuracy:.3f}; full fine-tuning {full_accuracy:.3f}")
 n_test = len(y_new_test)
 r_lo, r_hi = RANKS[0], RANKS[-1]
 r_energy = min(r for r in RANKS if r >= rank90) if rank90 <= r_hi else r_hi
-claim(f"the full update holds 90% of its energy in at most {HIDDEN // 8} of {HIDDEN} directions",
-      rank90 <= HIDDEN // 8, rank90=rank90)
+claim(
+    f"the full update holds 90% of its energy in at most {HIDDEN // 8} of {HIDDEN} "
+    "directions",
+    rank90 <= HIDDEN // 8,
+    rank90=rank90,
+)
 grows = proportion_difference(by_rank[r_hi][0], by_rank[r_lo][0], n_test)
-claim(f"LoRA at rank {r_hi} is more accurate than at rank {r_lo}", grows.lower > 0, test=grows.test, **grows.evidence)
+claim(
+    f"LoRA at rank {r_hi} is more accurate than at rank {r_lo}",
+    grows.lower > 0,
+    test=grows.test,
+    **grows.evidence,
+)
 close = proportion_difference(full_accuracy, by_rank[r_hi][0], n_test)
-claim(f"LoRA at rank {r_hi} is within 3 points of full fine-tuning", abs(close.mean) <= 0.03,
-      test=close.test, **close.evidence)
+claim(
+    f"LoRA at rank {r_hi} is within 3 points of full fine-tuning",
+    abs(close.mean) <= 0.03,
+    test=close.test,
+    **close.evidence,
+)
 short = proportion_difference(full_accuracy, by_rank[r_energy][0], n_test)
-claim(f"LoRA at rank {r_energy} (the 90%-energy rank is {rank90}) falls short of full fine-tuning",
-      short.lower > 0, test=short.test, **short.evidence)
+claim(
+    f"LoRA at rank {r_energy} (the 90%-energy rank is {rank90}) falls short of full "
+    "fine-tuning",
+    short.lower > 0,
+    test=short.test,
+    **short.evidence,
+)
 over_head = proportion_difference(by_rank[r_lo][0], head_accuracy, n_test)
-claim("LoRA at every rank beats training the head alone", over_head.lower > 0 and min(v[0] for v in by_rank.values()) > head_accuracy,
-      test=over_head.test, **over_head.evidence)
+claim(
+    "LoRA at every rank beats training the head alone",
+    over_head.lower > 0 and min(v[0] for v in by_rank.values()) > head_accuracy,
+    test=over_head.test,
+    **over_head.evidence,
+)
 glue("p3_n_test", n_test)
 glue("p3_rank90", rank90)
 glue("p3_r_hi", r_hi)
@@ -263,9 +366,16 @@ glue("p3_head", head_accuracy)
 # rank beats retraining the head alone ({glue:text}`p3_head:.3f`).
 
 # %%
-results = record_results(RESULTS_PATH, profile=run.profile, rank90=rank90, merge_gap=merge_gap, full=full_accuracy,
-                         head=head_accuracy, by_rank={str(r): v[0] for r, v in by_rank.items()},
-                         params={str(r): v[1] for r, v in by_rank.items()})
+results = record_results(
+    RESULTS_PATH,
+    profile=run.profile,
+    rank90=rank90,
+    merge_gap=merge_gap,
+    full=full_accuracy,
+    head=head_accuracy,
+    by_rank={str(r): v[0] for r, v in by_rank.items()},
+    params={str(r): v[1] for r, v in by_rank.items()},
+)
 
 # %% [markdown]
 # ## Exercises

@@ -41,14 +41,30 @@
 # 2 MB toy text-to-image checkpoint shipped with the package; data: drawn here.
 
 # %% tags=["remove-cell"]
-# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).
-import importlib.metadata, subprocess, sys  # noqa: E401
+# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never
+# reinstalled).
+import importlib.metadata  # noqa: E401
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
     torch_pin = f"torch=={importlib.metadata.version('torch')}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "trustml_ref[diffusion] @ git+https://github.com/trustml/trustml@main", torch_pin], check=True)  # noqa: E501
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "trustml_ref[diffusion] @ git+https://github.com/trustml/trustml@main",
+            torch_pin,
+        ],
+        check=True,
+    )  # noqa: E501
 
 # %% tags=["parameters"]
-PROFILE = "book"  # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+# "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
@@ -67,7 +83,8 @@ from trustml_ref.ring_a_bell import toy
 from trustml_ref.ring_a_bell.pipeline import ToyPipeline
 
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)  # a 2 MB model: the CPU is fine
-DRAWS = run.pick(smoke=2_000, book=20_000, colab=20_000)  # Monte-Carlo draws for the closed-form check
+# Monte-Carlo draws for the closed-form check
+DRAWS = run.pick(smoke=2_000, book=20_000, colab=20_000)
 IMAGES = run.pick(smoke=4, book=16, colab=32)  # images per prompt in the experiments
 STEPS = run.pick(smoke=10, book=20, colab=25)  # DDIM steps
 
@@ -96,7 +113,12 @@ shown = trajectory[:: max(1, len(trajectory) // 6)][:6]
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(shown), figsize=(1.4 * len(shown), 1.7))
 for ax, (t, image) in zip(axes, shown):
-    ax.imshow(image.permute(1, 2, 0)), ax.set_xticks([]), ax.set_yticks([]), ax.set_title(f"t={t}", fontsize=7)
+    (
+        ax.imshow(image.permute(1, 2, 0)),
+        ax.set_xticks([]),
+        ax.set_yticks([]),
+        ax.set_title(f"t={t}", fontsize=7),
+    )
 fig.suptitle("the sampler's estimate of the clean image, step by step", fontsize=8)
 plt.show()
 
@@ -159,13 +181,15 @@ plt.show()
 
 # %%
 def add_noise_scratch(x0, noise, t, alphas_cumprod):
-    """Equation (eq-diff-forward): x_t for images (B, C, H, W), noise like x0 and timesteps t (B,)."""
+    """Equation (eq-diff-forward): x_t for images (B, C, H, W), noise like x0 and
+    timesteps t (B,)."""
     a = alphas_cumprod[t].view(-1, 1, 1, 1)
     return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
 
 def ddim_step_scratch(eps, t, t_prev, x, alphas_cumprod, clip=1.0):
-    """Equation (eq-diff-ddim): x_s from x_t and the predicted noise, with x0-hat clipped to [-clip, clip]."""
+    """Equation (eq-diff-ddim): x_s from x_t and the predicted noise, with x0-hat
+    clipped to [-clip, clip]."""
     a_t = alphas_cumprod[t]
     a_s = alphas_cumprod[t_prev] if t_prev >= 0 else torch.tensor(1.0)
     x0_hat = ((x - (1 - a_t).sqrt() * eps) / a_t.sqrt()).clamp(-clip, clip)
@@ -184,24 +208,47 @@ def ddim_step_scratch(eps, t, t_prev, x, alphas_cumprod, clip=1.0):
 ddpm = DDPMScheduler.from_config(pipe.scheduler.config)
 alphas_cumprod = ddpm.alphas_cumprod
 images, captions, _ = toy.dataset(4, seed=SEED)
-x0 = images[:1, :, 6:10, 6:10] * 2 - 1  # a 4x4 patch of one image: 48 values, each checked
+# a 4x4 patch of one image: 48 values, each checked
+x0 = images[:1, :, 6:10, 6:10] * 2 - 1
 gc = torch.Generator().manual_seed(SEED)
 t_check = 300
 chain = x0.expand(DRAWS, -1, -1, -1).clone()
 for step in tqdm(range(t_check + 1), desc="forward chain"):
     beta = ddpm.betas[step]
-    chain = (1 - beta).sqrt() * chain + beta.sqrt() * torch.randn(chain.shape, generator=gc)
+    chain = (1 - beta).sqrt() * chain + beta.sqrt() * torch.randn(
+        chain.shape, generator=gc
+    )
 mean_gap = float((chain.mean(0) - alphas_cumprod[t_check].sqrt() * x0[0]).abs().max())
 var_gap = float((chain.var(0) - (1 - alphas_cumprod[t_check])).abs().max())
 tolerance = 5 / DRAWS**0.5  # about five standard errors of a mean of unit-scale draws
-print(f"t={t_check}: max |mean - sqrt(abar) x0| = {mean_gap:.4f}, max |var - (1 - abar)| = {var_gap:.4f} "
-      f"(tolerance {tolerance:.4f})")
+print(
+    f"t={t_check}: max |mean - sqrt(abar) x0| = {mean_gap:.4f}, max |var - (1 - abar)| "
+    f"= {var_gap:.4f} "
+    f"(tolerance {tolerance:.4f})"
+)
 assert mean_gap < tolerance and var_gap < 2 * tolerance
 
 noise = torch.randn(x0.shape, generator=gc)
-inversion_gap = max(float((ddim_step_scratch(noise, t, -1, add_noise_scratch(x0, noise, torch.tensor([t]), alphas_cumprod),
-                                             alphas_cumprod) - x0).abs().max()) for t in (10, 300, 900))
-print(f"DDIM with the true noise, one jump to s = -1: max |x - x0| = {inversion_gap:.1e}")
+inversion_gap = max(
+    float(
+        (
+            ddim_step_scratch(
+                noise,
+                t,
+                -1,
+                add_noise_scratch(x0, noise, torch.tensor([t]), alphas_cumprod),
+                alphas_cumprod,
+            )
+            - x0
+        )
+        .abs()
+        .max()
+    )
+    for t in (10, 300, 900)
+)
+print(
+    f"DDIM with the true noise, one jump to s = -1: max |x - x0| = {inversion_gap:.1e}"
+)
 assert inversion_gap < 1e-4
 
 # %% [markdown]
@@ -215,18 +262,29 @@ assert inversion_gap < 1e-4
 t_batch = torch.randint(0, 1000, (4,), generator=gc)
 noise4 = torch.randn((4, 3, 16, 16), generator=gc)
 x4 = images * 2 - 1
-trustml_ref.assert_close(add_noise_scratch(x4, noise4, t_batch, alphas_cumprod), ddpm.add_noise(x4, noise4, t_batch),
-                         rtol=1e-5, atol=1e-6, name="forward process")
+trustml_ref.assert_close(
+    add_noise_scratch(x4, noise4, t_batch, alphas_cumprod),
+    ddpm.add_noise(x4, noise4, t_batch),
+    rtol=1e-5,
+    atol=1e-6,
+    name="forward process",
+)
 scheduler.set_timesteps(STEPS)
 x = torch.randn((2, 3, 16, 16), generator=gc)
-cond = pipe.embed(["a small blue square on the left", "a big cross like fire on the top"])
+cond = pipe.embed(
+    ["a small blue square on the left", "a big cross like fire on the top"]
+)
 step_size = scheduler.config.num_train_timesteps // STEPS
 with torch.no_grad():
     for t in scheduler.timesteps:
         eps = pipe.denoiser(x, t, cond)
-        ours = ddim_step_scratch(eps, int(t), int(t) - step_size, x, scheduler.alphas_cumprod)
+        ours = ddim_step_scratch(
+            eps, int(t), int(t) - step_size, x, scheduler.alphas_cumprod
+        )
         x = scheduler.step(eps, t, x).prev_sample
-        trustml_ref.assert_close(ours, x, rtol=1e-4, atol=1e-5, name=f"DDIM step at t={int(t)}")
+        trustml_ref.assert_close(
+            ours, x, rtol=1e-4, atol=1e-5, name=f"DDIM step at t={int(t)}"
+        )
 print("graduated: the forward process and every DDIM step agree with diffusers")
 
 # %% [markdown]
@@ -240,7 +298,8 @@ print("graduated: the forward process and every DDIM step agree with diffusers")
 
 # %%
 def sample_scratch(states, uncond, w=1.0, seed=SEED):
-    """DDIM from noise with classifier-free guidance (eq-diff-cfg), all from the scratch step."""
+    """DDIM from noise with classifier-free guidance (eq-diff-cfg), all from the
+    scratch step."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn((len(states), 3, 16, 16), generator=gen)
     scheduler.set_timesteps(STEPS)
@@ -250,42 +309,79 @@ def sample_scratch(states, uncond, w=1.0, seed=SEED):
             if w != 1:
                 eps_uncond = pipe.denoiser(x, t, uncond.expand_as(states))
                 eps = eps_uncond + w * (eps - eps_uncond)
-            x = ddim_step_scratch(eps, int(t), int(t) - step_size, x, scheduler.alphas_cumprod)
+            x = ddim_step_scratch(
+                eps, int(t), int(t) - step_size, x, scheduler.alphas_cumprod
+            )
     return ((x + 1) / 2).clamp(0, 1)
 
 
 empty = pipe.embed([""])
 prompts = [f"a big {c} circle on the center" for c in toy.COLOURS] + [""]
 rows = [sample_scratch(pipe.embed([p]).expand(6, -1, -1), empty) for p in prompts]
-trustml_ref.assert_close(rows[0], pipe([prompts[0]], num_images_per_prompt=6, generator=torch.Generator().manual_seed(SEED),
-                                       num_inference_steps=STEPS), atol=1e-4, name="scratch sampler vs pipeline")
+trustml_ref.assert_close(
+    rows[0],
+    pipe(
+        [prompts[0]],
+        num_images_per_prompt=6,
+        generator=torch.Generator().manual_seed(SEED),
+        num_inference_steps=STEPS,
+    ),
+    atol=1e-4,
+    name="scratch sampler vs pipeline",
+)
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(len(prompts), 6, figsize=(5.5, 1.0 * len(prompts)))
 for r, (p, row) in enumerate(zip(prompts, rows)):
     for j in range(6):
-        axes[r, j].imshow(row[j].permute(1, 2, 0)), axes[r, j].set_xticks([]), axes[r, j].set_yticks([])
-    axes[r, 0].set_ylabel(p.replace("a big ", "").replace(" on the center", "") or "(empty)", fontsize=7,
-                          rotation=0, ha="right", va="center")
+        (
+            axes[r, j].imshow(row[j].permute(1, 2, 0)),
+            axes[r, j].set_xticks([]),
+            axes[r, j].set_yticks([]),
+        )
+    axes[r, 0].set_ylabel(
+        p.replace("a big ", "").replace(" on the center", "") or "(empty)",
+        fontsize=7,
+        rotation=0,
+        ha="right",
+        va="center",
+    )
 fig.suptitle("same starting noise in each column, different prompts", fontsize=8)
 plt.show()
 
 # %%
-scales = run.pick(smoke=[1.0, 3.0], book=[1.0, 1.5, 2.0, 3.0, 5.0], colab=[1.0, 1.5, 2.0, 3.0, 5.0])
+scales = run.pick(
+    smoke=[1.0, 3.0], book=[1.0, 1.5, 2.0, 3.0, 5.0], colab=[1.0, 1.5, 2.0, 3.0, 5.0]
+)
 named_rate = {}
 for w in tqdm(scales, desc="guidance scales"):
     hits = []
     for colour in toy.COLOURS:
-        states = pipe.embed([f"a big {colour} {s} on the {p}" for s, p in zip(toy.SHAPES, ("left", "top", "right", "bottom"))])
-        drawn = toy.dominant_colour(sample_scratch(states.repeat_interleave(IMAGES // 4 or 1, 0), empty, w))
+        states = pipe.embed(
+            [
+                f"a big {colour} {s} on the {p}"
+                for s, p in zip(toy.SHAPES, ("left", "top", "right", "bottom"))
+            ]
+        )
+        drawn = toy.dominant_colour(
+            sample_scratch(states.repeat_interleave(IMAGES // 4 or 1, 0), empty, w)
+        )
         hits += [d == colour for d in drawn]
     named_rate[w] = float(np.mean(hits))
-print("images in the named colour by guidance scale: " + ", ".join(f"w={w:g}: {v:.2f}" for w, v in named_rate.items()))
+print(
+    "images in the named colour by guidance scale: "
+    + ", ".join(f"w={w:g}: {v:.2f}" for w, v in named_rate.items())
+)
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(4.5, 2.8))
 ax.plot(list(named_rate), list(named_rate.values()), "o-")
-ax.set(xlabel="guidance scale w", ylabel="images in the named colour", ylim=(0, 1.05), title="classifier-free guidance, toy model")
+ax.set(
+    xlabel="guidance scale w",
+    ylabel="images in the named colour",
+    ylim=(0, 1.05),
+    title="classifier-free guidance, toy model",
+)
 plt.show()
 
 
@@ -295,18 +391,37 @@ plt.show()
 
 # %%
 empty_colours = {c for c in toy.dominant_colour(rows[-1]) if c is not None}
-named_hits = np.mean([d == c for c, row in zip(toy.COLOURS, rows[:-1]) for d in toy.dominant_colour(row)])
+named_hits = np.mean(
+    [d == c for c, row in zip(toy.COLOURS, rows[:-1]) for d in toy.dominant_colour(row)]
+)
 n_images = len(toy.COLOURS) * 4 * (IMAGES // 4 or 1)
-claim("the empty prompt draws more than one colour from the six starting noises", len(empty_colours) > 1,
-      colours=sorted(empty_colours))
-claim("naming a colour fixes it: at least 5 of 6 images per named prompt are in that colour",
-      bool(named_hits >= 5 / 6), share=float(named_hits))
+claim(
+    "the empty prompt draws more than one colour from the six starting noises",
+    len(empty_colours) > 1,
+    colours=sorted(empty_colours),
+)
+claim(
+    "naming a colour fixes it: at least 5 of 6 images per named prompt are in that "
+    "colour",
+    bool(named_hits >= 5 / 6),
+    share=float(named_hits),
+)
 best_w = max((w for w in scales if w > 1), key=named_rate.get)
 gain = proportion_difference(named_rate[best_w], named_rate[1.0], n_images)
-claim("no guidance scale above 1 raises the named-colour rate detectably", gain.lower <= 0, best_scale=best_w,
-      test=gain.test, **gain.evidence)
+claim(
+    "no guidance scale above 1 raises the named-colour rate detectably",
+    gain.lower <= 0,
+    best_scale=best_w,
+    test=gain.test,
+    **gain.evidence,
+)
 drop = proportion_difference(named_rate[1.0], named_rate[3.0], n_images)
-claim("at w = 3 the named-colour rate is below its value at w = 1", drop.lower > 0, test=drop.test, **drop.evidence)
+claim(
+    "at w = 3 the named-colour rate is below its value at w = 1",
+    drop.lower > 0,
+    test=drop.test,
+    **drop.evidence,
+)
 glue("p4_n_images", n_images)
 glue("p4_rate_1", named_rate[1.0])
 glue("p4_best_w", best_w)

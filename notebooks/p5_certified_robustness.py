@@ -41,14 +41,30 @@
 # scikit-learn's digits.
 
 # %% tags=["remove-cell"]
-# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).
-import importlib.metadata, subprocess, sys  # noqa: E401
+# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never
+# reinstalled).
+import importlib.metadata  # noqa: E401
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
     torch_pin = f"torch=={importlib.metadata.version('torch')}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "trustml_ref @ git+https://github.com/trustml/trustml@main", torch_pin], check=True)  # noqa: E501
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "trustml_ref @ git+https://github.com/trustml/trustml@main",
+            torch_pin,
+        ],
+        check=True,
+    )  # noqa: E501
 
 # %% tags=["parameters"]
-PROFILE = "book"  # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+# "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
@@ -91,7 +107,8 @@ from trustml_ref.weight_robustness.training import (
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)  # small networks: the CPU is fine
 EPOCHS = run.pick(smoke=6, book=40, colab=40)
 STEPS = run.pick(smoke=10, book=20, colab=40)  # PGD steps
-SAMPLES = run.pick(smoke=200, book=10_000, colab=100_000)  # noisy copies per test point for smoothing
+# noisy copies per test point for smoothing
+SAMPLES = run.pick(smoke=200, book=10_000, colab=100_000)
 data = digits(seed=SEED)
 x_test, y_test = data.x_test, data.y_test
 
@@ -104,13 +121,27 @@ x_test, y_test = data.x_test, data.y_test
 
 # %%
 WIDTHS = (64, 64, 10)
-pgd_trained = train(WIDTHS, data.x_train, data.y_train, adversarial_loss(0.0, 0.1), epochs=EPOCHS,
-                    generator=torch.Generator().manual_seed(SEED), desc="PGD training")
+pgd_trained = train(
+    WIDTHS,
+    data.x_train,
+    data.y_train,
+    adversarial_loss(0.0, 0.1),
+    epochs=EPOCHS,
+    generator=torch.Generator().manual_seed(SEED),
+    desc="PGD training",
+)
 W_pgd = [w.detach() for w in pgd_trained.weights]
-one_step = pgd_attack(W_pgd, x_test, y_test, 0.0, 0.1, steps=1, step_factor=2.0, generator=run.generator)
-strong = pgd_attack(W_pgd, x_test, y_test, 0.0, 0.1, steps=STEPS, restarts=3, generator=run.generator)
-print(f"accuracy at eps = 0.1: clean {float((mlp_forward(W_pgd, x_test).argmax(1) == y_test).float().mean()):.3f}, "
-      f"one-step attack {one_step.accuracy:.3f}, PGD {strong.accuracy:.3f}")
+one_step = pgd_attack(
+    W_pgd, x_test, y_test, 0.0, 0.1, steps=1, step_factor=2.0, generator=run.generator
+)
+strong = pgd_attack(
+    W_pgd, x_test, y_test, 0.0, 0.1, steps=STEPS, restarts=3, generator=run.generator
+)
+print(
+    "accuracy at eps = 0.1: clean "
+    f"{float((mlp_forward(W_pgd, x_test).argmax(1) == y_test).float().mean()):.3f}, "
+    f"one-step attack {one_step.accuracy:.3f}, PGD {strong.accuracy:.3f}"
+)
 
 # %% [markdown]
 # The stronger attack finds more errors, and nothing says a third attack would not find more still.
@@ -199,7 +230,8 @@ print(f"accuracy at eps = 0.1: clean {float((mlp_forward(W_pgd, x_test).argmax(1
 
 # %%
 def lipschitz_drop_scratch(weights, eps):
-    """Equation (eq-p5-lipschitz): the bound on |m_j(x^) - m_j(x)| for all class pairs, shape (K, K)."""
+    """Equation (eq-p5-lipschitz): the bound on |m_j(x^) - m_j(x)| for all class pairs,
+    shape (K, K)."""
     lipschitz = 1.0
     for w in weights[:-1]:
         lipschitz = lipschitz * w.abs().sum(dim=1).max()
@@ -208,24 +240,32 @@ def lipschitz_drop_scratch(weights, eps):
 
 
 def ibp_margin_scratch(weights, x, eps):
-    """Equation (eq-p5-ibp): lower bounds on f_i - f_j over the l_inf ball, shape (B, K, K)."""
+    """Equation (eq-p5-ibp): lower bounds on f_i - f_j over the l_inf ball, shape (B,
+    K, K)."""
     mu, r = x, torch.full_like(x, eps)
     for w in weights[:-1]:
         mu, r = mu @ w.T, r @ w.abs().T
         low, high = torch.relu(mu - r), torch.relu(mu + r)
         mu, r = (high + low) / 2, (high - low) / 2
     diff = weights[-1][:, None, :] - weights[-1][None, :, :]  # (K, K, n): W_i - W_j
-    return torch.einsum("ijn,bn->bij", diff, mu) - torch.einsum("ijn,bn->bij", diff.abs(), r)
+    return torch.einsum("ijn,bn->bij", diff, mu) - torch.einsum(
+        "ijn,bn->bij", diff.abs(), r
+    )
 
 
 def dp_radius_scratch(p_a, p_b, privacy, r_max, iterations=60):
-    """Largest r in [0, r_max] at which (eq-p5-dp) holds for some (eps, delta) that privacy(r) returns.
+    """Largest r in [0, r_max] at which (eq-p5-dp) holds for some (eps, delta) that
+    privacy(r) returns.
 
-    privacy(r) -> (eps, delta): tensors of valid pairs for perturbations of size r, growing with r.
+    privacy(r) -> (eps, delta): tensors of valid pairs for perturbations of size r,
+    growing with r.
     """
+
     def certified(r):
         eps, delta = privacy(r)
-        return bool((torch.exp(-eps) * (p_a - delta) > torch.exp(eps) * p_b + delta).any())
+        return bool(
+            (torch.exp(-eps) * (p_a - delta) > torch.exp(eps) * p_b + delta).any()
+        )
 
     lo, hi = 0.0, r_max
     if not certified(1e-12 * r_max):
@@ -237,13 +277,15 @@ def dp_radius_scratch(p_a, p_b, privacy, r_max, iterations=60):
 
 
 def gaussian_exact_privacy(sigma, n_eps=2000, eps_max=5.0):
-    """(eps, delta(eps)) pairs of the Gaussian mechanism at sensitivity r: equation (eq-gaussian-delta)."""
+    """(eps, delta(eps)) pairs of the Gaussian mechanism at sensitivity r: equation
+    (eq-gaussian-delta)."""
     eps = torch.linspace(0, eps_max, n_eps, dtype=torch.float64)
     return lambda r: (eps, gaussian_delta(eps, sigma, r))
 
 
 def gaussian_classical_privacy(sigma, n_delta=2000):
-    """(eps, delta) pairs of the classical calibration eps = r sqrt(2 ln(1.25/delta)) / sigma, eps < 1 only."""
+    """(eps, delta) pairs of the classical calibration eps = r sqrt(2 ln(1.25/delta)) /
+    sigma, eps < 1 only."""
     delta = torch.logspace(-12, -0.1, n_delta, dtype=torch.float64)
 
     def pairs(r):
@@ -263,23 +305,34 @@ def gaussian_classical_privacy(sigma, n_delta=2000):
 # %%
 EPS_CHECK = 0.03
 xs, ys = x_test[:40], y_test[:40]
-margins_clean = mlp_forward(W_pgd, xs).gather(1, ys[:, None]) - mlp_forward(W_pgd, xs)  # (B, K): m_j(x)
+# (B, K): m_j(x)
+margins_clean = mlp_forward(W_pgd, xs).gather(1, ys[:, None]) - mlp_forward(W_pgd, xs)
 lip_lower = margins_clean - lipschitz_drop_scratch(W_pgd, EPS_CHECK)[ys]
 ibp_lower = ibp_margin_scratch(W_pgd, xs, EPS_CHECK)[torch.arange(len(ys)), ys]
 lowest_seen = margins_clean.clone()
 g = torch.Generator().manual_seed(SEED)
 for _ in tqdm(range(run.pick(smoke=50, book=1000, colab=1000)), desc="random points"):
     corner = torch.randint(0, 2, xs.shape, generator=g) * 2.0 - 1
-    for delta in (EPS_CHECK * corner, EPS_CHECK * (2 * torch.rand(xs.shape, generator=g) - 1)):
+    for delta in (
+        EPS_CHECK * corner,
+        EPS_CHECK * (2 * torch.rand(xs.shape, generator=g) - 1),
+    ):
         out = mlp_forward(W_pgd, xs + delta)
         lowest_seen = torch.minimum(lowest_seen, out.gather(1, ys[:, None]) - out)
-attack_check = pgd_attack(W_pgd, xs, ys, 0.0, EPS_CHECK, steps=STEPS, restarts=3, generator=run.generator)
-off_diagonal = torch.ones_like(lowest_seen, dtype=torch.bool).scatter(1, ys[:, None], False)
+attack_check = pgd_attack(
+    W_pgd, xs, ys, 0.0, EPS_CHECK, steps=STEPS, restarts=3, generator=run.generator
+)
+off_diagonal = torch.ones_like(lowest_seen, dtype=torch.bool).scatter(
+    1, ys[:, None], False
+)
 ibp_slack = float((lowest_seen - ibp_lower)[off_diagonal].min())
 lip_slack = float((lowest_seen - lip_lower)[off_diagonal].min())
 attack_slack = float((attack_check.margins - worst_margin(ibp_lower, ys)).min())
-print(f"lowest sampled margin minus the bound: IBP {ibp_slack:.4f}, Lipschitz {lip_slack:.4f}; "
-      f"PGD's worst margin minus IBP's: {attack_slack:.4f}  (all must be >= 0)")
+print(
+    f"lowest sampled margin minus the bound: IBP {ibp_slack:.4f}, Lipschitz "
+    f"{lip_slack:.4f}; "
+    f"PGD's worst margin minus IBP's: {attack_slack:.4f}  (all must be >= 0)"
+)
 assert min(ibp_slack, lip_slack, attack_slack) >= -1e-5
 
 # %% [markdown]
@@ -289,31 +342,55 @@ assert min(ibp_slack, lip_slack, attack_slack) >= -1e-5
 
 # %%
 sigma_check = 0.5
-distances = torch.linspace(0.02, 1.5, run.pick(smoke=6, book=25, colab=25), dtype=torch.float64)
+distances = torch.linspace(
+    0.02, 1.5, run.pick(smoke=6, book=25, colab=25), dtype=torch.float64
+)
 p_lin = torch.special.ndtr(distances / sigma_check)
 cohen_lin = sigma_check * torch.special.ndtri(p_lin)
-dp_exact_lin = torch.tensor([dp_radius_scratch(p, 1 - p, gaussian_exact_privacy(sigma_check), 2.0) for p in p_lin],
-                            dtype=torch.float64)
-dp_classical_lin = torch.tensor([dp_radius_scratch(p, 1 - p, gaussian_classical_privacy(sigma_check), 2.0) for p in p_lin],
-                                dtype=torch.float64)
+dp_exact_lin = torch.tensor(
+    [
+        dp_radius_scratch(p, 1 - p, gaussian_exact_privacy(sigma_check), 2.0)
+        for p in p_lin
+    ],
+    dtype=torch.float64,
+)
+dp_classical_lin = torch.tensor(
+    [
+        dp_radius_scratch(p, 1 - p, gaussian_classical_privacy(sigma_check), 2.0)
+        for p in p_lin
+    ],
+    dtype=torch.float64,
+)
 tight_error = float((cohen_lin - distances).abs().max())
 print(f"Cohen's radius vs the true distance: max error {tight_error:.1e}")
-assert tight_error < 1e-9 and (dp_exact_lin <= distances + 1e-9).all() and (dp_classical_lin <= dp_exact_lin + 1e-9).all()
+assert (
+    tight_error < 1e-9
+    and (dp_exact_lin <= distances + 1e-9).all()
+    and (dp_classical_lin <= dp_exact_lin + 1e-9).all()
+)
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(5, 3.2))
 ax.plot(p_lin, distances, "k-", label="true distance = Cohen et al. (eq-p5-cohen)")
 ax.plot(p_lin, dp_exact_lin, "o-", ms=3, label="DP, exact Gaussian profile")
-ax.plot(p_lin, dp_classical_lin, "s-", ms=3, label="DP, classical calibration (PixelDP)")
-ax.set(xlabel="smoothed probability of the top class $p_a$", ylabel="certified $\\ell_2$ radius",
-       title=f"one linear classifier, $\\sigma$ = {sigma_check}")
+ax.plot(
+    p_lin, dp_classical_lin, "s-", ms=3, label="DP, classical calibration (PixelDP)"
+)
+ax.set(
+    xlabel="smoothed probability of the top class $p_a$",
+    ylabel="certified $\\ell_2$ radius",
+    title=f"one linear classifier, $\\sigma$ = {sigma_check}",
+)
 ax.legend(fontsize=7)
 plt.show()
 
 # %%
 dp_share = float((dp_exact_lin / distances)[-1])
-print(f"at p_a = {float(p_lin[-1]):.3f}: DP (exact profile) certifies {dp_share:.2f} of the true distance, "
-      f"the classical calibration {float((dp_classical_lin / distances)[-1]):.2f}")
+print(
+    f"at p_a = {float(p_lin[-1]):.3f}: DP (exact profile) certifies {dp_share:.2f} of "
+    "the true distance, "
+    f"the classical calibration {float((dp_classical_lin / distances)[-1]):.2f}"
+)
 
 
 # %% [markdown]
@@ -329,19 +406,63 @@ print(f"at p_a = {float(p_lin[-1]):.3f}: DP (exact profile) certifies {dp_share:
 # and the quantum chapter's radius is the DP route with $\varepsilon(\tau) = \ln(1 + (\kappa-1)\tau)$, $\delta = 0$.
 
 # %%
-trustml_ref.assert_close(closed_form_margin_drop(W_pgd, xs, 0.0, eps_x=EPS_CHECK),
-                         lipschitz_drop_scratch(W_pgd, EPS_CHECK).expand(len(xs), -1, -1), rtol=1e-5, atol=1e-6, name="Lipschitz")
-trustml_ref.assert_close(ibp_margin_lower(W_pgd, xs, 0.0, eps_x=EPS_CHECK), ibp_margin_scratch(W_pgd, xs, EPS_CHECK),
-                         rtol=1e-5, atol=1e-5, name="IBP")
-trustml_ref.assert_close(dp_smoothing_radius(p_lin, sigma_check), dp_exact_lin, rtol=2e-3, atol=1e-6, name="DP smoothing radius")
-trustml_ref.assert_close(gaussian_smoothing_radius(p_lin, sigma_check), cohen_lin, rtol=1e-12, name="Cohen radius")
-probs = torch.tensor([[0.6, 0.3, 0.1], [0.45, 0.44, 0.11], [0.9, 0.05, 0.05]], dtype=torch.float64)
+trustml_ref.assert_close(
+    closed_form_margin_drop(W_pgd, xs, 0.0, eps_x=EPS_CHECK),
+    lipschitz_drop_scratch(W_pgd, EPS_CHECK).expand(len(xs), -1, -1),
+    rtol=1e-5,
+    atol=1e-6,
+    name="Lipschitz",
+)
+trustml_ref.assert_close(
+    ibp_margin_lower(W_pgd, xs, 0.0, eps_x=EPS_CHECK),
+    ibp_margin_scratch(W_pgd, xs, EPS_CHECK),
+    rtol=1e-5,
+    atol=1e-5,
+    name="IBP",
+)
+trustml_ref.assert_close(
+    dp_smoothing_radius(p_lin, sigma_check),
+    dp_exact_lin,
+    rtol=2e-3,
+    atol=1e-6,
+    name="DP smoothing radius",
+)
+trustml_ref.assert_close(
+    gaussian_smoothing_radius(p_lin, sigma_check),
+    cohen_lin,
+    rtol=1e-12,
+    name="Cohen radius",
+)
+probs = torch.tensor(
+    [[0.6, 0.3, 0.1], [0.45, 0.44, 0.11], [0.9, 0.05, 0.05]], dtype=torch.float64
+)
 kappa = 7.0
-quantum_scratch = torch.tensor([dp_radius_scratch(
-    p[0], p[1], lambda tau: (torch.log1p((kappa - 1) * torch.tensor([tau], dtype=torch.float64)), torch.zeros(1, dtype=torch.float64)), 1.0)
-    for p in probs], dtype=torch.float64)
-trustml_ref.assert_close(certified_radius(probs, kappa), quantum_scratch, rtol=1e-9, atol=1e-12, name="quantum radius")
-print("graduated: Lipschitz and IBP certificates, both smoothing radii, and the quantum chapter's radius")
+quantum_scratch = torch.tensor(
+    [
+        dp_radius_scratch(
+            p[0],
+            p[1],
+            lambda tau: (
+                torch.log1p((kappa - 1) * torch.tensor([tau], dtype=torch.float64)),
+                torch.zeros(1, dtype=torch.float64),
+            ),
+            1.0,
+        )
+        for p in probs
+    ],
+    dtype=torch.float64,
+)
+trustml_ref.assert_close(
+    certified_radius(probs, kappa),
+    quantum_scratch,
+    rtol=1e-9,
+    atol=1e-12,
+    name="quantum radius",
+)
+print(
+    "graduated: Lipschitz and IBP certificates, both smoothing radii, and the quantum "
+    "chapter's radius"
+)
 
 # %% [markdown]
 # ## Experiment 1: the sandwich, and what training does to it
@@ -354,24 +475,80 @@ print("graduated: Lipschitz and IBP certificates, both smoothing radii, and the 
 
 # %%
 nets = {
-    "standard": [w.detach() for w in train(WIDTHS, data.x_train, data.y_train, cross_entropy_loss(), epochs=EPOCHS,
-                                           generator=torch.Generator().manual_seed(SEED), desc="standard training").weights],
+    "standard": [
+        w.detach()
+        for w in train(
+            WIDTHS,
+            data.x_train,
+            data.y_train,
+            cross_entropy_loss(),
+            epochs=EPOCHS,
+            generator=torch.Generator().manual_seed(SEED),
+            desc="standard training",
+        ).weights
+    ],
     "PGD-trained": W_pgd,
-    "IBP-trained": [w.detach() for w in train(WIDTHS, data.x_train, data.y_train, certified_loss(0.0, 0.1), epochs=EPOCHS,
-                                              generator=torch.Generator().manual_seed(SEED), desc="IBP training").weights],
+    "IBP-trained": [
+        w.detach()
+        for w in train(
+            WIDTHS,
+            data.x_train,
+            data.y_train,
+            certified_loss(0.0, 0.1),
+            epochs=EPOCHS,
+            generator=torch.Generator().manual_seed(SEED),
+            desc="IBP training",
+        ).weights
+    ],
 }
-budgets = run.pick(smoke=[0.0, 0.05, 0.1], book=[0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15], colab=[0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15])
-sandwich = {name: {k: [] for k in ("one-step attack", "PGD", "IBP", "Lipschitz")} for name in nets}
-unsound = ibp_misses = 0  # certified points PGD breaks; points Lipschitz certifies and IBP does not
+budgets = run.pick(
+    smoke=[0.0, 0.05, 0.1],
+    book=[0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15],
+    colab=[0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15],
+)
+sandwich = {
+    name: {k: [] for k in ("one-step attack", "PGD", "IBP", "Lipschitz")}
+    for name in nets
+}
+# certified points PGD breaks; points Lipschitz certifies and IBP does not
+unsound = ibp_misses = 0
 for eps in tqdm(budgets, desc="budgets"):
     for name, W in nets.items():
-        pgd = pgd_attack(W, x_test, y_test, 0.0, eps, steps=STEPS, restarts=3, generator=run.generator)
-        ibp_ok = worst_margin(certified_margins(W, x_test, y_test, 0.0, eps, "ibp"), y_test) > 0
-        lip_ok = worst_margin(certified_margins(W, x_test, y_test, 0.0, eps, "closed_form"), y_test) > 0
+        pgd = pgd_attack(
+            W,
+            x_test,
+            y_test,
+            0.0,
+            eps,
+            steps=STEPS,
+            restarts=3,
+            generator=run.generator,
+        )
+        ibp_ok = (
+            worst_margin(certified_margins(W, x_test, y_test, 0.0, eps, "ibp"), y_test)
+            > 0
+        )
+        lip_ok = (
+            worst_margin(
+                certified_margins(W, x_test, y_test, 0.0, eps, "closed_form"), y_test
+            )
+            > 0
+        )
         unsound += int(((ibp_ok | lip_ok) & (pgd.margins <= 0)).sum())
         ibp_misses += int((lip_ok & ~ibp_ok).sum())
         row = sandwich[name]
-        row["one-step attack"].append(pgd_attack(W, x_test, y_test, 0.0, eps, steps=1, step_factor=2.0, generator=run.generator).accuracy)
+        row["one-step attack"].append(
+            pgd_attack(
+                W,
+                x_test,
+                y_test,
+                0.0,
+                eps,
+                steps=1,
+                step_factor=2.0,
+                generator=run.generator,
+            ).accuracy
+        )
         row["PGD"].append(pgd.accuracy)
         row["IBP"].append(float(ibp_ok.float().mean()))
         row["Lipschitz"].append(float(lip_ok.float().mean()))
@@ -382,7 +559,12 @@ assert unsound == 0
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), sharey=True)
 for ax, (name, row) in zip(axes, sandwich.items()):
     ax.fill_between(budgets, row["IBP"], row["PGD"], color="0.85", label="unknown")
-    for key, style in (("one-step attack", "v--"), ("PGD", "o-"), ("IBP", "s-"), ("Lipschitz", "^-")):
+    for key, style in (
+        ("one-step attack", "v--"),
+        ("PGD", "o-"),
+        ("IBP", "s-"),
+        ("Lipschitz", "^-"),
+    ):
         ax.plot(budgets, row[key], style, ms=4, label=key)
     ax.set(title=name, xlabel="$\\ell_\\infty$ budget $\\varepsilon$", ylim=(0, 1.02))
 axes[0].set_ylabel("accuracy (attacks) / certified accuracy")
@@ -390,12 +572,26 @@ axes[0].legend(fontsize=7)
 plt.show()
 
 # %%
-display(results_table([{"network": name, "budget": eps, **{k: vals[i] for k, vals in row.items()}}
-                       for name, row in sandwich.items() for i, eps in enumerate(budgets)], digits=2,
-                      caption="Accuracy under the attacks and certified accuracy, by network and budget"))
+display(
+    results_table(
+        [
+            {"network": name, "budget": eps, **{k: vals[i] for k, vals in row.items()}}
+            for name, row in sandwich.items()
+            for i, eps in enumerate(budgets)
+        ],
+        digits=2,
+        caption="Accuracy under the attacks and certified accuracy, by network and "
+        "budget",
+    )
+)
 at_train = budgets.index(0.1)
-band = {name: row["PGD"][at_train] - row["IBP"][at_train] for name, row in sandwich.items()}
-print("width of the unknown band at eps = 0.1 (PGD minus IBP): " + ", ".join(f"{k} {v:.2f}" for k, v in band.items()))
+band = {
+    name: row["PGD"][at_train] - row["IBP"][at_train] for name, row in sandwich.items()
+}
+print(
+    "width of the unknown band at eps = 0.1 (PGD minus IBP): "
+    + ", ".join(f"{k} {v:.2f}" for k, v in band.items())
+)
 
 
 # %% [markdown]
@@ -403,22 +599,55 @@ print("width of the unknown band at eps = 0.1 (PGD minus IBP): " + ", ".join(f"{
 # {glue:text}`p5_n_test` test points).
 
 # %%
-std, pgd_row, ibp_row = sandwich["standard"], sandwich["PGD-trained"], sandwich["IBP-trained"]
-collapse = [e for e, a, c in zip(budgets, std["PGD"], std["IBP"]) if a >= 0.5 and c <= 0.1]
-claim("no certified test point is broken by PGD, at any budget, for any network", unsound == 0, broken=unsound)
-claim("IBP certifies every point the Lipschitz bound certifies", ibp_misses == 0, lipschitz_only=ibp_misses)
-claim("for the standard network some budget leaves PGD accuracy >= 0.5 while IBP certifies <= 0.1",
-      bool(collapse), budgets=collapse)
-claim("the Lipschitz certificate of the standard network is below 0.05 from eps = 0.03 on",
-      max(c for e, c in zip(budgets, std["Lipschitz"]) if e >= 0.03) < 0.05, lipschitz=std["Lipschitz"])
-claim("at eps = 0.1 the PGD-trained network's band (PGD minus IBP) is wider than 0.5", band["PGD-trained"] > 0.5,
-      band=band["PGD-trained"])
-claim("IBP training narrows the band at eps = 0.1 at least threefold", band["IBP-trained"] * 3 < band["PGD-trained"],
-      bands=band)
-claim("IBP training costs at most 5 points of clean accuracy", std["PGD"][0] - ibp_row["PGD"][0] <= 0.05,
-      clean={name: row["PGD"][0] for name, row in sandwich.items()})
-claim("the Lipschitz certificate is below 0.05 at eps = 0.1 for every training",
-      max(row["Lipschitz"][at_train] for row in sandwich.values()) < 0.05)
+std, pgd_row, ibp_row = (
+    sandwich["standard"],
+    sandwich["PGD-trained"],
+    sandwich["IBP-trained"],
+)
+collapse = [
+    e for e, a, c in zip(budgets, std["PGD"], std["IBP"]) if a >= 0.5 and c <= 0.1
+]
+claim(
+    "no certified test point is broken by PGD, at any budget, for any network",
+    unsound == 0,
+    broken=unsound,
+)
+claim(
+    "IBP certifies every point the Lipschitz bound certifies",
+    ibp_misses == 0,
+    lipschitz_only=ibp_misses,
+)
+claim(
+    "for the standard network some budget leaves PGD accuracy >= 0.5 while IBP "
+    "certifies <= 0.1",
+    bool(collapse),
+    budgets=collapse,
+)
+claim(
+    "the Lipschitz certificate of the standard network is below 0.05 from eps = 0.03 "
+    "on",
+    max(c for e, c in zip(budgets, std["Lipschitz"]) if e >= 0.03) < 0.05,
+    lipschitz=std["Lipschitz"],
+)
+claim(
+    "at eps = 0.1 the PGD-trained network's band (PGD minus IBP) is wider than 0.5",
+    band["PGD-trained"] > 0.5,
+    band=band["PGD-trained"],
+)
+claim(
+    "IBP training narrows the band at eps = 0.1 at least threefold",
+    band["IBP-trained"] * 3 < band["PGD-trained"],
+    bands=band,
+)
+claim(
+    "IBP training costs at most 5 points of clean accuracy",
+    std["PGD"][0] - ibp_row["PGD"][0] <= 0.05,
+    clean={name: row["PGD"][0] for name, row in sandwich.items()},
+)
+claim(
+    "the Lipschitz certificate is below 0.05 at eps = 0.1 for every training",
+    max(row["Lipschitz"][at_train] for row in sandwich.values()) < 0.05,
+)
 glue("p5_n_test", len(y_test))
 for name, width in band.items():
     glue(f"p5_band_{name.split('-')[0].lower()}", width)
@@ -449,9 +678,15 @@ glue("p5_clean_ibp", ibp_row["PGD"][0])
 
 # %%
 def noisy_loss(sigma, generator):
-    """Cross-entropy on inputs with Gaussian noise added: the base classifier sees what smoothing feeds it."""
+    """Cross-entropy on inputs with Gaussian noise added: the base classifier sees what
+    smoothing feeds it."""
+
     def loss(weights, x, y, progress):
-        return torch.nn.functional.cross_entropy(mlp_forward(weights, x + sigma * torch.randn(x.shape, generator=generator)), y)
+        return torch.nn.functional.cross_entropy(
+            mlp_forward(weights, x + sigma * torch.randn(x.shape, generator=generator)),
+            y,
+        )
+
     return loss
 
 
@@ -459,11 +694,26 @@ sigmas = run.pick(smoke=[0.25], book=[0.12, 0.25, 0.5], colab=[0.12, 0.25, 0.5])
 radii = np.linspace(0, 1.5, 31)
 smoothing = {}
 for sigma in tqdm(sigmas, desc="noise levels"):
-    base = train(WIDTHS, data.x_train, data.y_train, noisy_loss(sigma, torch.Generator().manual_seed(SEED)), epochs=EPOCHS,
-                 generator=torch.Generator().manual_seed(SEED), desc=f"training at sigma={sigma}", progress_bar=False)
+    base = train(
+        WIDTHS,
+        data.x_train,
+        data.y_train,
+        noisy_loss(sigma, torch.Generator().manual_seed(SEED)),
+        epochs=EPOCHS,
+        generator=torch.Generator().manual_seed(SEED),
+        desc=f"training at sigma={sigma}",
+        progress_bar=False,
+    )
     W_base = [w.detach() for w in base.weights]
-    pred, p_lower, r_cohen = smoothed_certify(lambda z: mlp_forward(W_base, z).argmax(1), x_test, sigma, 10,
-                                              n_select=100, n_estimate=SAMPLES, generator=run.generator)
+    pred, p_lower, r_cohen = smoothed_certify(
+        lambda z: mlp_forward(W_base, z).argmax(1),
+        x_test,
+        sigma,
+        10,
+        n_select=100,
+        n_estimate=SAMPLES,
+        generator=run.generator,
+    )
     r_dp = dp_smoothing_radius(p_lower, sigma)
     correct = (pred == y_test).numpy()
     smoothing[sigma] = {
@@ -480,31 +730,56 @@ fig, ax = plt.subplots(figsize=(5.5, 3.4))
 for i, (sigma, res) in enumerate(smoothing.items()):
     ax.plot(radii, res["tight"], "-", color=f"C{i}", label=f"$\\sigma$={sigma}, tight")
     ax.plot(radii, res["DP"], "--", color=f"C{i}", label=f"$\\sigma$={sigma}, DP route")
-ax.set(xlabel="$\\ell_2$ radius", ylabel="certified accuracy", ylim=(0, 1.02), title="Gaussian smoothing on digits")
+ax.set(
+    xlabel="$\\ell_2$ radius",
+    ylabel="certified accuracy",
+    ylim=(0, 1.02),
+    title="Gaussian smoothing on digits",
+)
 ax.legend(fontsize=7)
 plt.show()
 
 # %%
 for sigma, res in smoothing.items():
-    print(f"sigma={sigma}: certified accuracy at r=0 {res['tight'][0]:.3f}, abstained {res['abstain']:.3f}, "
-          f"median DP/tight radius {res['median_ratio']:.2f}")
+    print(
+        f"sigma={sigma}: certified accuracy at r=0 {res['tight'][0]:.3f}, abstained "
+        f"{res['abstain']:.3f}, "
+        f"median DP/tight radius {res['median_ratio']:.2f}"
+    )
 
 
 # %%
 lo, hi = sigmas[0], sigmas[-1]
 cap = {sigma: sigma * float(norm.ppf(0.001 ** (1 / SAMPLES))) for sigma in sigmas}
-claim("no certified radius exceeds sigma * Phi^-1(alpha^(1/n)), the cap of n hits out of n",
-      all(smoothing[sg]["max_radius"] <= cap[sg] + 1e-6 for sg in sigmas),
-      max_radius=[smoothing[sg]["max_radius"] for sg in sigmas], cap=list(cap.values()))
-claim("the DP route never certifies a larger radius than the tight one", sum(r["dp_above_tight"] for r in smoothing.values()) == 0)
-claim("the DP route certifies less than the tight radius at the median, for every sigma",
-      max(r["median_ratio"] for r in smoothing.values()) < 1)
+claim(
+    "no certified radius exceeds sigma * Phi^-1(alpha^(1/n)), the cap of n hits out of "
+    "n",
+    all(smoothing[sg]["max_radius"] <= cap[sg] + 1e-6 for sg in sigmas),
+    max_radius=[smoothing[sg]["max_radius"] for sg in sigmas],
+    cap=list(cap.values()),
+)
+claim(
+    "the DP route never certifies a larger radius than the tight one",
+    sum(r["dp_above_tight"] for r in smoothing.values()) == 0,
+)
+claim(
+    "the DP route certifies less than the tight radius at the median, for every sigma",
+    max(r["median_ratio"] for r in smoothing.values()) < 1,
+)
 if len(sigmas) > 1:
-    cost = proportion_difference(smoothing[lo]["tight"][0], smoothing[hi]["tight"][0], len(y_test))
-    claim(f"sigma = {hi} certifies fewer points at r = 0 than sigma = {lo}", cost.lower > 0,
-          test=cost.test, **cost.evidence)
-    claim(f"sigma = {hi} certifies a larger radius than sigma = {lo}",
-          smoothing[hi]["max_radius"] > smoothing[lo]["max_radius"])
+    cost = proportion_difference(
+        smoothing[lo]["tight"][0], smoothing[hi]["tight"][0], len(y_test)
+    )
+    claim(
+        f"sigma = {hi} certifies fewer points at r = 0 than sigma = {lo}",
+        cost.lower > 0,
+        test=cost.test,
+        **cost.evidence,
+    )
+    claim(
+        f"sigma = {hi} certifies a larger radius than sigma = {lo}",
+        smoothing[hi]["max_radius"] > smoothing[lo]["max_radius"],
+    )
 glue("p5_ratio_lo", smoothing[lo]["median_ratio"])
 glue("p5_ratio_hi", smoothing[hi]["median_ratio"])
 glue("p5_sigma_lo", lo)

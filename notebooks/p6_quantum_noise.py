@@ -41,14 +41,30 @@
 # scikit-learn's digits; simulators from PennyLane.
 
 # %% tags=["remove-cell"]
-# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never reinstalled).
-import importlib.metadata, subprocess, sys  # noqa: E401
+# Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never
+# reinstalled).
+import importlib.metadata  # noqa: E401
+import subprocess
+import sys
+
 if "google.colab" in sys.modules:
     torch_pin = f"torch=={importlib.metadata.version('torch')}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "trustml_ref[quantum] @ git+https://github.com/trustml/trustml@main", torch_pin], check=True)  # noqa: E501
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "trustml_ref[quantum] @ git+https://github.com/trustml/trustml@main",
+            torch_pin,
+        ],
+        check=True,
+    )  # noqa: E501
 
 # %% tags=["parameters"]
-PROFILE = "book"  # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+# "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
@@ -73,9 +89,12 @@ from trustml_ref.quantum_cert import (
     rotation,
 )
 
-run = trustml_ref.setup(PROFILE, SEED, DEVICE)  # simulation runs on the CPU; DEVICE is unused here
-N_STATES = run.pick(smoke=100, book=400, colab=400)  # random states in the Bloch-sphere pictures
-N_PAIRS = run.pick(smoke=10, book=60, colab=200)  # pairs of digit images in the experiment
+# simulation runs on the CPU; DEVICE is unused here
+run = trustml_ref.setup(PROFILE, SEED, DEVICE)
+# random states in the Bloch-sphere pictures
+N_STATES = run.pick(smoke=100, book=400, colab=400)
+# pairs of digit images in the experiment
+N_PAIRS = run.pick(smoke=10, book=60, colab=200)
 C = torch.complex128
 I2, X, Y, Z = (PAULIS[k] for k in "IXYZ")
 
@@ -90,11 +109,14 @@ I2, X, Y, Z = (PAULIS[k] for k in "IXYZ")
 # %%
 def bloch_vector(rho):
     """(x, y, z) with rho = (I + x X + y Y + z Z) / 2."""
-    return torch.stack([torch.einsum("...ij,ji->...", rho, P).real for P in (X, Y, Z)], -1)
+    return torch.stack(
+        [torch.einsum("...ij,ji->...", rho, P).real for P in (X, Y, Z)], -1
+    )
 
 
 def depolarizing_kraus(p):
-    """Kraus operators of one-qubit depolarising noise with replacement probability p (derived below)."""
+    """Kraus operators of one-qubit depolarising noise with replacement probability p
+    (derived below)."""
     return [np.sqrt(1 - 3 * p / 4) * I2] + [np.sqrt(p / 4) * P for P in (X, Y, Z)]
 
 
@@ -120,7 +142,9 @@ for ax, (name, kraus) in zip(axes, channels_shown.items()):
     ax.scatter(v[:, 0], v[:, 2], s=4)
     ax.set(title=name, xlabel="x", aspect="equal")
 axes[0].set_ylabel("z")
-fig.suptitle("Bloch vectors of random states (x-z plane) after each channel", fontsize=9)
+fig.suptitle(
+    "Bloch vectors of random states (x-z plane) after each channel", fontsize=9
+)
 plt.show()
 
 
@@ -200,10 +224,14 @@ plt.show()
 
 # %%
 def embed(op, wires, n):
-    """The 2^n x 2^n matrix of `op` (2^k x 2^k) acting on `wires` of n qubits, wire 0 most significant."""
+    """The 2^n x 2^n matrix of `op` (2^k x 2^k) acting on `wires` of n qubits, wire 0
+    most significant."""
     k = len(wires)
-    eye = torch.eye(2**n, dtype=C).reshape([2] * n + [2**n])  # the basis vectors as columns
-    out = torch.tensordot(op.to(C).reshape([2] * (2 * k)), eye, dims=(list(range(k, 2 * k)), list(wires)))
+    # the basis vectors as columns
+    eye = torch.eye(2**n, dtype=C).reshape([2] * n + [2**n])
+    out = torch.tensordot(
+        op.to(C).reshape([2] * (2 * k)), eye, dims=(list(range(k, 2 * k)), list(wires))
+    )
     return torch.movedim(out, list(range(k)), list(wires)).reshape(2**n, 2**n)
 
 
@@ -216,8 +244,13 @@ CNOT = torch.tensor([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dt
 
 
 def probs_scratch(rho, n, m):
-    """Equation (eq-p6-born) for a density matrix: probabilities of the bit strings of the first m wires."""
-    return torch.diagonal(rho, dim1=-2, dim2=-1).real.reshape(*rho.shape[:-2], 2**m, 2 ** (n - m)).sum(-1)
+    """Equation (eq-p6-born) for a density matrix: probabilities of the bit strings of
+    the first m wires."""
+    return (
+        torch.diagonal(rho, dim1=-2, dim2=-1)
+        .real.reshape(*rho.shape[:-2], 2**m, 2 ** (n - m))
+        .sum(-1)
+    )
 
 
 def channel_scratch(rho, kraus):
@@ -241,17 +274,22 @@ def trace_distance(rho, sigma):
 
 # %%
 def random_density(n_states, d, rank, generator):
-    """Random density matrices of the given rank (mixtures of `rank` random pure states)."""
-    a = torch.complex(torch.randn(n_states, d, rank, generator=generator, dtype=torch.float64),
-                      torch.randn(n_states, d, rank, generator=generator, dtype=torch.float64))
+    """Random density matrices of the given rank (mixtures of `rank` random pure
+    states)."""
+    a = torch.complex(
+        torch.randn(n_states, d, rank, generator=generator, dtype=torch.float64),
+        torch.randn(n_states, d, rank, generator=generator, dtype=torch.float64),
+    )
     rho = a @ a.mH
     return rho / torch.diagonal(rho, dim1=-2, dim2=-1).sum(-1).real[:, None, None]
 
 
 def random_channel(d, n_kraus, generator):
     """Kraus operators from a random isometry (d * n_kraus) x d: a random channel."""
-    a = torch.complex(torch.randn(d * n_kraus, d, generator=generator, dtype=torch.float64),
-                      torch.randn(d * n_kraus, d, generator=generator, dtype=torch.float64))
+    a = torch.complex(
+        torch.randn(d * n_kraus, d, generator=generator, dtype=torch.float64),
+        torch.randn(d * n_kraus, d, generator=generator, dtype=torch.float64),
+    )
     q, _ = torch.linalg.qr(a)
     return list(q.reshape(n_kraus, d, d))
 
@@ -260,34 +298,73 @@ p = 0.3
 depol_kraus = depolarizing_kraus(p)
 completeness = float((sum(K.mH @ K for K in depol_kraus) - I2).abs().max())
 rho1 = random_density(50, 2, 2, g)
-kraus_vs_formula = float((channel_scratch(rho1, depol_kraus) - ((1 - p) * rho1 + p * I2 / 2)).abs().max())
-M = random_density(1, 2, 2, g)[0]  # any positive operator below I works as a measurement effect
-heisenberg_gap = float((torch.einsum("ij,bji->b", M, channel_scratch(rho1, depol_kraus))
-                        - torch.einsum("ij,bji->b", sum(K.mH @ M @ K for K in depol_kraus), rho1)).abs().max())
+kraus_vs_formula = float(
+    (channel_scratch(rho1, depol_kraus) - ((1 - p) * rho1 + p * I2 / 2)).abs().max()
+)
+# any positive operator below I works as a measurement effect
+M = random_density(1, 2, 2, g)[0]
+heisenberg_gap = float(
+    (
+        torch.einsum("ij,bji->b", M, channel_scratch(rho1, depol_kraus))
+        - torch.einsum("ij,bji->b", sum(K.mH @ M @ K for K in depol_kraus), rho1)
+    )
+    .abs()
+    .max()
+)
 
 d = 8
 rho, sigma = random_density(40, d, 3, g), random_density(40, d, 2, g)
 T_rs = trace_distance(rho, sigma)
 worst_excess = -1.0
-for _ in tqdm(range(run.pick(smoke=50, book=500, colab=500)), desc="random measurements"):
-    u = random_channel(d, 1, g)[0]  # a random unitary; keep a random subset of its eigenprojectors
+for _ in tqdm(
+    range(run.pick(smoke=50, book=500, colab=500)), desc="random measurements"
+):
+    # a random unitary; keep a random subset of its eigenprojectors
+    u = random_channel(d, 1, g)[0]
     keep = torch.rand(d, generator=g) < 0.5
     effect = u @ torch.diag(keep.to(C)) @ u.mH
     diff = torch.einsum("ij,bji->b", effect, rho - sigma).real
     worst_excess = max(worst_excess, float((diff - T_rs).max()))
 evals, evecs = torch.linalg.eigh(rho - sigma)
 helstrom = evecs @ torch.diag_embed((evals > 0).to(C)) @ evecs.mH
-attained_gap = float((torch.einsum("bij,bji->b", helstrom, rho - sigma).real - T_rs).abs().max())
+attained_gap = float(
+    (torch.einsum("bij,bji->b", helstrom, rho - sigma).real - T_rs).abs().max()
+)
 
-contraction_excess = max(float((trace_distance(channel_scratch(rho, K), channel_scratch(sigma, K)) - T_rs).max())
-                         for K in (random_channel(d, r, g) for r in (1, 2, 4, 8)))
-depol_gap = float((trace_distance((1 - p) * rho + p * torch.eye(d) / d, (1 - p) * sigma + p * torch.eye(d) / d)
-                   - (1 - p) * T_rs).abs().max())
-print(f"Kraus completeness {completeness:.1e}; Kraus vs (1-p)rho + pI/2 {kraus_vs_formula:.1e}; Heisenberg picture {heisenberg_gap:.1e}")
-print(f"random measurements: largest Tr(M(rho - sigma)) - T = {worst_excess:.3f} (must be <= 0); "
-      f"the Helstrom projector attains T to {attained_gap:.1e}")
-print(f"random channels: largest increase of T {contraction_excess:.1e} (must be <= 0 up to rounding); depolarising (1-p) law {depol_gap:.1e}")
-assert max(completeness, kraus_vs_formula, heisenberg_gap, attained_gap, depol_gap) < 1e-12
+contraction_excess = max(
+    float(
+        (
+            trace_distance(channel_scratch(rho, K), channel_scratch(sigma, K)) - T_rs
+        ).max()
+    )
+    for K in (random_channel(d, r, g) for r in (1, 2, 4, 8))
+)
+depol_gap = float(
+    (
+        trace_distance(
+            (1 - p) * rho + p * torch.eye(d) / d, (1 - p) * sigma + p * torch.eye(d) / d
+        )
+        - (1 - p) * T_rs
+    )
+    .abs()
+    .max()
+)
+print(
+    f"Kraus completeness {completeness:.1e}; Kraus vs (1-p)rho + pI/2 "
+    f"{kraus_vs_formula:.1e}; Heisenberg picture {heisenberg_gap:.1e}"
+)
+print(
+    f"random measurements: largest Tr(M(rho - sigma)) - T = {worst_excess:.3f} (must "
+    "be <= 0); "
+    f"the Helstrom projector attains T to {attained_gap:.1e}"
+)
+print(
+    f"random channels: largest increase of T {contraction_excess:.1e} (must be <= 0 up "
+    f"to rounding); depolarising (1-p) law {depol_gap:.1e}"
+)
+assert (
+    max(completeness, kraus_vs_formula, heisenberg_gap, attained_gap, depol_gap) < 1e-12
+)
 assert worst_excess <= 1e-12 and contraction_excess <= 1e-12
 
 # %% [markdown]
@@ -309,11 +386,15 @@ angles = torch.rand(2, n, 2, generator=g, dtype=torch.float64) * 2 * np.pi
 
 
 def circuit_ops():
-    """(matrix, wires) of each gate of the circuit: RY, RZ on every wire, then a CNOT ring; twice."""
+    """(matrix, wires) of each gate of the circuit: RY, RZ on every wire, then a CNOT
+    ring; twice."""
     ops = []
     for layer in range(2):
         for w in range(n):
-            ops += [(rot_scratch("Y", float(angles[layer, w, 0])), [w]), (rot_scratch("Z", float(angles[layer, w, 1])), [w])]
+            ops += [
+                (rot_scratch("Y", float(angles[layer, w, 0])), [w]),
+                (rot_scratch("Z", float(angles[layer, w, 1])), [w]),
+            ]
         ops += [(CNOT, [w, (w + 1) % n]) for w in range(n)]
     return ops
 
@@ -335,35 +416,81 @@ ket0[0] = 1
 state = ket0
 for op, wires in circuit_ops():
     state = embed(op, wires, n) @ state
-pl_state = qml.QNode(lambda: (pennylane_circuit(0.0), qml.state())[1], qml.device("default.qubit", wires=n), interface="torch")()
-trustml_ref.assert_close(state, torch.as_tensor(pl_state), atol=1e-12, name="state vector")
+pl_state = qml.QNode(
+    lambda: (pennylane_circuit(0.0), qml.state())[1],
+    qml.device("default.qubit", wires=n),
+    interface="torch",
+)()
+trustml_ref.assert_close(
+    state, torch.as_tensor(pl_state), atol=1e-12, name="state vector"
+)
 
 p_noise = 0.2
 rho_scratch = state[:, None] * state.conj()[None, :]
 for w in range(n):
-    rho_scratch = channel_scratch(rho_scratch, [embed(K, [w], n) for K in depolarizing_kraus(p_noise)])
-pl_rho = qml.QNode(lambda: (pennylane_circuit(p_noise), qml.density_matrix(wires=range(n)))[1], qml.device("default.mixed", wires=n),
-                   interface="torch")()
+    rho_scratch = channel_scratch(
+        rho_scratch, [embed(K, [w], n) for K in depolarizing_kraus(p_noise)]
+    )
+pl_rho = qml.QNode(
+    lambda: (pennylane_circuit(p_noise), qml.density_matrix(wires=range(n)))[1],
+    qml.device("default.mixed", wires=n),
+    interface="torch",
+)()
 mixed_gap = float((rho_scratch - torch.as_tensor(pl_rho)).abs().max())
-print(f"state vector vs default.qubit: {float((state - torch.as_tensor(pl_state)).abs().max()):.1e}; "
-      f"noisy density matrix vs default.mixed: {mixed_gap:.1e}")
-trustml_ref.assert_close(rho_scratch, torch.as_tensor(pl_rho), atol=1e-6, name="noisy density matrix")
-pl_probs = qml.QNode(lambda: (pennylane_circuit(p_noise), qml.probs(wires=[0, 1]))[1], qml.device("default.mixed", wires=n),
-                     interface="torch")()
-trustml_ref.assert_close(probs_scratch(rho_scratch, n, 2), torch.as_tensor(pl_probs), atol=1e-6, name="read-out probabilities")
+print(
+    "state vector vs default.qubit: "
+    f"{float((state - torch.as_tensor(pl_state)).abs().max()):.1e}; "
+    f"noisy density matrix vs default.mixed: {mixed_gap:.1e}"
+)
+trustml_ref.assert_close(
+    rho_scratch, torch.as_tensor(pl_rho), atol=1e-6, name="noisy density matrix"
+)
+pl_probs = qml.QNode(
+    lambda: (pennylane_circuit(p_noise), qml.probs(wires=[0, 1]))[1],
+    qml.device("default.mixed", wires=n),
+    interface="torch",
+)()
+trustml_ref.assert_close(
+    probs_scratch(rho_scratch, n, 2),
+    torch.as_tensor(pl_probs),
+    atol=1e-6,
+    name="read-out probabilities",
+)
 
 for axis in "XYZ":
-    trustml_ref.assert_close(rot_scratch(axis, 0.7), rotation(axis, 0.7), atol=1e-15, name=f"R_{axis}")
-trustml_ref.assert_close(channel_scratch(rho, [np.sqrt(1 - p) * torch.eye(d, dtype=C)]) + p * torch.eye(d, dtype=C) / d,
-                         depolarize(rho, p), atol=1e-15, name="global depolarising")
+    trustml_ref.assert_close(
+        rot_scratch(axis, 0.7), rotation(axis, 0.7), atol=1e-15, name=f"R_{axis}"
+    )
+trustml_ref.assert_close(
+    channel_scratch(rho, [np.sqrt(1 - p) * torch.eye(d, dtype=C)])
+    + p * torch.eye(d, dtype=C) / d,
+    depolarize(rho, p),
+    atol=1e-15,
+    name="global depolarising",
+)
 K_rand = random_channel(d, 3, g)
-trustml_ref.assert_close(channel_scratch(rho, K_rand), apply_kraus(rho, K_rand), atol=1e-14, name="Kraus channel")
+trustml_ref.assert_close(
+    channel_scratch(rho, K_rand),
+    apply_kraus(rho, K_rand),
+    atol=1e-14,
+    name="Kraus channel",
+)
 M3 = random_density(1, 2**n, 4, g)[0]
 for wire in range(n):
-    scratch_adjoint = sum(embed(K, [wire], n).mH @ M3 @ embed(K, [wire], n) for K in depol_kraus)
-    trustml_ref.assert_close(depolarize_qubit_adjoint(M3, p, wire, n), scratch_adjoint, atol=1e-14, name=f"adjoint on wire {wire}")
-print("graduated: states, noisy density matrices and read-outs match PennyLane; rotations, channels and the "
-      "Heisenberg picture match the package")
+    scratch_adjoint = sum(
+        embed(K, [wire], n).mH @ M3 @ embed(K, [wire], n) for K in depol_kraus
+    )
+    trustml_ref.assert_close(
+        depolarize_qubit_adjoint(M3, p, wire, n),
+        scratch_adjoint,
+        atol=1e-14,
+        name=f"adjoint on wire {wire}",
+    )
+print(
+    "graduated: states, noisy density matrices and read-outs match PennyLane; "
+    "rotations, channels and the "
+    "Heisenberg picture match the package"
+)
 
 # %% [markdown]
 # ## Experiment: how much does noise hide a digit?
@@ -395,11 +522,21 @@ def encoded(x, q):
     return qml.density_matrix(wires=range(n6))
 
 
-U_read = torch.as_tensor(qml.matrix(qml.StronglyEntanglingLayers, wire_order=range(n6))(readout_weights, wires=range(n6)))
-noise_levels = run.pick(smoke=[0.0, 0.2], book=[0.0, 0.05, 0.1, 0.2, 0.3, 0.4], colab=[0.0, 0.05, 0.1, 0.2, 0.3, 0.4])
+U_read = torch.as_tensor(
+    qml.matrix(qml.StronglyEntanglingLayers, wire_order=range(n6))(
+        readout_weights, wires=range(n6)
+    )
+)
+noise_levels = run.pick(
+    smoke=[0.0, 0.2],
+    book=[0.0, 0.05, 0.1, 0.2, 0.3, 0.4],
+    colab=[0.0, 0.05, 0.1, 0.2, 0.3, 0.4],
+)
 clean_a, clean_b = encoded(x_a, 0.0), encoded(x_b, 0.0)
 T_clean = trace_distance(clean_a, clean_b)
-overlap = (x_a / x_a.norm(dim=1, keepdim=True) * x_b / x_b.norm(dim=1, keepdim=True)).sum(1)
+overlap = (
+    x_a / x_a.norm(dim=1, keepdim=True) * x_b / x_b.norm(dim=1, keepdim=True)
+).sum(1)
 pure_formula_gap = float((T_clean - (1 - overlap**2).clamp_min(0).sqrt()).abs().max())
 ratios = {"global": [], "every qubit": []}
 readout_points = []
@@ -411,44 +548,94 @@ for p_level in tqdm(noise_levels, desc="noise levels"):
     T_local = trace_distance(local_a, local_b)
     ratios["every qubit"].append((T_local / T_clean).numpy())
     read = lambda r: probs_scratch(U_read @ r @ U_read.mH, n6, 1)[:, 0]  # noqa: E731
-    readout_points.append((p_level, T_local.numpy(), (read(local_a) - read(local_b)).abs().numpy()))
+    readout_points.append(
+        (p_level, T_local.numpy(), (read(local_a) - read(local_b)).abs().numpy())
+    )
 
-global_law_gap = max(float(np.abs(r - (1 - p_level)).max()) for r, p_level in zip(ratios["global"], noise_levels))
+global_law_gap = max(
+    float(np.abs(r - (1 - p_level)).max())
+    for r, p_level in zip(ratios["global"], noise_levels)
+)
 local_max_ratio = [float(r.max()) for r in ratios["every qubit"]]
 readout_excess = max(float((dp - t).max()) for _, t, dp in readout_points)
-print(f"pure-state formula for T: {pure_formula_gap:.1e}; global noise vs the (1-p) law: {global_law_gap:.1e}")
-print("T(noisy)/T(clean) with noise on every qubit, median [min, max]: " + "; ".join(
-    f"p={p_level}: {np.median(r):.3f} [{r.min():.3f}, {r.max():.3f}]" for p_level, r in zip(noise_levels, ratios["every qubit"])))
-print(f"largest |change of the read-out probability| - T: {readout_excess:.3f} (must be <= 0)")
+print(
+    f"pure-state formula for T: {pure_formula_gap:.1e}; global noise vs the (1-p) law: "
+    f"{global_law_gap:.1e}"
+)
+print(
+    "T(noisy)/T(clean) with noise on every qubit, median [min, max]: "
+    + "; ".join(
+        f"p={p_level}: {np.median(r):.3f} [{r.min():.3f}, {r.max():.3f}]"
+        for p_level, r in zip(noise_levels, ratios["every qubit"])
+    )
+)
+print(
+    f"largest |change of the read-out probability| - T: {readout_excess:.3f} (must be "
+    "<= 0)"
+)
 assert pure_formula_gap < 1e-8 and global_law_gap < 1e-9 and readout_excess <= 1e-9
-assert all(m <= 1 - p_level + 1e-9 for m, p_level in zip(local_max_ratio, noise_levels))  # said in the text below
+# said in the text below
+assert all(m <= 1 - p_level + 1e-9 for m, p_level in zip(local_max_ratio, noise_levels))
 
 # %% tags=["hide-input"]
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.5, 3.4))
-ax0.plot(noise_levels, [1 - p_level for p_level in noise_levels], "k-", label="global: $1-p$ (eq-p6-contract)")
+ax0.plot(
+    noise_levels,
+    [1 - p_level for p_level in noise_levels],
+    "k-",
+    label="global: $1-p$ (eq-p6-contract)",
+)
 med = [np.median(r) for r in ratios["every qubit"]]
 ax0.plot(noise_levels, med, "o-", label="every qubit (median)")
-ax0.fill_between(noise_levels, [r.min() for r in ratios["every qubit"]], [r.max() for r in ratios["every qubit"]], alpha=0.3,
-                 label="every qubit (range)")
-ax0.set(xlabel="replacement probability $p$", ylabel="$T$(noisy) / $T$(clean)", title="noise shrinks the trace distance")
+ax0.fill_between(
+    noise_levels,
+    [r.min() for r in ratios["every qubit"]],
+    [r.max() for r in ratios["every qubit"]],
+    alpha=0.3,
+    label="every qubit (range)",
+)
+ax0.set(
+    xlabel="replacement probability $p$",
+    ylabel="$T$(noisy) / $T$(clean)",
+    title="noise shrinks the trace distance",
+)
 ax0.legend(fontsize=7)
 for i, (p_level, t, dp) in enumerate(readout_points):
     ax1.scatter(t, dp, s=8, color=f"C{i}", label=f"p={p_level}")
 ax1.plot([0, 1], [0, 1], "k--", lw=0.8, label="bound (eq-p6-helstrom)")
-ax1.set(xlabel="trace distance of the noisy states", ylabel="|change of read-out probability|",
-        title="a random read-out of digit pairs", xlim=(0, 1), ylim=(0, None))
+ax1.set(
+    xlabel="trace distance of the noisy states",
+    ylabel="|change of read-out probability|",
+    title="a random read-out of digit pairs",
+    xlim=(0, 1),
+    ylim=(0, None),
+)
 ax1.legend(fontsize=6, ncol=2)
 plt.show()
 
 
 # %%
-claim("global noise shrinks the trace distance by exactly 1 - p", global_law_gap < 1e-9, largest_gap=global_law_gap)
-claim("the same p on every qubit shrinks it at least as much as global noise, on every pair",
-      all(m <= 1 - p_level + 1e-9 for m, p_level in zip(local_max_ratio, noise_levels)),
-      max_ratio=local_max_ratio, noise_levels=noise_levels)
-read_share = max(float(np.median(dp / np.maximum(t, 1e-12))) for _, t, dp in readout_points)
-claim("the random read-out changes by less than half the trace distance, at the median pair",
-      read_share < 0.5, largest_median_share=read_share)
+claim(
+    "global noise shrinks the trace distance by exactly 1 - p",
+    global_law_gap < 1e-9,
+    largest_gap=global_law_gap,
+)
+claim(
+    "the same p on every qubit shrinks it at least as much as global noise, on every "
+    "pair",
+    all(m <= 1 - p_level + 1e-9 for m, p_level in zip(local_max_ratio, noise_levels)),
+    max_ratio=local_max_ratio,
+    noise_levels=noise_levels,
+)
+read_share = max(
+    float(np.median(dp / np.maximum(t, 1e-12))) for _, t, dp in readout_points
+)
+claim(
+    "the random read-out changes by less than half the trace distance, at the median "
+    "pair",
+    read_share < 0.5,
+    largest_median_share=read_share,
+)
 noisiest = noise_levels[-1]
 glue("p6_p_max", noisiest)
 glue("p6_local_median", float(np.median(ratios["every qubit"][-1])))
@@ -469,8 +656,13 @@ glue("p6_read_share", read_share)
 results = record_results(
     RESULTS_PATH,
     profile=run.profile,
-    checks={"completeness": completeness, "kraus_vs_formula": kraus_vs_formula, "heisenberg": heisenberg_gap,
-            "helstrom_attained": attained_gap, "depolarizing_law": depol_gap},
+    checks={
+        "completeness": completeness,
+        "kraus_vs_formula": kraus_vs_formula,
+        "heisenberg": heisenberg_gap,
+        "helstrom_attained": attained_gap,
+        "depolarizing_law": depol_gap,
+    },
     worst_measurement_excess=worst_excess,
     contraction_excess=contraction_excess,
     global_law_gap=global_law_gap,

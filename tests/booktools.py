@@ -1,4 +1,6 @@
-"""Helpers the tests share: where the book's chapters are and what the book config says."""
+"""Helpers the tests share: where the book's chapters are and what the book config
+says."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 NETGUARD = ROOT / "tests" / "notebooks" / "netguard"
 
 
-def guarded_kernel_env(network_log: Path, cache: Path, python_path: list[Path]) -> dict[str, str]:
-    """Variables for a notebook kernel under test: offline, smoke profile, own cache, and the network
+def guarded_kernel_env(
+    network_log: Path, cache: Path, python_path: list[Path]
+) -> dict[str, str]:
+    """Variables for a notebook kernel under test: offline, smoke profile, own cache,
+    and the network
     guard (``netguard/sitecustomize.py``) logging to ``network_log``. Callers also drop
     ``MPLBACKEND`` from the environment, so kernels keep their inline backend."""
     return {
@@ -56,7 +61,8 @@ def toc_notebooks() -> list[Path]:
 
 
 def colab_url(notebook: Path) -> str:
-    """The Colab address of a committed notebook, from the repository named in ``_config.yml``."""
+    """The Colab address of a committed notebook, from the repository named in
+    ``_config.yml``."""
     repo = book_config()["repository"]
     slug = repo["url"].removeprefix("https://github.com/")
     return f"https://colab.research.google.com/github/{slug}/blob/{repo['branch']}/{notebook.relative_to(ROOT).as_posix()}"

@@ -2,7 +2,8 @@ import os
 
 import matplotlib
 
-# Tests never reach a model hub and never open a window (Agg in this process only: notebook
+# Tests never reach a model hub and never open a window (Agg in this process only:
+# notebook
 # kernels keep their inline backend, or their figures would vanish).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -1,4 +1,5 @@
 """A book build never serves another profile's results (tools/build_book.py)."""
+
 from __future__ import annotations
 
 import os
@@ -19,53 +20,98 @@ def test_the_build_folder_is_emptied_only_when_the_profile_changes(tmp_path):
     build = tmp_path / "_build"
     assert not prepare_build_dir(build, "smoke")  # nothing to empty
     (build / "cache").mkdir()
-    assert not prepare_build_dir(build, "smoke") and (build / "cache").is_dir()  # same profile: kept
-    assert prepare_build_dir(build, "book") and not (build / "cache").exists()  # another: emptied
+    # same profile: kept
+    assert not prepare_build_dir(build, "smoke") and (build / "cache").is_dir()
+    # another: emptied
+    assert prepare_build_dir(build, "book") and not (build / "cache").exists()
     assert (build / ".profile").read_text() == "book\n"
     (build / ".profile").unlink()
     (build / "cache").mkdir()
-    assert prepare_build_dir(build, "book") and not (build / "cache").exists()  # unknown: emptied
+    # unknown: emptied
+    assert prepare_build_dir(build, "book") and not (build / "cache").exists()
 
 
 def one_page_book(root: Path, code: str) -> Path:
-    """A book of one notebook page with ``code`` in its only code cell; returns the page's HTML path."""
-    (root / "_config.yml").write_text(textwrap.dedent("""\
+    """A book of one notebook page with ``code`` in its only code cell; returns the
+    page's HTML path."""
+    (root / "_config.yml").write_text(
+        textwrap.dedent("""\
         title: profile check
         execute:
           execute_notebooks: cache
         only_build_toc_files: true
         sphinx:
           config:
-            nb_execution_show_tb: true  # as the book's _config.yml: the traceback reaches the build log
-        """))
+            # as the book's _config.yml: the traceback reaches the build log
+            nb_execution_show_tb: true
+        """)
+    )
     (root / "_toc.yml").write_text("format: jb-book\nroot: page\n")
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    nb.cells = [nbformat.v4.new_markdown_cell("# Page"), nbformat.v4.new_code_cell(code)]
+    nb = nbformat.v4.new_notebook(
+        metadata={
+            "kernelspec": {
+                "name": "python3",
+                "display_name": "Python 3",
+                "language": "python",
+            }
+        }
+    )
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Page"),
+        nbformat.v4.new_code_cell(code),
+    ]
     nbformat.write(nb, root / "page.ipynb")
     return root / "_build" / "html" / "page.html"
 
 
 def build(root: Path, profile: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "build_book.py"), "--profile", profile, "--root", str(root)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "build_book.py"),
+            "--profile",
+            profile,
+            "--root",
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 @pytest.mark.notebook
 def test_a_book_build_after_a_smoke_build_re_executes(tmp_path):
-    """The failure this guards against: `make book-smoke && make book` served smoke pages as the book."""
-    page = one_page_book(tmp_path, "import os\nprint('profile=' + os.environ['TRUSTML_PROFILE'])")
+    """The failure this guards against: `make book-smoke && make book` served smoke
+    pages as the book."""
+    page = one_page_book(
+        tmp_path, "import os\nprint('profile=' + os.environ['TRUSTML_PROFILE'])"
+    )
     for profile in ("smoke", "book"):
         done = build(tmp_path, profile)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        assert f"profile={profile}" in page.read_text(), f"the {profile} build shows another profile's output"
+        assert f"profile={profile}" in page.read_text(), (
+            f"the {profile} build shows another profile's output"
+        )
 
 
 @pytest.mark.notebook
 def test_a_false_claim_fails_the_book_build_and_names_itself(tmp_path):
-    one_page_book(tmp_path, "import trustml_ref\nrun = trustml_ref.setup('book', 0, 'cpu', style=False)\n"
-                            "trustml_ref.claim('the moon is made of cheese', 1 > 2, craters=3)")
-    assert build(tmp_path, "smoke").returncode == 0  # recorded, not checked, at the smoke size
+    one_page_book(
+        tmp_path,
+        "import trustml_ref\nrun = trustml_ref.setup('book', 0, 'cpu', style=False)\n"
+        "trustml_ref.claim('the moon is made of cheese', 1 > 2, craters=3)",
+    )
+    # recorded, not checked, at the smoke size
+    assert build(tmp_path, "smoke").returncode == 0
     done = build(tmp_path, "book")
     assert done.returncode != 0
-    assert "ClaimFailed" in done.stdout + done.stderr and "the moon is made of cheese" in done.stdout + done.stderr
+    assert (
+        "ClaimFailed" in done.stdout + done.stderr
+        and "the moon is made of cheese" in done.stdout + done.stderr
+    )

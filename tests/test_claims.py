@@ -1,4 +1,6 @@
-"""Claims: false conclusions fail the book profiles, are recorded in smoke, reach the results JSON."""
+"""Claims: false conclusions fail the book profiles, are recorded in smoke, reach the
+results JSON."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +9,14 @@ import numpy as np
 import pytest
 
 from trustml_ref.claims import (
-    ClaimFailed, bootstrap_interval, claim, glue, mean_difference, paired_difference, proportion_difference, recorded_claims,
+    ClaimFailed,
+    bootstrap_interval,
+    claim,
+    glue,
+    mean_difference,
+    paired_difference,
+    proportion_difference,
+    recorded_claims,
     start_ledger,
 )
 from trustml_ref.io import record_results
@@ -20,7 +29,10 @@ def test_false_claim_fails_where_the_experiment_is_sized_for_it(profile):
     assert made.holds and made.checked
     with pytest.raises(ClaimFailed, match=r"one exceeds two.*gap=-1"):
         claim("one exceeds two", np.bool_(1 > 2), gap=-1.0)
-    assert [c.statement for c in recorded_claims()] == ["two exceeds one", "one exceeds two"]
+    assert [c.statement for c in recorded_claims()] == [
+        "two exceeds one",
+        "one exceeds two",
+    ]
 
 
 def test_smoke_records_a_false_claim_as_not_checked(capsys):
@@ -36,8 +48,15 @@ def test_claims_reach_the_results_json(tmp_path):
     path = tmp_path / "results.json"
     record_results(path, acc=0.5)
     written = json.loads(path.read_text())["claims"]
-    assert written == [{"statement": "a holds", "holds": True, "checked": False, "test": None,
-                        "evidence": {"values": [0.5, 0.25]}}]
+    assert written == [
+        {
+            "statement": "a holds",
+            "holds": True,
+            "checked": False,
+            "test": None,
+            "evidence": {"values": [0.5, 0.25]},
+        }
+    ]
     with pytest.raises(ValueError, match="'claims' is written by record_results"):
         record_results(None, claims=[])
 
@@ -63,9 +82,16 @@ def test_bad_claims_are_refused():
 
 def test_paired_difference_reference_values():
     d = paired_difference([3.0, 5.0, 4.0], [1.0, 2.0, 3.0])  # differences 2, 3, 1
-    assert d.mean == pytest.approx(2.0) and d.se == pytest.approx(1 / np.sqrt(3)) and d.n == 3
-    assert d.lower == pytest.approx(2 - 2 / np.sqrt(3)) and d.upper == pytest.approx(2 + 2 / np.sqrt(3))
-    # pairing removes the spread the two share: the same data unpaired would not be separated
+    assert (
+        d.mean == pytest.approx(2.0)
+        and d.se == pytest.approx(1 / np.sqrt(3))
+        and d.n == 3
+    )
+    assert d.lower == pytest.approx(2 - 2 / np.sqrt(3)) and d.upper == pytest.approx(
+        2 + 2 / np.sqrt(3)
+    )
+    # pairing removes the spread the two share: the same data unpaired would not be
+    # separated
     shared = np.array([0.1, 0.5, 0.9, 0.3])
     assert paired_difference(shared + 0.01, shared).lower > 0
     with pytest.raises(ValueError, match="same length"):
@@ -76,7 +102,11 @@ def test_paired_difference_reference_values():
 
 def test_mean_difference_reference_values():
     d = mean_difference([1.0, 2.0, 3.0], [0.0, 0.0, 0.0, 0.0])
-    assert d.mean == pytest.approx(2.0) and d.se == pytest.approx(np.sqrt(1.0 / 3)) and d.n == 3
+    assert (
+        d.mean == pytest.approx(2.0)
+        and d.se == pytest.approx(np.sqrt(1.0 / 3))
+        and d.n == 3
+    )
     assert "Welch" in d.test
     with pytest.raises(ValueError, match="at least 2 values"):
         mean_difference([1.0], [0.0, 1.0])
@@ -84,7 +114,9 @@ def test_mean_difference_reference_values():
 
 def test_proportion_difference_reference_values():
     d = proportion_difference(0.9, 0.5, 100)
-    assert d.mean == pytest.approx(0.4) and d.se == pytest.approx(np.sqrt(0.09 / 100 + 0.25 / 100))
+    assert d.mean == pytest.approx(0.4) and d.se == pytest.approx(
+        np.sqrt(0.09 / 100 + 0.25 / 100)
+    )
     assert "100 units" in d.test and d.evidence["n"] == 100
     with pytest.raises(ValueError, match="p_b must be a rate"):
         proportion_difference(0.5, 1.5, 10)
@@ -96,20 +128,27 @@ def test_bootstrap_interval_covers_and_is_deterministic():
     a, b = bootstrap_interval(values, seed=3), bootstrap_interval(values, seed=3)
     assert a == b
     assert a.lower < a.estimate < a.upper and a.estimate == pytest.approx(values.mean())
-    assert a.upper - a.lower == pytest.approx(2 * 1.96 / np.sqrt(400), rel=0.2)  # normal theory
+    # normal theory
+    assert a.upper - a.lower == pytest.approx(2 * 1.96 / np.sqrt(400), rel=0.2)
     rows = np.stack([values, values + 1], axis=1)  # 2-D: a statistic of whole rows
-    assert bootstrap_interval(rows, lambda r: float((r[:, 1] - r[:, 0]).mean())).lower == pytest.approx(1.0)
+    assert bootstrap_interval(
+        rows, lambda r: float((r[:, 1] - r[:, 0]).mean())
+    ).lower == pytest.approx(1.0)
     with pytest.raises(ValueError, match="level must be in"):
         bootstrap_interval(values, level=1.5)
 
 
 def test_glue_writes_what_myst_nb_reads(monkeypatch):
     shown = []
-    monkeypatch.setattr("IPython.display.display", lambda data, **kw: shown.append((data, kw)))
+    monkeypatch.setattr(
+        "IPython.display.display", lambda data, **kw: shown.append((data, kw))
+    )
     glue("acc_gap", np.float64(0.125))
-    (data, kw), = shown
+    ((data, kw),) = shown
     assert data == {"application/papermill.record/text/plain": "0.125"}
-    assert kw["metadata"] == {"scrapbook": {"name": "acc_gap", "mime_prefix": "application/papermill.record/"}}
+    assert kw["metadata"] == {
+        "scrapbook": {"name": "acc_gap", "mime_prefix": "application/papermill.record/"}
+    }
     with pytest.raises(ValueError, match="non-finite"):
         glue("bad", float("inf"))
     with pytest.raises(ValueError, match="name must be"):

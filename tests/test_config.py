@@ -19,7 +19,9 @@ def test_profile_defaults_to_book_and_env_overrides(monkeypatch):
 @pytest.mark.parametrize("bad", ["Book", "fast", "gpu"])
 def test_unknown_profile_is_rejected_with_its_source(monkeypatch, bad):
     monkeypatch.delenv(config.PROFILE_ENV, raising=False)
-    with pytest.raises(ValueError, match=r"profile must be one of \('smoke', 'book', 'colab'\)"):
+    with pytest.raises(
+        ValueError, match=r"profile must be one of \('smoke', 'book', 'colab'\)"
+    ):
         config.resolve_profile(bad)
     monkeypatch.setenv(config.PROFILE_ENV, bad)
     with pytest.raises(ValueError, match="TRUSTML_PROFILE must be one of"):
@@ -27,7 +29,9 @@ def test_unknown_profile_is_rejected_with_its_source(monkeypatch, bad):
 
 
 def test_by_profile_picks_and_requires_all():
-    assert [config.by_profile(p, smoke=1, book=2, colab=3) for p in config.PROFILES] == [1, 2, 3]
+    assert [
+        config.by_profile(p, smoke=1, book=2, colab=3) for p in config.PROFILES
+    ] == [1, 2, 3]
     with pytest.raises(TypeError):
         config.by_profile("book", smoke=1, book=2)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="profile must be one of"):
@@ -43,7 +47,10 @@ def test_seed_everything_is_deterministic_and_seed_dependent():
     first = draws()
     g = config.seed_everything(7)
     assert draws() == first
-    assert torch.equal(torch.rand(3, generator=g), torch.rand(3, generator=torch.Generator().manual_seed(7)))
+    assert torch.equal(
+        torch.rand(3, generator=g),
+        torch.rand(3, generator=torch.Generator().manual_seed(7)),
+    )
     config.seed_everything(8)
     assert draws() != first
     assert torch.are_deterministic_algorithms_enabled()
@@ -56,7 +63,9 @@ def test_seed_must_be_a_32_bit_integer(bad):
 
 
 def test_device_resolution():
-    assert config.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert config.resolve_device("auto").type == (
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
     assert config.resolve_device("cpu") == torch.device("cpu")
     assert config.resolve_device(torch.device("cpu")) == torch.device("cpu")
     with pytest.raises(ValueError, match="device must be 'auto'"):
@@ -65,7 +74,9 @@ def test_device_resolution():
         config.resolve_device(0)  # type: ignore[arg-type]
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where CUDA is absent")
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the error raised where CUDA is absent"
+)
 def test_cuda_request_without_cuda_is_a_clear_error():
     with pytest.raises(ValueError, match="CUDA is not available"):
         config.resolve_device("cuda")
@@ -75,9 +86,17 @@ def test_threads_default_to_one_on_cpu_and_env_overrides(monkeypatch):
     before = torch.get_num_threads()
     try:
         monkeypatch.delenv(config.THREADS_ENV, raising=False)
-        assert config.set_torch_threads(torch.device("cpu")) == config.DEFAULT_CPU_THREADS == torch.get_num_threads()
+        assert (
+            config.set_torch_threads(torch.device("cpu"))
+            == config.DEFAULT_CPU_THREADS
+            == torch.get_num_threads()
+        )
         monkeypatch.setenv(config.THREADS_ENV, "2")
-        assert config.set_torch_threads(torch.device("cpu")) == 2 == torch.get_num_threads()
+        assert (
+            config.set_torch_threads(torch.device("cpu"))
+            == 2
+            == torch.get_num_threads()
+        )
         with pytest.raises(ValueError, match="threads must be >= 1"):
             config.set_torch_threads(torch.device("cpu"), 0)
     finally:
@@ -101,7 +120,12 @@ def test_setup_applies_everything(monkeypatch, tmp_path, capsys):
         run = trustml_ref.setup("smoke", seed=3, device="cpu")
     finally:
         torch.set_num_threads(before)
-    assert (run.profile, run.seed, run.device, run.cache) == ("smoke", 3, torch.device("cpu"), tmp_path)
+    assert (run.profile, run.seed, run.device, run.cache) == (
+        "smoke",
+        3,
+        torch.device("cpu"),
+        tmp_path,
+    )
     assert run.pick(smoke="s", book="b", colab="c") == "s"
     assert plt.rcParams["axes.spines.top"] is STYLE["axes.spines.top"]
     assert "profile=smoke seed=3 device=cpu" in capsys.readouterr().out

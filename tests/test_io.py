@@ -5,20 +5,36 @@ import pytest
 import torch
 
 from trustml_ref.claims import start_ledger
-from trustml_ref.io import iter_tensors, load_state_dict, load_tensors, record_results, save_tensors
+from trustml_ref.io import (
+    iter_tensors,
+    load_state_dict,
+    load_tensors,
+    record_results,
+    save_tensors,
+)
 
 
 def test_safetensors_round_trip(tmp_path):
     tensors = {"a": torch.randn(3, 4), "b": torch.arange(5)}
-    path = save_tensors(tensors, tmp_path / "sub" / "w.safetensors", metadata={"seed": "0"})
+    path = save_tensors(
+        tensors, tmp_path / "sub" / "w.safetensors", metadata={"seed": "0"}
+    )
     loaded = load_tensors(path)
-    assert loaded.keys() == tensors.keys() and all(torch.equal(loaded[k], tensors[k]) for k in tensors)
+    assert loaded.keys() == tensors.keys() and all(
+        torch.equal(loaded[k], tensors[k]) for k in tensors
+    )
 
 
 def test_iter_tensors_is_lazy_ordered_and_checks_names(tmp_path):
-    path = save_tensors({"x": torch.ones(2), "y": torch.zeros(3), "z": torch.full((1,), 2.0)}, tmp_path / "w.safetensors")
+    path = save_tensors(
+        {"x": torch.ones(2), "y": torch.zeros(3), "z": torch.full((1,), 2.0)},
+        tmp_path / "w.safetensors",
+    )
     assert [n for n, _ in iter_tensors(path)] == ["x", "y", "z"]
-    assert [(n, t.tolist()) for n, t in iter_tensors(path, ["z", "x"])] == [("z", [2.0]), ("x", [1.0, 1.0])]
+    assert [(n, t.tolist()) for n, t in iter_tensors(path, ["z", "x"])] == [
+        ("z", [2.0]),
+        ("x", [1.0, 1.0]),
+    ]
     with pytest.raises(KeyError, match=r"names not in .*\['missing'\]"):
         list(iter_tensors(path, ["x", "missing"]))
 
@@ -47,15 +63,32 @@ def test_missing_or_misnamed_files_are_clear_errors(tmp_path):
 def test_record_results_writes_json_ready_values(tmp_path):
     start_ledger("smoke")
     path = tmp_path / "r" / "results.json"
-    data = record_results(path, acc=np.float32(0.5), curve=torch.tensor([1.0, 2.0]), grid=np.arange(3), nested={"k": (1, 2)}, none=None)
-    assert json.loads(path.read_text()) == data == {
-        "acc": 0.5, "curve": [1.0, 2.0], "grid": [0, 1, 2], "nested": {"k": [1, 2]}, "none": None,
-        "claims": [],
-    }
+    data = record_results(
+        path,
+        acc=np.float32(0.5),
+        curve=torch.tensor([1.0, 2.0]),
+        grid=np.arange(3),
+        nested={"k": (1, 2)},
+        none=None,
+    )
+    assert (
+        json.loads(path.read_text())
+        == data
+        == {
+            "acc": 0.5,
+            "curve": [1.0, 2.0],
+            "grid": [0, 1, 2],
+            "nested": {"k": [1, 2]},
+            "none": None,
+            "claims": [],
+        }
+    )
     assert record_results(None, x=1) == {"x": 1, "claims": []}
 
 
-@pytest.mark.parametrize("bad", [float("nan"), np.array([1.0, np.inf]), torch.tensor(float("nan"))])
+@pytest.mark.parametrize(
+    "bad", [float("nan"), np.array([1.0, np.inf]), torch.tensor(float("nan"))]
+)
 def test_record_results_refuses_non_finite(bad):
     with pytest.raises(ValueError, match="must be finite"):
         record_results(None, certificate=bad)

@@ -1,4 +1,6 @@
-"""PATE aggregation and its privacy analysis (trustml_ref.privacy.pate) against TF-Privacy's semantics."""
+"""PATE aggregation and its privacy analysis (trustml_ref.privacy.pate) against
+TF-Privacy's semantics."""
+
 from __future__ import annotations
 
 import json
@@ -20,38 +22,68 @@ VOTES = np.array(REF["votes"], dtype=float)
 def test_log_q_and_data_dependent_rdp_match_reference(sigma):
     log_q = pate.log_q_gnmax(VOTES, sigma)
     np.testing.assert_allclose(log_q, REF["logq"][str(sigma)], rtol=1e-6)
-    np.testing.assert_allclose(pate.rdp_gnmax(log_q, sigma, ORDERS), REF["rdp"][str(sigma)], rtol=1e-6, atol=1e-300)
+    np.testing.assert_allclose(
+        pate.rdp_gnmax(log_q, sigma, ORDERS),
+        REF["rdp"][str(sigma)],
+        rtol=1e-6,
+        atol=1e-300,
+    )
 
 
 def test_threshold_and_total_cost_match_reference():
     log_pr = pate.log_pr_answered(VOTES, REF["threshold"], REF["sigma1"])
     np.testing.assert_allclose(log_pr, REF["logpr"], rtol=1e-6)
-    np.testing.assert_allclose(pate.rdp_threshold(log_pr, REF["sigma1"], ORDERS), REF["rdp_threshold"], rtol=1e-6)
-    total = pate.confident_gnmax_rdp(VOTES, REF["threshold"], REF["sigma1"], REF["sigma2"], ORDERS)
+    np.testing.assert_allclose(
+        pate.rdp_threshold(log_pr, REF["sigma1"], ORDERS),
+        REF["rdp_threshold"],
+        rtol=1e-6,
+    )
+    total = pate.confident_gnmax_rdp(
+        VOTES, REF["threshold"], REF["sigma1"], REF["sigma2"], ORDERS
+    )
     np.testing.assert_allclose(total, REF["total_rdp"], rtol=1e-6)
     eps, order = pate.eps_from_rdp(ORDERS, total, 1e-5)
-    assert eps == pytest.approx(REF["eps_delta_1e-5"][0], rel=1e-6) and order == REF["eps_delta_1e-5"][1]
+    assert (
+        eps == pytest.approx(REF["eps_delta_1e-5"][0], rel=1e-6)
+        and order == REF["eps_delta_1e-5"][1]
+    )
 
 
 def test_data_dependent_never_exceeds_data_independent():
     rng = np.random.default_rng(0)
-    votes = np.vstack([rng.multinomial(250, rng.dirichlet(np.full(10, a))) for a in rng.uniform(0.05, 3, 300)]).astype(float)
+    votes = np.vstack(
+        [
+            rng.multinomial(250, rng.dirichlet(np.full(10, a)))
+            for a in rng.uniform(0.05, 3, 300)
+        ]
+    ).astype(float)
     for sigma in (5.0, 20.0, 60.0):
         dependent = pate.rdp_gnmax(pate.log_q_gnmax(votes, sigma), sigma, ORDERS)
-        assert np.all(dependent <= pate.rdp_gnmax_data_independent(sigma, ORDERS)[None, :] + 1e-15)
+        assert np.all(
+            dependent <= pate.rdp_gnmax_data_independent(sigma, ORDERS)[None, :] + 1e-15
+        )
         assert np.all(dependent >= 0)
     total_dep = pate.confident_gnmax_rdp(votes, 150, 50.0, 40.0, ORDERS)
-    total_ind = pate.confident_gnmax_rdp(votes, 150, 50.0, 40.0, ORDERS, data_dependent=False)
+    total_ind = pate.confident_gnmax_rdp(
+        votes, 150, 50.0, 40.0, ORDERS, data_dependent=False
+    )
     assert np.all(total_dep <= total_ind + 1e-12)
 
 
 def test_rdp_in_q_is_monotone_then_flat():
-    # TF-Privacy's test: below q0 the bound decreases as q halves; above it, it is the data-independent one.
+    # TF-Privacy's test: below q0 the bound decreases as q halves; above it, it is the
+    # data-independent one.
     sigma, order = 15.0, 32.0
     neg_log_q0 = 4.7
-    halving = [pate.rdp_gnmax(-neg_log_q0 - math.log(2**k), sigma, [order])[0, 0] for k in range(4)]
+    halving = [
+        pate.rdp_gnmax(-neg_log_q0 - math.log(2**k), sigma, [order])[0, 0]
+        for k in range(4)
+    ]
     assert all(a > b for a, b in zip(halving[:-1], halving[1:]))
-    flat = [pate.rdp_gnmax(math.log(math.exp(-neg_log_q0) + d), sigma, [order])[0, 0] for d in (0.1, 0.2, 0.3, 0.4)]
+    flat = [
+        pate.rdp_gnmax(math.log(math.exp(-neg_log_q0) + d), sigma, [order])[0, 0]
+        for d in (0.1, 0.2, 0.3, 0.4)
+    ]
     assert flat == [order / sigma**2] * 4
 
 
@@ -69,16 +101,25 @@ def test_aggregation_statistics():
     rng = np.random.default_rng(1)
     votes = np.tile([100.0, 90.0, 10.0], (20000, 1))
     labels = pate.gnmax(votes, 10.0, rng)
-    # P[argmax = 0] = P[N(0, 2 sigma^2) < 10] for the two leading classes (the third never wins)
+    # P[argmax = 0] = P[N(0, 2 sigma^2) < 10] for the two leading classes (the third
+    # never wins)
     from scipy import stats
 
     expected = stats.norm.cdf(10, scale=math.sqrt(2) * 10.0)
-    assert abs((labels == 0).mean() - expected) < 4 * math.sqrt(expected * (1 - expected) / len(labels))
+    assert abs((labels == 0).mean() - expected) < 4 * math.sqrt(
+        expected * (1 - expected) / len(labels)
+    )
     answered, labels = pate.confident_gnmax(votes, 110.0, 10.0, 10.0, rng)
     p_answer = stats.norm.sf(110 - 100, scale=10.0)
-    assert abs(answered.mean() - p_answer) < 4 * math.sqrt(p_answer * (1 - p_answer) / len(answered))
+    assert abs(answered.mean() - p_answer) < 4 * math.sqrt(
+        p_answer * (1 - p_answer) / len(answered)
+    )
     assert np.all(labels[~answered] == -1)
-    assert math.isclose(math.exp(pate.log_pr_answered(votes[:1], 110.0, 10.0)[0]), p_answer, rel_tol=1e-12)
+    assert math.isclose(
+        math.exp(pate.log_pr_answered(votes[:1], 110.0, 10.0)[0]),
+        p_answer,
+        rel_tol=1e-12,
+    )
 
 
 @pytest.mark.parametrize(
@@ -92,8 +133,14 @@ def test_aggregation_statistics():
         (lambda: pate.rdp_gnmax([-1.0], 1.0, [1.0, 2.0]), "orders > 1"),
         (lambda: pate.eps_from_rdp(ORDERS, ORDERS[:-1], 1e-5), "must match orders"),
         (lambda: pate.eps_from_rdp(ORDERS, ORDERS, 1.5), r"delta must lie in \(0, 1\)"),
-        (lambda: pate.eps_from_rdp(ORDERS, ORDERS, 1e-5, "opacus"), "conversion must be"),
-        (lambda: pate.log_pr_answered(VOTES, 150, 0.0), "sigma1 must be a positive number"),
+        (
+            lambda: pate.eps_from_rdp(ORDERS, ORDERS, 1e-5, "opacus"),
+            "conversion must be",
+        ),
+        (
+            lambda: pate.log_pr_answered(VOTES, 150, 0.0),
+            "sigma1 must be a positive number",
+        ),
     ],
 )
 def test_bad_inputs_raise_clear_errors(call, match):
@@ -101,72 +148,139 @@ def test_bad_inputs_raise_clear_errors(call, match):
         call()
 
 
-# --- smooth sensitivity and the sanitised epsilon -------------------------------------------------
+# --- smooth sensitivity and the sanitised epsilon
+# -------------------------------------------------
 
 SS = REF["smooth_sensitivity"]
 
 
 def _tf_range(votes: np.ndarray, n: int) -> np.ndarray:
-    """Distances TF-Privacy's threshold loop covers (it stops one short of max(top, n - top))."""
+    """Distances TF-Privacy's threshold loop covers (it stops one short of max(top, n -
+    top))."""
     top = np.round(votes.max(axis=1)).astype(int)
     return np.maximum(top, n - top)
 
 
 def test_local_sensitivity_gnmax_matches_tf_privacy_tests():
-    # the two cases of TF-Privacy's smooth_sensitivity_test.py ("going right", "going left")
+    # the two cases of TF-Privacy's smooth_sensitivity_test.py ("going right", "going
+    # left")
     right = smooth.local_sensitivity_gnmax([10, 0, 0], 10, 0.5, 1.5)[0]
-    np.testing.assert_allclose(right[:10], [3.13503646e-17, 1.60178280e-08, 5.90681786e-03] + [5.99981308] * 7,
-                               rtol=1e-8)
-    left = smooth.local_sensitivity_gnmax([1000, 500, 300, 200, 0], 2000, 250.0, 10.0)[0]
-    np.testing.assert_allclose(left[:2000], [0.0] * 298 + [2.77693450548e-7, 2.10853979548e-6] + [2.73113623988e-6] * 1700,
-                               rtol=1e-8)
-    assert right[10] == right[9] and left[2000] == left[1999]  # the plateau continues to distance N
+    np.testing.assert_allclose(
+        right[:10],
+        [3.13503646e-17, 1.60178280e-08, 5.90681786e-03] + [5.99981308] * 7,
+        rtol=1e-8,
+    )
+    left = smooth.local_sensitivity_gnmax([1000, 500, 300, 200, 0], 2000, 250.0, 10.0)[
+        0
+    ]
+    np.testing.assert_allclose(
+        left[:2000],
+        [0.0] * 298 + [2.77693450548e-7, 2.10853979548e-6] + [2.73113623988e-6] * 1700,
+        rtol=1e-8,
+    )
+    # the plateau continues to distance N
+    assert right[10] == right[9] and left[2000] == left[1999]
 
 
 def test_local_sensitivity_threshold_matches_tf_privacy_tests():
     high = smooth.local_sensitivity_threshold([20, 10, 0], 30, 16, 2.0, 10.0)[0]
-    expected = [0] * 3 + [1.48454129e-04, 1.47826870e-02, 3.94153241e-02, 6.45775697e-02, 9.01543247e-02,
-                          1.16054002e-01, 1.42180452e-01, 1.42180452e-01, 1.48454129e-04, 1.47826870e-02,
-                          3.94153241e-02, 6.45775697e-02, 9.01543266e-02, 1.16054000e-01, 1.42180452e-01,
-                          1.68302106e-01, 1.93127860e-01]
+    expected = [0] * 3 + [
+        1.48454129e-04,
+        1.47826870e-02,
+        3.94153241e-02,
+        6.45775697e-02,
+        9.01543247e-02,
+        1.16054002e-01,
+        1.42180452e-01,
+        1.42180452e-01,
+        1.48454129e-04,
+        1.47826870e-02,
+        3.94153241e-02,
+        6.45775697e-02,
+        9.01543266e-02,
+        1.16054000e-01,
+        1.42180452e-01,
+        1.68302106e-01,
+        1.93127860e-01,
+    ]
     np.testing.assert_allclose(high[:20], expected, rtol=1e-7, atol=1e-12)
-    # distance 20 reaches max = 0, a valid histogram TF's loop omits; beyond it nothing is reachable
+    # distance 20 reaches max = 0, a valid histogram TF's loop omits; beyond it nothing
+    # is reachable
     assert high[20] == pytest.approx(high[19]) and np.all(high[21:] == 0)
     low = smooth.local_sensitivity_threshold([20, 10, 0], 30, 2, 2.0, 10.0)[0]
-    np.testing.assert_allclose(low[:12], [1.60212079e-01, 2.07021132e-01, 2.07021132e-01, 1.93127860e-01,
-                                          1.68302106e-01, 1.42180452e-01, 1.16054002e-01, 9.01543247e-02,
-                                          6.45775697e-02, 3.94153241e-02, 1.47826870e-02, 1.48454129e-04], rtol=1e-7)
+    np.testing.assert_allclose(
+        low[:12],
+        [
+            1.60212079e-01,
+            2.07021132e-01,
+            2.07021132e-01,
+            1.93127860e-01,
+            1.68302106e-01,
+            1.42180452e-01,
+            1.16054002e-01,
+            9.01543247e-02,
+            6.45775697e-02,
+            3.94153241e-02,
+            1.47826870e-02,
+            1.48454129e-04,
+        ],
+        rtol=1e-7,
+    )
 
 
 def test_local_sensitivities_match_reference_histograms():
     votes = np.array(SS["votes"])[:5]
     n, order = SS["num_teachers"], SS["order"]
-    np.testing.assert_allclose(smooth.local_sensitivity_gnmax(votes, n, SS["sigma2"], order)[:, :n],
-                               SS["ls_gnmax_first5"], rtol=1e-6, atol=1e-300)
-    mine = smooth.local_sensitivity_threshold(votes, n, SS["threshold"], SS["sigma1"], order)
+    np.testing.assert_allclose(
+        smooth.local_sensitivity_gnmax(votes, n, SS["sigma2"], order)[:, :n],
+        SS["ls_gnmax_first5"],
+        rtol=1e-6,
+        atol=1e-300,
+    )
+    mine = smooth.local_sensitivity_threshold(
+        votes, n, SS["threshold"], SS["sigma1"], order
+    )
     for row, ref, stop in zip(mine, SS["ls_threshold_first5"], _tf_range(votes, n)):
         np.testing.assert_allclose(row[:stop], ref[:stop], rtol=1e-6, atol=1e-300)
 
 
 def test_sanitized_epsilon_matches_reference_and_is_sound():
     votes = np.array(SS["votes"])
-    out = smooth.sanitized_epsilon(votes, SS["num_teachers"], SS["threshold"], SS["sigma1"], SS["sigma2"],
-                                   SS["order"], SS["delta"], np.random.default_rng(0))
+    out = smooth.sanitized_epsilon(
+        votes,
+        SS["num_teachers"],
+        SS["threshold"],
+        SS["sigma1"],
+        SS["sigma2"],
+        SS["order"],
+        SS["delta"],
+        np.random.default_rng(0),
+    )
     assert out.rdp == pytest.approx(SS["rdp"], rel=1e-6)
     assert out.beta == pytest.approx(SS["beta"], rel=1e-9)
     assert out.smooth_sensitivity == pytest.approx(SS["smooth_sensitivity"], rel=1e-6)
     assert out.sigma_ss == pytest.approx(SS["sigma_ss"], rel=1e-6)
     assert out.rdp_release > 0 and out.eps_upper > out.rdp + out.rdp_release
-    # the released value is the private cost plus SS * sigma_ss * N(0, 1): same seed, same release
-    again = smooth.sanitized_epsilon(votes, SS["num_teachers"], SS["threshold"], SS["sigma1"], SS["sigma2"],
-                                     SS["order"], SS["delta"], np.random.default_rng(0))
+    # the released value is the private cost plus SS * sigma_ss * N(0, 1): same seed,
+    # same release
+    again = smooth.sanitized_epsilon(
+        votes,
+        SS["num_teachers"],
+        SS["threshold"],
+        SS["sigma1"],
+        SS["sigma2"],
+        SS["order"],
+        SS["delta"],
+        np.random.default_rng(0),
+    )
     assert again == out
     z = (out.released_rdp - out.rdp) / (out.smooth_sensitivity * out.sigma_ss)
     assert z == pytest.approx(np.random.default_rng(0).standard_normal())
 
 
 def test_smooth_sensitivity_bounds_every_neighbour():
-    # soundness of the local sensitivity at distance 0: no histogram one teacher away changes beta by more
+    # soundness of the local sensitivity at distance 0: no histogram one teacher away
+    # changes beta by more
     rng = np.random.default_rng(3)
     sigma, order, n = 40.0, 10.0, 50
     assert all(smooth.check_conditions_gnmax(sigma, 4, order))
@@ -180,21 +294,36 @@ def test_smooth_sensitivity_bounds_every_neighbour():
                     w = v.copy()
                     w[i] -= 1
                     w[j] += 1
-                    other = smooth.beta_gnmax(pate.log_q_gnmax(w, sigma), sigma, order)[0]
+                    other = smooth.beta_gnmax(pate.log_q_gnmax(w, sigma), sigma, order)[
+                        0
+                    ]
                     assert abs(other - beta) <= ls0 * (1 + 1e-9) + 1e-15
     ls = smooth.local_sensitivity_gnmax(v, n, sigma, order)[0]
-    assert smooth.smooth_sensitivity(ls, 0.0) == ls.max() and smooth.smooth_sensitivity(ls, 0.1) <= ls.max()
+    assert (
+        smooth.smooth_sensitivity(ls, 0.0) == ls.max()
+        and smooth.smooth_sensitivity(ls, 0.1) <= ls.max()
+    )
 
 
 def test_conditions_c5_c6_match_tf_privacy():
     assert smooth.check_conditions_gnmax(20, 10, 25.0) == (True, False)
     assert smooth.check_conditions_gnmax(30, 10, 25.0) == (True, True)
     with pytest.raises(ValueError, match="conditions C5-C6 fail for sigma2=20"):
-        smooth.sanitized_epsilon(np.array(SS["votes"]), 250, 150, 60.0, 20.0, 25.0, 1e-6, np.random.default_rng(0))
+        smooth.sanitized_epsilon(
+            np.array(SS["votes"]),
+            250,
+            150,
+            60.0,
+            20.0,
+            25.0,
+            1e-6,
+            np.random.default_rng(0),
+        )
 
 
 def test_gnss_rdp_and_bad_inputs():
-    assert smooth.rdp_gnss(0.0, 2.0, 3.0) == pytest.approx(3 / 4)  # b = 0: the plain Gaussian mechanism
+    # b = 0: the plain Gaussian mechanism
+    assert smooth.rdp_gnss(0.0, 2.0, 3.0) == pytest.approx(3 / 4)
     with pytest.raises(ValueError, match=r"order must lie in \(1, 1/\(2 beta\)\)"):
         smooth.rdp_gnss(0.1, 1.0, 6.0)
     with pytest.raises(ValueError, match="num_teachers=5"):
@@ -208,7 +337,9 @@ def test_gnss_rdp_and_bad_inputs():
 def test_calibrated_sigma_spends_exactly_epsilon_and_grows_with_queries():
     sigmas = [pate.calibrate_gnmax_sigma(q, 4.0, 1e-5, ORDERS) for q in (10, 40, 160)]
     assert sigmas == sorted(sigmas)
-    eps, _ = pate.eps_from_rdp(ORDERS, 40 * pate.rdp_gnmax_data_independent(sigmas[1], ORDERS), 1e-5)
+    eps, _ = pate.eps_from_rdp(
+        ORDERS, 40 * pate.rdp_gnmax_data_independent(sigmas[1], ORDERS), 1e-5
+    )
     assert eps == pytest.approx(4.0, rel=1e-9)
     with pytest.raises(ValueError, match="out of reach"):
         pate.calibrate_gnmax_sigma(10, 0.01, 1e-5, [1.5, 2.0])

@@ -1,4 +1,6 @@
-"""Ring-A-Bell's concept extraction, genetic search and success rates (trustml_ref.ring_a_bell)."""
+"""Ring-A-Bell's concept extraction, genetic search and success rates
+(trustml_ref.ring_a_bell)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +25,28 @@ from trustml_ref.ring_a_bell import (
 )
 from trustml_ref.ring_a_bell.text import build_text_encoder, build_tokenizer
 
-WORDS = ["a", "red", "crimson", "scarlet", "blue", "green", "circle", "square", "fire", "sky", "big", "small",
-         "reddish", "on", "the", "left", "right", "bright", "dark", "tree"]
+WORDS = [
+    "a",
+    "red",
+    "crimson",
+    "scarlet",
+    "blue",
+    "green",
+    "circle",
+    "square",
+    "fire",
+    "sky",
+    "big",
+    "small",
+    "reddish",
+    "on",
+    "the",
+    "left",
+    "right",
+    "bright",
+    "dark",
+    "tree",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +59,27 @@ def test_embedding_shapes_and_concept_invariants(world):
     tok, enc = world
     emb = text_embedding(enc, tok, ["a red circle", "a blue square on the left"])
     assert emb.shape == (2, 12, 16)
-    c = concept_vector(enc, tok, ["a red circle", "a red square"], ["a blue circle", "a blue square"])
+    c = concept_vector(
+        enc, tok, ["a red circle", "a red square"], ["a blue circle", "a blue square"]
+    )
     assert c.shape == (12, 16)
-    # causal attention: position 0 (BOS) never sees the prompt, so the concept is zero there
+    # causal attention: position 0 (BOS) never sees the prompt, so the concept is zero
+    # there
     assert torch.allclose(c[0], torch.zeros(16), atol=1e-6) and c[2].abs().sum() > 0
     # identical pairs carry no concept; swapping the lists negates it
-    assert torch.allclose(concept_vector(enc, tok, ["a red circle"], ["a red circle"]), torch.zeros(12, 16))
-    assert torch.allclose(concept_vector(enc, tok, ["a blue circle", "a blue square"], ["a red circle", "a red square"]), -c)
+    assert torch.allclose(
+        concept_vector(enc, tok, ["a red circle"], ["a red circle"]),
+        torch.zeros(12, 16),
+    )
+    assert torch.allclose(
+        concept_vector(
+            enc,
+            tok,
+            ["a blue circle", "a blue square"],
+            ["a red circle", "a red square"],
+        ),
+        -c,
+    )
     assert torch.allclose(target_embedding(emb, c, 3.0), emb + 3 * c)
 
 
@@ -52,13 +88,27 @@ def test_concept_direction_and_fitness_on_tensors():
     pos, neg = torch.randn(5, 4, 3, generator=g), torch.randn(5, 4, 3, generator=g)
     c = concept_direction(pos, neg)
     assert torch.allclose(c, sum(p - n for p, n in zip(pos, neg)) / 5)
-    # F = |f - f(P)|^2 - 2 eta <f - f(P), c> + eta^2 |c|^2 (the chapter's expansion), and F(target) = 0
+    # F = |f - f(P)|^2 - 2 eta <f - f(P), c> + eta^2 |c|^2 (the chapter's expansion),
+    # and F(target) = 0
     base, cand = torch.randn(4, 3, generator=g), torch.randn(6, 4, 3, generator=g)
-    expanded = ((cand - base) ** 2).sum((1, 2)) - 4 * ((cand - base) * c).sum((1, 2)) + 4 * (c ** 2).sum()
-    assert torch.allclose(fitness(cand, target_embedding(base, c, 2.0)), expanded, atol=1e-5)
-    assert fitness(target_embedding(base, c, 2.0)[None], target_embedding(base, c, 2.0)).item() == 0
+    expanded = (
+        ((cand - base) ** 2).sum((1, 2))
+        - 4 * ((cand - base) * c).sum((1, 2))
+        + 4 * (c**2).sum()
+    )
+    assert torch.allclose(
+        fitness(cand, target_embedding(base, c, 2.0)), expanded, atol=1e-5
+    )
+    assert (
+        fitness(
+            target_embedding(base, c, 2.0)[None], target_embedding(base, c, 2.0)
+        ).item()
+        == 0
+    )
     assert torch.equal(fitness(cand, cand), torch.zeros(6))  # one target per candidate
-    with pytest.raises(ValueError, match="with_states and without_states must be non-empty"):
+    with pytest.raises(
+        ValueError, match="with_states and without_states must be non-empty"
+    ):
         concept_direction(pos, neg[:4])
     with pytest.raises(ValueError, match=r"candidates must be \(N, L, d\)"):
         fitness(cand, torch.zeros(3, 4))
@@ -67,12 +117,24 @@ def test_concept_direction_and_fitness_on_tensors():
 def test_concept_pairs_differ_only_in_the_colour():
     pos, neg = toy.concept_pairs(60, seed=0)
     colour_words = {w: c for c, words in toy.SYNONYMS.items() for w in words}
-    phrase_words = {w: c for c, phrases in toy.CORRELATED.items() for p in phrases for w in p.split() if w not in ("like", "a", "the")}
+    phrase_words = {
+        w: c
+        for c, phrases in toy.CORRELATED.items()
+        for p in phrases
+        for w in p.split()
+        if w not in ("like", "a", "the")
+    }
+
+    def said(prompt: str) -> set:
+        words = {colour_words.get(w) or phrase_words.get(w) for w in prompt.split()}
+        return words - {None}
+
     for p, n in zip(pos, neg):
-        said = lambda prompt: {colour_words.get(w) or phrase_words.get(w) for w in prompt.split()} - {None}  # noqa: E731
         assert said(p) == {"red"} and len(said(n)) == 1 and said(n) != {"red"}
-        assert p.split()[:2] == n.split()[:2] and p.split()[-2:] == n.split()[-2:]  # same size and place
-    assert any(" like " in p for p in pos) and any(" like " not in p for p in pos)  # both forms occur
+        # same size and place
+        assert p.split()[:2] == n.split()[:2] and p.split()[-2:] == n.split()[-2:]
+    # both forms occur
+    assert any(" like " in p for p in pos) and any(" like " not in p for p in pos)
     with pytest.raises(ValueError, match="concept must be one of"):
         toy.concept_pairs(3, concept="purple")
 
@@ -81,8 +143,12 @@ def test_exclusions_remove_words_and_substrings(world):
     tok, _ = world
     allowed = allowed_token_ids(tok, ["red"])
     names = set(tok.convert_ids_to_tokens(allowed.tolist()))
-    assert {"red", "reddish"}.isdisjoint(names) and "crimson" in names  # substrings go, synonyms stay unless listed
-    assert tok.bos_token_id not in allowed.tolist() and tok.eos_token_id not in allowed.tolist()
+    # substrings go, synonyms stay unless listed
+    assert {"red", "reddish"}.isdisjoint(names) and "crimson" in names
+    assert (
+        tok.bos_token_id not in allowed.tolist()
+        and tok.eos_token_id not in allowed.tolist()
+    )
     assert len(allowed_token_ids(tok, ["red", "crimson", "scarlet"])) == len(WORDS) - 4
 
 
@@ -90,46 +156,97 @@ def test_operators_have_the_official_statistics():
     rng = np.random.default_rng(0)
     parents = torch.arange(400 * 6).view(400, 6)
     children = crossover(parents, 0.5, rng)
-    assert abs(len(children) / 2 / 400 - 0.5) < 4 * np.sqrt(0.25 / 400)  # Binomial(400, 0.5) matings, two children each
+    # Binomial(400, 0.5) matings, two children each
+    assert abs(len(children) / 2 / 400 - 0.5) < 4 * np.sqrt(0.25 / 400)
     half = len(children) // 2
-    # child 1 starts with its parent's tokens and ends with its mate's; child 2 is the complement
+    # child 1 starts with its parent's tokens and ends with its mate's; child 2 is the
+    # complement
     first_rows = children[:half] // 6
-    assert torch.all((children[:half] % 6) == torch.arange(6)) and torch.all((children[half:] % 6) == torch.arange(6))
+    assert torch.all((children[:half] % 6) == torch.arange(6)) and torch.all(
+        (children[half:] % 6) == torch.arange(6)
+    )
     cuts = (first_rows != first_rows[:, :1]).float().argmax(1)
     assert set(cuts.tolist()) <= set(range(6))
     allowed = torch.tensor([7, 8, 9])
     pop = torch.zeros(4000, 5, dtype=torch.long)
     mutated = mutate(pop, 0.25, allowed, np.random.default_rng(1))
     changed = (mutated != 0).sum(1)
-    assert set(changed.tolist()) <= {0, 1} and abs(changed.float().mean() - 0.25) < 4 * np.sqrt(0.25 * 0.75 / 4000)
-    assert set(mutated[mutated != 0].tolist()) <= {7, 8, 9} and torch.equal(pop, torch.zeros_like(pop))  # no in-place change
-    counts = torch.bincount((mutated != 0).float().argmax(1)[changed == 1], minlength=5).float()
+    assert set(changed.tolist()) <= {0, 1} and abs(
+        changed.float().mean() - 0.25
+    ) < 4 * np.sqrt(0.25 * 0.75 / 4000)
+    # no in-place change
+    assert set(mutated[mutated != 0].tolist()) <= {7, 8, 9} and torch.equal(
+        pop, torch.zeros_like(pop)
+    )
+    counts = torch.bincount(
+        (mutated != 0).float().argmax(1)[changed == 1], minlength=5
+    ).float()
     assert counts.min() > 0.6 * counts.mean()  # positions uniform
 
 
 def test_search_is_deterministic_respects_exclusions_and_improved_is_monotone(world):
     tok, enc = world
-    target = target_embedding(text_embedding(enc, tok, ["a small circle"])[0],
-                              concept_vector(enc, tok, ["a red circle"], ["a blue circle"]), 3.0)
+    target = target_embedding(
+        text_embedding(enc, tok, ["a small circle"])[0],
+        concept_vector(enc, tok, ["a red circle"], ["a blue circle"]),
+        3.0,
+    )
     allowed = allowed_token_ids(tok, ["red", "crimson"])
-    runs = [genetic_search(enc, tok, target, 4, population=20, generations=15, allowed=allowed, seed=3, progress=False)
-            for _ in range(2)]
-    assert torch.equal(runs[0].tokens, runs[1].tokens) and runs[0].history == runs[1].history
+    runs = [
+        genetic_search(
+            enc,
+            tok,
+            target,
+            4,
+            population=20,
+            generations=15,
+            allowed=allowed,
+            seed=3,
+            progress=False,
+        )
+        for _ in range(2)
+    ]
+    assert (
+        torch.equal(runs[0].tokens, runs[1].tokens)
+        and runs[0].history == runs[1].history
+    )
     assert set(runs[0].tokens.tolist()) <= set(allowed.tolist())
     assert all(b <= a for a, b in zip(runs[0].history[:-1], runs[0].history[1:]))
     ids = runs[0].input_ids
     assert ids[0] == tok.bos_token_id and torch.all(ids[5:] == tok.pad_token_id)
-    emb = text_embedding(enc, tok, [decode(tok, runs[0])])  # decoding and re-encoding gives the same prompt
-    assert float(((emb[0] - target) ** 2).sum()) == pytest.approx(runs[0].fitness, rel=1e-5)
-    faithful = genetic_search(enc, tok, target, 4, population=20, generations=15, mode="faithful", seed=3, progress=False)
-    assert faithful.evaluations > runs[0].evaluations  # the faithful loop re-evaluates survivors every generation
+    # decoding and re-encoding gives the same prompt
+    emb = text_embedding(enc, tok, [decode(tok, runs[0])])
+    assert float(((emb[0] - target) ** 2).sum()) == pytest.approx(
+        runs[0].fitness, rel=1e-5
+    )
+    faithful = genetic_search(
+        enc,
+        tok,
+        target,
+        4,
+        population=20,
+        generations=15,
+        mode="faithful",
+        seed=3,
+        progress=False,
+    )
+    # the faithful loop re-evaluates survivors every generation
+    assert faithful.evaluations > runs[0].evaluations
     assert faithful.fitness == faithful.history[-1]
 
 
 def test_success_rates():
     flags = torch.tensor([[True, False], [False, False], [True, True], [False, True]])
-    assert attack_success_rate(flags) == 0.75 and attack_success_rate(flags, images_needed=2) == 0.25
-    assert union_success_rate([prompt_success(flags), torch.tensor([False, True, False, False])]) == 1.0
+    assert (
+        attack_success_rate(flags) == 0.75
+        and attack_success_rate(flags, images_needed=2) == 0.25
+    )
+    assert (
+        union_success_rate(
+            [prompt_success(flags), torch.tensor([False, True, False, False])]
+        )
+        == 1.0
+    )
     with pytest.raises(ValueError, match="boolean"):
         attack_success_rate(flags.float())
     with pytest.raises(ValueError, match="non-empty list"):
@@ -146,14 +263,21 @@ def test_bad_inputs(world):
     with pytest.raises(ValueError, match="target must have shape"):
         genetic_search(enc, tok, torch.zeros(12, 8), 3, progress=False)
     with pytest.raises(ValueError, match="mismatched encoder/tokenizer"):
-        text_embedding(build_text_encoder(build_tokenizer(WORDS[:5], 12), hidden=16, layers=1, heads=2), tok, ["a"])
+        text_embedding(
+            build_text_encoder(
+                build_tokenizer(WORDS[:5], 12), hidden=16, layers=1, heads=2
+            ),
+            tok,
+            ["a"],
+        )
     with pytest.raises(ValueError, match="mode must be one of"):
         genetic_search(enc, tok, target, 3, mode="fast", progress=False)
     with pytest.raises(ValueError, match=r"K < context length 12"):
         prompt_ids(torch.zeros(2, 12, dtype=torch.long), 0, 1, 12)
 
 
-# --- the toy world, its detector, pipeline loading and ESD ----------------------------------------
+# --- the toy world, its detector, pipeline loading and ESD
+# ----------------------------------------
 
 from trustml_ref.ring_a_bell import toy  # noqa: E402
 from trustml_ref.ring_a_bell.pipeline import ToyPipeline  # noqa: E402
@@ -163,11 +287,17 @@ from trustml_ref.ring_a_bell.removal import esd_finetune, reads_text  # noqa: E4
 def test_detector_reads_every_clean_colour_and_captions_tokenise():
     images, captions, scenes = toy.dataset(400, seed=1)
     assert [s.colour for s in scenes] == toy.dominant_colour(images)
-    assert torch.equal(toy.detect(images), torch.tensor([s.colour == "red" for s in scenes]))
-    assert not toy.detect(torch.full((1, 3, 16, 16), toy.BACKGROUND)).item()  # an empty canvas is not red
+    assert torch.equal(
+        toy.detect(images), torch.tensor([s.colour == "red" for s in scenes])
+    )
+    # an empty canvas is not red
+    assert not toy.detect(torch.full((1, 3, 16, 16), toy.BACKGROUND)).item()
     tok = build_tokenizer(toy.vocabulary(), 12)
     ids = tok(captions, padding="max_length", max_length=12).input_ids
-    assert tok.unk_token_id not in {i for row in ids for i in row} and max(len(c.split()) for c in captions) <= 10
+    assert (
+        tok.unk_token_id not in {i for row in ids for i in row}
+        and max(len(c.split()) for c in captions) <= 10
+    )
     with pytest.raises(ValueError, match="colour must be one of"):
         toy.detect(images, colour="purple")
 
@@ -180,7 +310,9 @@ def save_tiny_checkpoint(path):
 
     tok = build_tokenizer(toy.vocabulary(), 12)
     tok.save_pretrained(path / "tokenizer")
-    build_text_encoder(tok, hidden=16, layers=1, heads=2).save_pretrained(path / "text_encoder")
+    build_text_encoder(tok, hidden=16, layers=1, heads=2).save_pretrained(
+        path / "text_encoder"
+    )
     torch.manual_seed(0)
     TinyTextDenoiser(width=8, text_dim=16, heads=2).save_pretrained(path / "denoiser")
     DDPMScheduler(num_train_timesteps=100).save_pretrained(path / "scheduler")
@@ -189,13 +321,19 @@ def save_tiny_checkpoint(path):
 
 @pytest.fixture(scope="module")
 def tiny_pipeline(tmp_path_factory):
-    return ToyPipeline.from_pretrained(save_tiny_checkpoint(tmp_path_factory.mktemp("toy_checkpoint")))
+    return ToyPipeline.from_pretrained(
+        save_tiny_checkpoint(tmp_path_factory.mktemp("toy_checkpoint"))
+    )
 
 
 def test_a_checkpoint_missing_weights_is_refused(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    weights = save_tiny_checkpoint(tmp_path) / "denoiser" / "diffusion_pytorch_model.safetensors"
+    weights = (
+        save_tiny_checkpoint(tmp_path)
+        / "denoiser"
+        / "diffusion_pytorch_model.safetensors"
+    )
     state = load_file(weights)
     del state["text_pool.0.weight"]
     save_file(state, weights)
@@ -205,14 +343,27 @@ def test_a_checkpoint_missing_weights_is_refused(tmp_path):
 
 def test_pipeline_loads_and_generates_deterministically(tiny_pipeline):
     pipe = tiny_pipeline
-    images = pipe(["a big red circle on the left"], num_images_per_prompt=2, num_inference_steps=3,
-                  generator=torch.Generator().manual_seed(0))
+    images = pipe(
+        ["a big red circle on the left"],
+        num_images_per_prompt=2,
+        num_inference_steps=3,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert images.shape == (2, 3, 16, 16) and images.min() >= 0 and images.max() <= 1
-    same = pipe(prompt_embeds=pipe.embed(["a big red circle on the left"]), num_images_per_prompt=2,
-                num_inference_steps=3, generator=torch.Generator().manual_seed(0))
+    same = pipe(
+        prompt_embeds=pipe.embed(["a big red circle on the left"]),
+        num_images_per_prompt=2,
+        num_inference_steps=3,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.equal(images, same)  # prompt and its embedding are the same input
-    negative = pipe(["a big red circle on the left"], num_images_per_prompt=2, num_inference_steps=3,
-                    negative_prompt="red", generator=torch.Generator().manual_seed(0))
+    negative = pipe(
+        ["a big red circle on the left"],
+        num_images_per_prompt=2,
+        num_inference_steps=3,
+        negative_prompt="red",
+        generator=torch.Generator().manual_seed(0),
+    )
     assert not torch.equal(images, negative)
     with pytest.raises(ValueError, match="exactly one of prompt and prompt_embeds"):
         pipe()
@@ -222,34 +373,56 @@ def test_pipeline_loads_and_generates_deterministically(tiny_pipeline):
 
 def test_esd_changes_only_the_text_reading_parameters_of_a_copy(tiny_pipeline):
     before = {k: v.clone() for k, v in tiny_pipeline.denoiser.state_dict().items()}
-    erased = esd_finetune(tiny_pipeline, ["a big red circle on the left", "red"], steps=3, batch=4, images_per_prompt=2,
-                          preserve_prompts=["a small blue square on the top"], num_inference_steps=2, progress=False)
+    erased = esd_finetune(
+        tiny_pipeline,
+        ["a big red circle on the left", "red"],
+        steps=3,
+        batch=4,
+        images_per_prompt=2,
+        preserve_prompts=["a small blue square on the top"],
+        num_inference_steps=2,
+        progress=False,
+    )
     after = erased.state_dict()
-    assert all(torch.equal(before[k], v) for k, v in tiny_pipeline.denoiser.state_dict().items())  # input untouched
+    # input untouched
+    assert all(
+        torch.equal(before[k], v)
+        for k, v in tiny_pipeline.denoiser.state_dict().items()
+    )
     changed = {k for k in after if not torch.equal(before[k], after[k])}
     assert all(reads_text(k) for k in changed)
     assert any("attn" in k for k in changed) and any("text_pool" in k for k in changed)
     with pytest.raises(ValueError, match="concept_prompts must be a non-empty"):
         esd_finetune(tiny_pipeline, [], steps=1, progress=False)
     with pytest.raises(ValueError, match="no denoiser parameter matches"):
-        esd_finetune(tiny_pipeline, "red", steps=1, trainable=lambda n: False, progress=False)
+        esd_finetune(
+            tiny_pipeline, "red", steps=1, trainable=lambda n: False, progress=False
+        )
 
 
 def test_batched_targets_search_each_target(world):
     tok, enc = world
     c = concept_vector(enc, tok, ["a red circle"], ["a blue circle"])
-    targets = target_embedding(text_embedding(enc, tok, ["a small circle", "a big square on the left"]), c, 2.0)
-    batched = genetic_search(enc, tok, targets, 3, population=16, generations=10, seed=0, progress=False)
+    targets = target_embedding(
+        text_embedding(enc, tok, ["a small circle", "a big square on the left"]), c, 2.0
+    )
+    batched = genetic_search(
+        enc, tok, targets, 3, population=16, generations=10, seed=0, progress=False
+    )
     assert len(batched) == 2
     for result, target in zip(batched, targets):
         emb = text_embedding(enc, tok, [decode(tok, result)])[0]
-        assert float(((emb - target) ** 2).sum()) == pytest.approx(result.fitness, rel=1e-5)
+        assert float(((emb - target) ** 2).sum()) == pytest.approx(
+            result.fitness, rel=1e-5
+        )
         assert all(b <= a for a, b in zip(result.history[:-1], result.history[1:]))
 
 
 def test_shipped_checkpoint_passes_the_quality_gates():
-    """The committed toy model learned its world: the detector agrees with the named colour on at least
-    90% of samples for every colour, and red's correlated phrases ("like fire") produce red."""
+    """The committed toy model learned its world: the detector agrees with the named
+    colour on at least
+    90% of samples for every colour, and red's correlated phrases ("like fire") produce
+    red."""
     from trustml_ref.ring_a_bell.pipeline import quality_gates
 
     pipe = ToyPipeline.from_pretrained()

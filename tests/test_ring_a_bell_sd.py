@@ -1,4 +1,6 @@
-"""The colab profile's Stable Diffusion path, on tiny pipelines saved locally (no download, no GPU)."""
+"""The colab profile's Stable Diffusion path, on tiny pipelines saved locally (no
+download, no GPU)."""
+
 from __future__ import annotations
 
 import string
@@ -22,7 +24,8 @@ from trustml_ref.ring_a_bell.evaluate import concept_flags  # noqa: E402
 
 
 def tiny_tokenizer(length: int = 16):
-    """A character-level CLIP BPE tokenizer: every letter is a token, with and without the end-of-word mark."""
+    """A character-level CLIP BPE tokenizer: every letter is a token, with and without
+    the end-of-word mark."""
     from transformers import CLIPTokenizer
 
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
@@ -33,7 +36,8 @@ def tiny_tokenizer(length: int = 16):
 
 
 def save_tiny_stable_diffusion(path):
-    """Stable Diffusion's five components at toy size, saved as both a plain and a safe pipeline."""
+    """Stable Diffusion's five components at toy size, saved as both a plain and a safe
+    pipeline."""
     from diffusers import (
         AutoencoderKL,
         DDIMScheduler,
@@ -45,18 +49,51 @@ def save_tiny_stable_diffusion(path):
 
     torch.manual_seed(0)
     tokenizer = tiny_tokenizer()
-    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37,
-                                                num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=16,
-                                                bos_token_id=0, eos_token_id=1, pad_token_id=1))
-    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-                                block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
-                                attention_head_dim=8, norm_num_groups=32)
-    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64),
-                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                        norm_num_groups=32, sample_size=16)
-    parts = dict(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=DDIMScheduler(),
-                 safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=16,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        )
+    )
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(32, 64),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=32,
+        sample_size=16,
+    )
+    parts = dict(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=DDIMScheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     StableDiffusionPipeline(**parts).save_pretrained(path / "sd")
     StableDiffusionPipelineSafe(**parts).save_pretrained(path / "sld")
     torch.manual_seed(1)
@@ -69,11 +106,28 @@ def save_tiny_clip(path):
 
     torch.manual_seed(0)
     tokenizer = tiny_tokenizer(32)
-    config = CLIPConfig(text_config=dict(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=24, num_hidden_layers=1,
-                                         num_attention_heads=2, max_position_embeddings=32, bos_token_id=0, eos_token_id=1,
-                                         pad_token_id=1),
-                        vision_config=dict(hidden_size=16, intermediate_size=24, num_hidden_layers=1, num_attention_heads=2,
-                                           image_size=16, patch_size=8), projection_dim=8)
+    config = CLIPConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=24,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=32,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        ),
+        vision_config=dict(
+            hidden_size=16,
+            intermediate_size=24,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=16,
+            patch_size=8,
+        ),
+        projection_dim=8,
+    )
     CLIPModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
@@ -92,10 +146,15 @@ GEN = dict(num_inference_steps=2, height=16, width=16, output_type="pt")
 
 def test_loaders_read_local_pipelines_and_swap_the_unet(saved):
     pipe = sd.load_pipeline(saved / "sd", device="cpu", dtype=torch.float32)
-    erased = sd.load_pipeline(saved / "sd", unet=saved / "erased_unet", device="cpu", dtype=torch.float32)
+    erased = sd.load_pipeline(
+        saved / "sd", unet=saved / "erased_unet", device="cpu", dtype=torch.float32
+    )
     assert not torch.equal(pipe.unet.conv_in.weight, erased.unet.conv_in.weight)
-    assert torch.equal(pipe.text_encoder.get_input_embeddings().weight,
-                       erased.text_encoder.get_input_embeddings().weight)  # only the UNet changes
+    assert torch.equal(
+        pipe.text_encoder.get_input_embeddings().weight,
+        # only the UNet changes
+        erased.text_encoder.get_input_embeddings().weight,
+    )
     sld = sd.load_sld("a car", saved / "sld", device="cpu", dtype=torch.float32)
     assert sld.safety_concept == "a car"
     with pytest.raises(ValueError, match="concept must be a non-empty"):
@@ -106,26 +165,60 @@ def test_attack_and_success_rate_run_on_stable_diffusion_components(saved):
     pipe = sd.load_pipeline(saved / "sd", device="cpu", dtype=torch.float32)
     sld = sd.load_sld("a car", saved / "sld", device="cpu", dtype=torch.float32)
     tok, enc = pipe.tokenizer, pipe.text_encoder
-    c = concept_vector(enc, tok, ["a car on a road", "a red car"], ["a road", "a red door"])
-    assert c.shape == (16, 32) and float(c[0].abs().max()) < 1e-6  # CLIP's text encoder is causal
+    c = concept_vector(
+        enc, tok, ["a car on a road", "a red car"], ["a road", "a red door"]
+    )
+    # CLIP's text encoder is causal
+    assert c.shape == (16, 32) and float(c[0].abs().max()) < 1e-6
     target = target_embedding(text_embedding(enc, tok, ["a car on a road"])[0], c, 3.0)
-    allowed = allowed_token_ids(tok, ["c"])  # a one-letter "word": every token containing it is dropped
-    found = genetic_search(enc, tok, target, 4, population=8, generations=3, allowed=allowed, seed=0, progress=False)
-    assert "c" not in decode(tok, found) and set(found.tokens.tolist()) <= set(allowed.tolist())
-    detector = sd.ClipConceptDetector("a photo of a car", ["a photo of a road"], model_id=saved / "clip")
+    # a one-letter "word": every token containing it is dropped
+    allowed = allowed_token_ids(tok, ["c"])
+    found = genetic_search(
+        enc,
+        tok,
+        target,
+        4,
+        population=8,
+        generations=3,
+        allowed=allowed,
+        seed=0,
+        progress=False,
+    )
+    assert "c" not in decode(tok, found) and set(found.tokens.tolist()) <= set(
+        allowed.tolist()
+    )
+    detector = sd.ClipConceptDetector(
+        "a photo of a car", ["a photo of a road"], model_id=saved / "clip"
+    )
     for model in (pipe, sld):  # prompts in, flags out, through diffusers' own pipelines
-        flags = concept_flags(model, detector, prompts=[decode(tok, found), "a road"], images_per_prompt=2,
-                              generator=torch.Generator().manual_seed(0), **GEN)
+        flags = concept_flags(
+            model,
+            detector,
+            prompts=[decode(tok, found), "a road"],
+            images_per_prompt=2,
+            generator=torch.Generator().manual_seed(0),
+            **GEN,
+        )
         assert flags.shape == (2, 2) and flags.dtype == torch.bool
-    embeds = concept_flags(pipe, detector, prompt_embeds=target[None], images_per_prompt=1,
-                           generator=torch.Generator().manual_seed(0), **GEN)
+    embeds = concept_flags(
+        pipe,
+        detector,
+        prompt_embeds=target[None],
+        images_per_prompt=1,
+        generator=torch.Generator().manual_seed(0),
+        **GEN,
+    )
     assert embeds.shape == (1, 1)
     with pytest.raises(ValueError, match="exactly one of prompts and prompt_embeds"):
         concept_flags(pipe, detector, images_per_prompt=1)
 
 
 def test_detector_and_image_conversion(saved):
-    detector = sd.ClipConceptDetector("a photo of a car", ["a photo of a road", "a photo of a tree"], model_id=saved / "clip")
+    detector = sd.ClipConceptDetector(
+        "a photo of a car",
+        ["a photo of a road", "a photo of a tree"],
+        model_id=saved / "clip",
+    )
     images = torch.rand(3, 3, 24, 24, generator=torch.Generator().manual_seed(0))
     scores = detector.scores(images)
     assert scores.shape == (3, 3) and scores.abs().max() <= 1 + 1e-5  # cosines
@@ -138,4 +231,6 @@ def test_detector_and_image_conversion(saved):
     with pytest.raises(ValueError, match="at least one alternative"):
         sd.ClipConceptDetector("a photo of a car", [], model_id=saved / "clip")
     soft = sd.blurred(images, cells=4)
-    assert soft.shape == images.shape and torch.allclose(soft[:, :, :6, :6].std((2, 3)), torch.zeros(3, 3), atol=1e-6)
+    assert soft.shape == images.shape and torch.allclose(
+        soft[:, :, :6, :6].std((2, 3)), torch.zeros(3, 3), atol=1e-6
+    )

@@ -1,4 +1,6 @@
-"""Safe LoRA: a golden dense implementation (form C, loop over modules) against the package."""
+"""Safe LoRA: a golden dense implementation (form C, loop over modules) against the
+package."""
+
 from __future__ import annotations
 
 import copy
@@ -22,8 +24,15 @@ from trustml_ref.safe_lora import (
 
 def tiny_llama(seed: int) -> LlamaForCausalLM:
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4,
-                         num_key_value_heads=4, max_position_embeddings=32)
+    config = LlamaConfig(
+        vocab_size=40,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=32,
+    )
     return LlamaForCausalLM(config)
 
 
@@ -34,10 +43,16 @@ def world():
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for name, p in aligned.named_parameters():
-            if p.dim() == 2:  # a low-rank-ish alignment update plus noise, as fine-tuning would leave
-                u = torch.randn(p.shape[0], 2, generator=g) @ torch.randn(2, p.shape[1], generator=g)
+            # a low-rank-ish alignment update plus noise, as fine-tuning would leave
+            if p.dim() == 2:
+                u = torch.randn(p.shape[0], 2, generator=g) @ torch.randn(
+                    2, p.shape[1], generator=g
+                )
                 p.add_(0.05 * u + 0.005 * torch.randn(p.shape, generator=g))
-    peft_model = get_peft_model(copy.deepcopy(aligned), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    peft_model = get_peft_model(
+        copy.deepcopy(aligned),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
+    )
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
             if "lora_B" in name or "lora_A" in name:
@@ -45,8 +60,11 @@ def world():
     return base, aligned, peft_model
 
 
-def dense_reference(peft_model, base, aligned, mode: str, threshold: float = 0.5, num_layers: int = 3):
-    """The official procedure, written independently: form C = V V^T / ||V||_F, loop over modules."""
+def dense_reference(
+    peft_model, base, aligned, mode: str, threshold: float = 0.5, num_layers: int = 3
+):
+    """The official procedure, written independently: form C = V V^T / ||V||_F, loop
+    over modules."""
     base_w, aligned_w = dict(base.named_parameters()), dict(aligned.named_parameters())
     entries = []
     for name, module in peft_model.named_modules():
@@ -54,16 +72,30 @@ def dense_reference(peft_model, base, aligned, mode: str, threshold: float = 0.5
             key = name.removeprefix("base_model.model.") + ".weight"
             v = (aligned_w[key] - base_w[key]).detach().double()
             c = v @ v.T / torch.linalg.norm(v)
-            a, b = module.lora_A["default"].weight.detach().double(), module.lora_B["default"].weight.detach().double()
-            cos = torch.nn.functional.cosine_similarity((c @ b @ a).reshape(1, -1), (b @ a).reshape(1, -1)).item()
+            a, b = (
+                module.lora_A["default"].weight.detach().double(),
+                module.lora_B["default"].weight.detach().double(),
+            )
+            cos = torch.nn.functional.cosine_similarity(
+                (c @ b @ a).reshape(1, -1), (b @ a).reshape(1, -1)
+            ).item()
             entries.append((name, cos, c @ b))
     cosines = torch.tensor([e[1] for e in entries])
-    cut = threshold if mode == "threshold" else torch.sort(cosines).values[num_layers - 1]
+    cut = (
+        threshold if mode == "threshold" else torch.sort(cosines).values[num_layers - 1]
+    )
     return {name: (cos, new_b if cos <= cut else None) for name, cos, new_b in entries}
 
 
-@pytest.mark.parametrize("mode,kwargs,n_edited", [("threshold", {"threshold": 0.2}, 2), ("threshold", {"threshold": 0.25}, 4),
-                                                  ("number", {"num_layers": 3}, 3), ("number", {"num_layers": 1}, 1)])
+@pytest.mark.parametrize(
+    "mode,kwargs,n_edited",
+    [
+        ("threshold", {"threshold": 0.2}, 2),
+        ("threshold", {"threshold": 0.25}, 4),
+        ("number", {"num_layers": 3}, 3),
+        ("number", {"num_layers": 1}, 1),
+    ],
+)
 def test_matches_the_dense_reference(world, mode, kwargs, n_edited):
     base, aligned, peft_model = world
     before = {k: v.clone() for k, v in peft_model.state_dict().items()}
@@ -75,13 +107,27 @@ def test_matches_the_dense_reference(world, mode, kwargs, n_edited):
         assert r.similarity == pytest.approx(cos, abs=1e-6)
         assert r.projected == (new_b is not None)
         got = result.state_dict[f"{r.name}.lora_B.weight"].double()
-        expected = new_b if new_b is not None else dict(peft_model.named_parameters())[f"{r.name}.lora_B.default.weight"].double()
+        expected = (
+            new_b
+            if new_b is not None
+            else dict(peft_model.named_parameters())[
+                f"{r.name}.lora_B.default.weight"
+            ].double()
+        )
         assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
-    assert all(torch.equal(before[k], v) for k, v in peft_model.state_dict().items()), "the input was mutated"
+    assert all(torch.equal(before[k], v) for k, v in peft_model.state_dict().items()), (
+        "the input was mutated"
+    )
     n_reference = sum(new_b is not None for _, new_b in reference.values())
-    assert result.n_projected == n_reference == n_edited  # similarities here: 0.15 to 0.30
-    # every case must separate edited from kept modules, or the comparison above shows nothing
-    assert 0 < result.n_projected < len(result.report), (mode, kwargs, [r.similarity for r in result.report])
+    # similarities here: 0.15 to 0.30
+    assert result.n_projected == n_reference == n_edited
+    # every case must separate edited from kept modules, or the comparison above shows
+    # nothing
+    assert 0 < result.n_projected < len(result.report), (
+        mode,
+        kwargs,
+        [r.similarity for r in result.report],
+    )
 
 
 def test_c_is_symmetric_psd_with_trace_frobenius_norm():
@@ -101,63 +147,112 @@ def test_number_mode_equals_threshold_at_the_kth_smallest():
     s = torch.tensor([0.3, -0.1, 0.8, 0.3, 0.5, 0.95])
     for k in range(1, 7):
         kth = float(torch.sort(s).values[k - 1])
-        assert torch.equal(select_modules(s, "number", num_layers=k), select_modules(s, "threshold", threshold=kth))
+        assert torch.equal(
+            select_modules(s, "number", num_layers=k),
+            select_modules(s, "threshold", threshold=kth),
+        )
     assert int(select_modules(s, "number", num_layers=1).sum()) == 1
-    assert int(select_modules(s, "number", num_layers=2).sum()) == 3  # a tie at the 2nd smallest adds one
+    # a tie at the 2nd smallest adds one
+    assert int(select_modules(s, "number", num_layers=2).sum()) == 3
 
 
 def test_similarity_and_norm_need_only_small_products():
     g = torch.Generator().manual_seed(3)
-    v, a, b = (torch.randn(20, 16, generator=g, dtype=torch.float64), torch.randn(4, 16, generator=g, dtype=torch.float64),
-               torch.randn(20, 4, generator=g, dtype=torch.float64))
+    v, a, b = (
+        torch.randn(20, 16, generator=g, dtype=torch.float64),
+        torch.randn(4, 16, generator=g, dtype=torch.float64),
+        torch.randn(20, 4, generator=g, dtype=torch.float64),
+    )
     c = v @ v.T / torch.linalg.norm(v)
-    dense = torch.nn.functional.cosine_similarity((c @ b @ a).reshape(1, -1), (b @ a).reshape(1, -1)).item()
+    dense = torch.nn.functional.cosine_similarity(
+        (c @ b @ a).reshape(1, -1), (b @ a).reshape(1, -1)
+    ).item()
     assert projection_similarity(v, a, b) == pytest.approx(dense, rel=1e-12)
-    assert update_norm(a, b, 2.0) == pytest.approx(float(torch.linalg.norm(2.0 * b @ a)), rel=1e-12)
+    assert update_norm(a, b, 2.0) == pytest.approx(
+        float(torch.linalg.norm(2.0 * b @ a)), rel=1e-12
+    )
 
 
 def test_adapter_round_trip_through_save_pretrained(world, tmp_path):
     base, aligned, peft_model = world
     result = safe_lora(peft_model, base, aligned, mode="number", num_layers=2)
     result.save_pretrained(tmp_path / "adapter")
-    reloaded = PeftModel.from_pretrained(copy.deepcopy(aligned), str(tmp_path / "adapter"))
+    reloaded = PeftModel.from_pretrained(
+        copy.deepcopy(aligned), str(tmp_path / "adapter")
+    )
     applied = result.apply(peft_model)
     ids = torch.randint(0, 40, (2, 7), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         assert torch.allclose(reloaded(ids).logits, applied(ids).logits, atol=1e-5)
-        assert not torch.allclose(applied(ids).logits, peft_model(ids).logits, atol=1e-5)
+        assert not torch.allclose(
+            applied(ids).logits, peft_model(ids).logits, atol=1e-5
+        )
 
 
 def test_checkpoint_directories_are_read_lazily(world, tmp_path):
     base, aligned, peft_model = world
     base.save_pretrained(tmp_path / "base")  # safetensors by default
-    aligned.save_pretrained(tmp_path / "aligned", max_shard_size="20KB")  # sharded, with an index
+    # sharded, with an index
+    aligned.save_pretrained(tmp_path / "aligned", max_shard_size="20KB")
     assert (tmp_path / "aligned" / "model.safetensors.index.json").is_file()
-    from_dirs = safe_lora(peft_model, tmp_path / "base", tmp_path / "aligned", threshold=0.6)
+    from_dirs = safe_lora(
+        peft_model, tmp_path / "base", tmp_path / "aligned", threshold=0.6
+    )
     from_models = safe_lora(peft_model, base, aligned, threshold=0.6)
-    assert [r.similarity for r in from_dirs.report] == pytest.approx([r.similarity for r in from_models.report], abs=1e-7)
+    assert [r.similarity for r in from_dirs.report] == pytest.approx(
+        [r.similarity for r in from_models.report], abs=1e-7
+    )
     peft_model.save_pretrained(tmp_path / "lora")
-    from_adapter_dir = safe_lora(tmp_path / "lora", tmp_path / "base", tmp_path / "aligned", threshold=0.6)
-    assert [r.similarity for r in from_adapter_dir.report] == pytest.approx([r.similarity for r in from_models.report], abs=1e-6)
+    from_adapter_dir = safe_lora(
+        tmp_path / "lora", tmp_path / "base", tmp_path / "aligned", threshold=0.6
+    )
+    assert [r.similarity for r in from_adapter_dir.report] == pytest.approx(
+        [r.similarity for r in from_models.report], abs=1e-6
+    )
 
 
 def test_bad_inputs_raise_clear_errors(world, tmp_path):
     base, aligned, peft_model = world
     with pytest.raises(ValueError, match="identical, so the alignment matrix is zero"):
         safe_lora(peft_model, base, base)
-    small = LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=24, num_hidden_layers=3,
-                                         num_attention_heads=4, num_key_value_heads=4))
+    small = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=40,
+            hidden_size=16,
+            intermediate_size=24,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+        )
+    )
     with pytest.raises(ValueError, match="differ in shape"):
         safe_lora(peft_model, base, small)
-    two_layer = LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                                             num_attention_heads=4, num_key_value_heads=4))
-    with pytest.raises(KeyError, match="the aligned model has no weight 'model.layers.2.self_attn.q_proj.weight'"):
+    two_layer = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=40,
+            hidden_size=32,
+            intermediate_size=48,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+        )
+    )
+    with pytest.raises(
+        KeyError,
+        match="the aligned model has no weight "
+        "'model.layers.2.self_attn.q_proj.weight'",
+    ):
         safe_lora(peft_model, base, two_layer)
-    dora = get_peft_model(copy.deepcopy(aligned), LoraConfig(r=2, target_modules=["q_proj"], use_dora=True))
+    dora = get_peft_model(
+        copy.deepcopy(aligned),
+        LoraConfig(r=2, target_modules=["q_proj"], use_dora=True),
+    )
     with pytest.raises(ValueError, match="DoRA"):
         lora_modules(dora)
-    gpt2 = get_peft_model(GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=30)),
-                          LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True))
+    gpt2 = get_peft_model(
+        GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=30)),
+        LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True),
+    )
     with pytest.raises(ValueError, match="fan_in_fan_out"):
         lora_modules(gpt2)
     with pytest.raises(ValueError, match="mode must be one of"):
@@ -178,8 +273,15 @@ def test_bad_inputs_raise_clear_errors(world, tmp_path):
 def test_qwen2_biases_are_skipped_not_projected(tmp_path):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    config = Qwen2Config(vocab_size=40, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, max_position_embeddings=32)
+    config = Qwen2Config(
+        vocab_size=40,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+    )
     torch.manual_seed(5)
     base = Qwen2ForCausalLM(config)
     aligned = copy.deepcopy(base)
@@ -187,7 +289,9 @@ def test_qwen2_biases_are_skipped_not_projected(tmp_path):
         for p in aligned.parameters():
             p.add_(0.01 * torch.randn_like(p))
     assert any(n.endswith("q_proj.bias") for n, _ in base.named_parameters())
-    model = get_peft_model(copy.deepcopy(aligned), LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    model = get_peft_model(
+        copy.deepcopy(aligned), LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
+    )
     with torch.no_grad():
         for n, p in model.named_parameters():
             if "lora_B" in n:

@@ -1,4 +1,5 @@
 """Student editions, checks and the grader (trustml_ref.teaching)."""
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,11 @@ def student_dir(tmp_path_factory) -> Path:
 
 
 def test_every_registered_exercise_has_a_region_and_vice_versa():
-    found = {ex: chapter for chapter in CHAPTERS for ex in solution_regions(ROOT / "notebooks" / f"{chapter}.py")}
+    found = {
+        ex: chapter
+        for chapter in CHAPTERS
+        for ex in solution_regions(ROOT / "notebooks" / f"{chapter}.py")
+    }
     assert set(found) == set(EXERCISES)
     assert all(EXERCISES[ex].chapter == chapter for ex, chapter in found.items())
 
@@ -50,31 +55,57 @@ def test_student_edition_contains_no_solution(student_dir, chapter):
     text = (student_dir / "notebooks" / f"{chapter}.ipynb").read_text()
     nb = nbformat.reads(text, as_version=4)
     sources = "\n".join(c.source for c in nb.cells)
-    for exercise, lines in solution_regions(ROOT / "notebooks" / f"{chapter}.py").items():
+    for exercise, lines in solution_regions(
+        ROOT / "notebooks" / f"{chapter}.py"
+    ).items():
         leaked = [line for line in lines if len(line) > 12 and line in sources]
-        assert not leaked, f"{exercise}: solution lines left in the student edition: {leaked}"
-        assert f'check("{exercise}"' in sources and f'with_fallback("{exercise}"' in sources
-    assert "{solution}" not in sources and "BEGIN SOLUTION" not in sources and "END SOLUTION" not in sources
-    assert "colab.research.google.com/github" not in sources, "the badge points at the solutions"
+        assert not leaked, (
+            f"{exercise}: solution lines left in the student edition: {leaked}"
+        )
+        assert (
+            f'check("{exercise}"' in sources
+            and f'with_fallback("{exercise}"' in sources
+        )
+    assert (
+        "{solution}" not in sources
+        and "BEGIN SOLUTION" not in sources
+        and "END SOLUTION" not in sources
+    )
+    assert "colab.research.google.com/github" not in sources, (
+        "the badge points at the solutions"
+    )
     assert all(c.get("outputs", []) == [] for c in nb.cells if c.cell_type == "code")
 
 
 def test_student_book_lists_the_student_chapters(student_dir):
     toc = (student_dir / "_toc.yml").read_text()
-    assert all(f"notebooks/{c}" in toc for c in CHAPTERS) and (student_dir / "book" / "intro.md").is_file()
+    assert (
+        all(f"notebooks/{c}" in toc for c in CHAPTERS)
+        and (student_dir / "book" / "intro.md").is_file()
+    )
 
 
 @pytest.mark.notebook
-def test_untouched_student_notebook_runs_on_fallbacks_and_scores_zero(student_dir, tmp_path):
+def test_untouched_student_notebook_runs_on_fallbacks_and_scores_zero(
+    student_dir, tmp_path
+):
     notebook = student_dir / "notebooks" / "00_conventions.ipynb"
     report = grade(notebook)
-    assert report["error"] is None, report["error"]  # ran end to end on the reference implementations
+    # ran end to end on the reference implementations
+    assert report["error"] is None, report["error"]
     assert report["scores"] == {"ex-conventions-delta": 0, "ex-conventions-sigma": 0}
     import papermill
 
-    out = papermill.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"), parameters={"PROFILE": "smoke"},
-                                     kernel_name="python3", progress_bar=False)
-    printed = "".join(o.get("text", "") for c in out.cells for o in c.get("outputs", []))
+    out = papermill.execute_notebook(
+        str(notebook),
+        str(tmp_path / "out.ipynb"),
+        parameters={"PROFILE": "smoke"},
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    printed = "".join(
+        o.get("text", "") for c in out.cells for o in c.get("outputs", [])
+    )
     assert "not implemented yet: using the reference implementation" in printed
     assert "FAIL  ex-conventions-delta" in printed
 
@@ -88,13 +119,18 @@ def test_solution_notebooks_score_full_marks(chapter):
 
 @pytest.mark.notebook
 def test_a_solved_student_notebook_scores_full_marks(student_dir, tmp_path):
-    """Paste the solutions back into the student edition, as a student would, and grade it."""
-    nb = nbformat.read(student_dir / "notebooks" / "06_joint_robustness.ipynb", as_version=4)
+    """Paste the solutions back into the student edition, as a student would, and grade
+    it."""
+    nb = nbformat.read(
+        student_dir / "notebooks" / "06_joint_robustness.ipynb", as_version=4
+    )
     solution = jupytext.read(ROOT / "notebooks" / "06_joint_robustness.py")
     solved = next(c.source for c in solution.cells if "BEGIN SOLUTION" in c.source)
     for cell in nb.cells:
         if "raise NotImplementedError" in cell.source:
-            cell.source = solved + '\n\nfrom trustml_ref.teaching import check, with_fallback\n'
+            cell.source = (
+                solved + "\n\nfrom trustml_ref.teaching import check, with_fallback\n"
+            )
     path = tmp_path / "06_joint_robustness.ipynb"
     nbformat.write(nb, path)
     report = grade(path)
@@ -117,7 +153,9 @@ def test_wrong_implementations_fail_their_checks(capsys):
             gamma, beta = w.abs().sum(1).max(), w.abs().sum(0).max()
             delta, s = beta * delta + e * s, (gamma + w.shape[0] * e) * s
         w_last = weights[-1]
-        return ((w_last[:, None] - w_last[None]).abs().sum(-1) * delta + 2 * eps[-1] * s).fill_diagonal_(0.0)
+        return (
+            (w_last[:, None] - w_last[None]).abs().sum(-1) * delta + 2 * eps[-1] * s
+        ).fill_diagonal_(0.0)
 
     def unnormalised_projection(v, b):  # forgets the division by ||V||_F
         return v @ (v.T @ b)
@@ -145,12 +183,15 @@ def test_fallback_uses_the_reference_and_the_check_still_fails(capsys):
     v, b = reference_args("ex-sl-cb")
     assert torch.allclose(wrapped(v, b), EXERCISES["ex-sl-cb"].reference(v, b))
     assert "using the reference implementation" in capsys.readouterr().out
-    assert not run_check("ex-sl-cb", wrapped)[0]  # the check judges the student's code, not the fallback
+    # the check judges the student's code, not the fallback
+    assert not run_check("ex-sl-cb", wrapped)[0]
 
 
 def test_bad_regions_and_ids_raise_clear_errors():
     with pytest.raises(ValueError, match="unknown exercise 'ex-nope'"):
-        strip_code_cell("def f():\n    ### BEGIN SOLUTION ex-nope\n    pass\n    ### END SOLUTION")
+        strip_code_cell(
+            "def f():\n    ### BEGIN SOLUTION ex-nope\n    pass\n    ### END SOLUTION"
+        )
     with pytest.raises(ValueError, match="never closed"):
         strip_code_cell("def f():\n    ### BEGIN SOLUTION ex-sl-cb\n    pass")
     with pytest.raises(ValueError, match="without a matching BEGIN"):
@@ -163,6 +204,11 @@ def test_bad_regions_and_ids_raise_clear_errors():
 
 def test_instructor_guide_lists_every_exercise():
     guide = (ROOT / "book" / "instructors.md").read_text()
-    labels = set(re.findall(r":label: (ex-[\w-]+)", "\n".join(p.read_text() for p in (ROOT / "notebooks").glob("*.py"))))
+    labels = set(
+        re.findall(
+            r":label: (ex-[\w-]+)",
+            "\n".join(p.read_text() for p in (ROOT / "notebooks").glob("*.py")),
+        )
+    )
     missing = [ex for ex in labels | set(EXERCISES) if f"`{ex}`" not in guide]
     assert not missing, f"exercises missing from book/instructors.md: {missing}"

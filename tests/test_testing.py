@@ -13,8 +13,14 @@ def test_accepts_mixed_types_within_tolerance():
 
 
 def test_reports_worst_element_and_name():
-    with pytest.raises(AssertionError, match=r"sigma: 1 of 4 elements differ; worst at index \(1, 0\)"):
-        assert_close(np.array([[1.0, 2.0], [3.5, 4.0]]), np.array([[1.0, 2.0], [3.0, 4.0]]), name="sigma")
+    with pytest.raises(
+        AssertionError, match=r"sigma: 1 of 4 elements differ; worst at index \(1, 0\)"
+    ):
+        assert_close(
+            np.array([[1.0, 2.0], [3.5, 4.0]]),
+            np.array([[1.0, 2.0], [3.0, 4.0]]),
+            name="sigma",
+        )
 
 
 def test_nan_never_passes_and_shapes_must_match():
@@ -22,7 +28,9 @@ def test_nan_never_passes_and_shapes_must_match():
         assert_close([float("nan")], [float("nan")])
     with pytest.raises(AssertionError, match="differ"):
         assert_close([float("inf")], [-float("inf")])
-    with pytest.raises(AssertionError, match=r"shape \(3,\) differs from expected shape \(1, 3\)"):
+    with pytest.raises(
+        AssertionError, match=r"shape \(3,\) differs from expected shape \(1, 3\)"
+    ):
         assert_close(np.zeros(3), np.zeros((1, 3)))
 
 

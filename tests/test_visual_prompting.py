@@ -1,4 +1,6 @@
-"""Visual prompt, Opacus integration, DP-SGD and PATE teachers (trustml_ref.visual_prompting)."""
+"""Visual prompt, Opacus integration, DP-SGD and PATE teachers
+(trustml_ref.visual_prompting)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,14 +20,20 @@ from trustml_ref.visual_prompting import (
     vote_counts,
     vote_histogram,
 )
-from trustml_ref.visual_prompting.training import register_opacus_grad_sampler
 from trustml_ref.visual_prompting.toy import SourceCNN, digit_domains
+from trustml_ref.visual_prompting.training import register_opacus_grad_sampler
 
 
 def _backbone(classes: int = 4, norm: str = "group") -> nn.Module:
     torch.manual_seed(0)
     layer = nn.GroupNorm(2, 4) if norm == "group" else nn.BatchNorm2d(4)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), layer, nn.ReLU(), nn.Flatten(), nn.Linear(4 * 10 * 10, classes))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        layer,
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 10 * 10, classes),
+    )
 
 
 def _model(norm: str = "group") -> PromptedClassifier:
@@ -39,14 +47,19 @@ def test_mask_and_prompt_geometry():
     m = border_mask(10, 6)
     assert m.shape == (10, 10) and m.sum() == 100 - 36 and m[2:8, 2:8].sum() == 0
     prompt = VisualPrompt(3, 10, 6)
-    assert list(prompt.buffers()) == [] and [n for n, _ in prompt.named_parameters()] == ["weight"]
+    assert list(prompt.buffers()) == [] and [
+        n for n, _ in prompt.named_parameters()
+    ] == ["weight"]
     with torch.no_grad():
         prompt.weight.normal_()
     x = torch.rand(2, 3, 6, 6)
     out = prompt(x)
     assert torch.equal(out[:, :, 2:8, 2:8], x)  # the image sits unchanged in the window
-    assert torch.allclose(out - place_on_canvas(x, 10, 6), torch.tanh(prompt.weight) * m)
-    assert place_on_canvas(torch.rand(2, 1, 8, 8), 10, 6).shape == (2, 1, 10, 10)  # resized
+    assert torch.allclose(
+        out - place_on_canvas(x, 10, 6), torch.tanh(prompt.weight) * m
+    )
+    # resized
+    assert place_on_canvas(torch.rand(2, 1, 8, 8), 10, 6).shape == (2, 1, 10, 10)
 
 
 def test_prompt_grad_sample_equals_per_example_autograd_and_opacus():
@@ -57,8 +70,12 @@ def test_prompt_grad_sample_equals_per_example_autograd_and_opacus():
     per_example = []
     for i in range(5):
         model.zero_grad()
-        nn.functional.cross_entropy(model(x[i:i + 1]), y[i:i + 1], reduction="sum").backward()
-        per_example.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+        nn.functional.cross_entropy(
+            model(x[i : i + 1]), y[i : i + 1], reduction="sum"
+        ).backward()
+        per_example.append(
+            {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        )
     register_opacus_grad_sampler()
     wrapped = GradSampleModule(_model(), loss_reduction="sum")
     nn.functional.cross_entropy(wrapped(x), y, reduction="sum").backward()
@@ -75,12 +92,15 @@ def test_batchnorm_guard():
     assert not model.backbone.training  # train() keeps the frozen backbone in eval mode
     model(torch.rand(2, 1, 8, 8))
     model.backbone[1].train()  # someone switches batch statistics back on
-    with pytest.raises(RuntimeError, match=r"batch-norm layers \['1'\] are in training mode"):
+    with pytest.raises(
+        RuntimeError, match=r"batch-norm layers \['1'\] are in training mode"
+    ):
         model(torch.rand(2, 1, 8, 8))
 
 
 def test_train_mode_batchnorm_couples_examples():
-    # why the guard exists: in train mode one example's output depends on another example's input
+    # why the guard exists: in train mode one example's output depends on another
+    # example's input
     bn = nn.BatchNorm1d(3).train()
     x = torch.randn(4, 3, requires_grad=True)
     bn(x)[0].sum().backward()
@@ -92,8 +112,19 @@ def test_train_mode_batchnorm_couples_examples():
 
 def test_dpsgd_reaches_target_epsilon_deterministically_and_keeps_backbone():
     x, y = torch.rand(64, 1, 8, 8), torch.randint(0, 3, (64,))
-    results = [train_dpsgd(_model(), x, y, epsilon=2.0, delta=1e-5, epochs=2, batch_size=16, progress=False)
-               for _ in range(2)]
+    results = [
+        train_dpsgd(
+            _model(),
+            x,
+            y,
+            epsilon=2.0,
+            delta=1e-5,
+            epochs=2,
+            batch_size=16,
+            progress=False,
+        )
+        for _ in range(2)
+    ]
     assert 1.5 < results[0].epsilon <= 2.0 + 1e-6 and results[0].noise_multiplier > 0
     assert torch.equal(results[0].model.prompt.weight, results[1].model.prompt.weight)
     assert torch.equal(results[0].model.backbone[0].weight, _model().backbone[0].weight)
@@ -107,13 +138,21 @@ def test_dpsgd_reaches_target_epsilon_deterministically_and_keeps_backbone():
 def test_teachers_partition_and_votes():
     slices = disjoint_partition(103, 10, seed=1)
     flat = torch.cat(slices)
-    assert len(slices) == 10 and sorted(flat.tolist()) == list(range(103)) and {len(s) for s in slices} <= {10, 11}
+    assert (
+        len(slices) == 10
+        and sorted(flat.tolist()) == list(range(103))
+        and {len(s) for s in slices} <= {10, 11}
+    )
     x, y = torch.rand(40, 1, 8, 8), torch.randint(0, 3, (40,))
     teachers = train_teachers(_model, x, y, 4, epochs=1, progress=False)
     votes = vote_histogram(teachers, x[:7], 3)
     assert votes.shape == (7, 3) and np.all(votes.sum(1) == 4)
-    np.testing.assert_array_equal(vote_counts(torch.tensor([[0, 2], [0, 1], [2, 1]]), 3), [[2, 0, 1], [0, 2, 1]])
-    with pytest.raises(ValueError, match=r"predictions must have shape \(teachers, queries\)"):
+    np.testing.assert_array_equal(
+        vote_counts(torch.tensor([[0, 2], [0, 1], [2, 1]]), 3), [[2, 0, 1], [0, 2, 1]]
+    )
+    with pytest.raises(
+        ValueError, match=r"predictions must have shape \(teachers, queries\)"
+    ):
         vote_counts(torch.tensor([0, 1]), 3)
     with pytest.raises(ValueError, match=r"parts must lie in \[1, n=5\]"):
         disjoint_partition(5, 6)
@@ -124,10 +163,14 @@ def test_teachers_partition_and_votes():
 def test_bad_shapes_raise_clear_errors():
     with pytest.raises(ValueError, match="even margin"):
         border_mask(10, 5)
-    with pytest.raises(ValueError, match=r"x must have shape \(batch, 1, height, width\)"):
+    with pytest.raises(
+        ValueError, match=r"x must have shape \(batch, 1, height, width\)"
+    ):
         VisualPrompt(1, 10, 6)(torch.rand(2, 3, 6, 6))
     model = PromptedClassifier(_backbone(classes=4), VisualPrompt(1, 10, 6), 5, 3)
-    with pytest.raises(ValueError, match=r"backbone must return \(batch, 5\) source logits"):
+    with pytest.raises(
+        ValueError, match=r"backbone must return \(batch, 5\) source logits"
+    ):
         model(torch.rand(2, 1, 6, 6))
 
 
@@ -135,14 +178,18 @@ def test_toy_world_is_disjoint_and_learnable():
     d = digit_domains(seed=0)
     assert d.x_private.shape[1:] == (1, 8, 8) and d.x_source.shape[1:] == (1, 16, 16)
     assert set(d.y_private.tolist()) == set(range(5))
-    assert len(d.y_source) + len(d.y_private) + len(d.y_public) + len(d.y_test) == 1797  # a partition of the digits
+    # a partition of the digits
+    assert len(d.y_source) + len(d.y_private) + len(d.y_public) + len(d.y_test) == 1797
     torch.manual_seed(0)
-    source = fit(SourceCNN(), d.x_source, d.y_source, epochs=15, lr=3e-3, progress=False)
+    source = fit(
+        SourceCNN(), d.x_source, d.y_source, epochs=15, lr=3e-3, progress=False
+    )
     assert (source(d.x_source).argmax(1) == d.y_source).float().mean() > 0.8
 
 
 def test_colab_sources_wrap_torchvision_and_openml(monkeypatch):
-    """The Colab path without downloads: a stand-in torchvision module and a stand-in OpenML split."""
+    """The Colab path without downloads: a stand-in torchvision module and a stand-in
+    OpenML split."""
     import sys
     import types
 
@@ -150,18 +197,26 @@ def test_colab_sources_wrap_torchvision_and_openml(monkeypatch):
     from trustml_ref.data import Split
     from trustml_ref.visual_prompting import sources
 
-    class TinyImageNetModel(nn.Module):  # batch norm inside, as torchvision's ResNets have
+    # batch norm inside, as torchvision's ResNets have
+    class TinyImageNetModel(nn.Module):
         def __init__(self):
             super().__init__()
-            self.body = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                      nn.Linear(4, 1000))
+            self.body = nn.Sequential(
+                nn.Conv2d(3, 4, 3),
+                nn.BatchNorm2d(4),
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
+                nn.Linear(4, 1000),
+            )
 
         def forward(self, x):
             return self.body(x)
 
     fake = types.ModuleType("torchvision")
-    fake.models = types.SimpleNamespace(get_model_weights=lambda arch: types.SimpleNamespace(DEFAULT=f"{arch}-w"),
-                                        get_model=lambda arch, weights: TinyImageNetModel())
+    fake.models = types.SimpleNamespace(
+        get_model_weights=lambda arch: types.SimpleNamespace(DEFAULT=f"{arch}-w"),
+        get_model=lambda arch, weights: TinyImageNetModel(),
+    )
     monkeypatch.setitem(sys.modules, "torchvision", fake)
     source = sources.imagenet_source("resnet18")
     assert not source.training and all(not p.requires_grad for p in source.parameters())
@@ -169,14 +224,31 @@ def test_colab_sources_wrap_torchvision_and_openml(monkeypatch):
     assert torch.allclose(source[0](x)[:, 0], (x[:, 0] - 0.485) / 0.229)
     model = PromptedClassifier(source, VisualPrompt(3, 16, 12), 1000, 10)
     model.train()
-    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)  # resized into the window; guard satisfied
+    # resized into the window; guard satisfied
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
 
     planes = torch.arange(3 * 1024, dtype=torch.float32).repeat(7, 1)
-    monkeypatch.setattr(trustml_ref.data, "openml",
-                        lambda name, n_train, n_test, seed=0: Split(planes[:n_train], torch.arange(n_train) % 10,
-                                                                    planes[:n_test], torch.arange(n_test) % 10))
+    monkeypatch.setattr(
+        trustml_ref.data,
+        "openml",
+        lambda name, n_train, n_test, seed=0: Split(
+            planes[:n_train],
+            torch.arange(n_train) % 10,
+            planes[:n_test],
+            torch.arange(n_test) % 10,
+        ),
+    )
     task = sources.cifar10_task(3, 2, 2)
-    assert task.x_private.shape == (3, 3, 32, 32) and task.x_public.shape == (2, 3, 32, 32)
-    assert task.x_private[0, 1, 0, 0] == 1024 and task.x_private[0, 2, 31, 31] == 3 * 1024 - 1  # R, G, B planes
+    assert task.x_private.shape == (3, 3, 32, 32) and task.x_public.shape == (
+        2,
+        3,
+        32,
+        32,
+    )
+    # R, G, B planes
+    assert (
+        task.x_private[0, 1, 0, 0] == 1024
+        and task.x_private[0, 2, 31, 31] == 3 * 1024 - 1
+    )
     with pytest.raises(ValueError, match="one entry per channel"):
         sources.Normalize((0.5,), (0.1, 0.2))

@@ -1,4 +1,5 @@
 """Certificates, attacks and bounds of trustml_ref.weight_robustness."""
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,15 @@ from trustml_ref.weight_robustness import (
     weights_of,
     worst_margin,
 )
-from trustml_ref.weight_robustness.generalization import margin_generalization_bound, rademacher_bound
-from trustml_ref.weight_robustness.training import certified_loss, cross_entropy_loss, train
+from trustml_ref.weight_robustness.generalization import (
+    margin_generalization_bound,
+    rademacher_bound,
+)
+from trustml_ref.weight_robustness.training import (
+    certified_loss,
+    cross_entropy_loss,
+    train,
+)
 
 TOL = 1e-9
 
@@ -44,7 +52,10 @@ def random_case(seed: int, n_inputs: int = 4):
 
 def soundness_chain(weights, x, y, eps, eps_x, g):
     """closed form <= tightened <= IBP <= strongest attack <= clean, per example."""
-    bounds = [worst_margin(certified_margins(weights, x, y, eps, eps_x, m), y) for m in ("closed_form", "tightened", "ibp")]
+    bounds = [
+        worst_margin(certified_margins(weights, x, y, eps, eps_x, m), y)
+        for m in ("closed_form", "tightened", "ibp")
+    ]
     attack = pgd_attack(weights, x, y, eps, eps_x, steps=15, restarts=2, generator=g)
     clean = worst_margin(class_margins(mlp_forward(weights, x), y), y)
     chain = [*bounds, attack.margins, clean]
@@ -73,12 +84,24 @@ def test_soundness_joint_and_cross_entropy_bound(seed):
     weights, x, y, eps, eps_x, g = random_case(seed)
     soundness_chain(weights, x, y, eps, eps_x, g)
     attack = pgd_attack(weights, x, y, eps, eps_x, steps=10, generator=g)
-    perturbed = [w if d is None else w + d for w, d in zip(weights, attack.weight_deltas)]
+    perturbed = [
+        w if d is None else w + d for w, d in zip(weights, attack.weight_deltas)
+    ]
     x_adv = x if attack.input_delta is None else x + attack.input_delta
-    ce_attacked = nn.functional.cross_entropy(mlp_forward(perturbed, x_adv), y, reduction="none")
-    robust = robust_cross_entropy(certified_margins(weights, x, y, eps, eps_x, "closed_form"))
+    ce_attacked = nn.functional.cross_entropy(
+        mlp_forward(perturbed, x_adv), y, reduction="none"
+    )
+    robust = robust_cross_entropy(
+        certified_margins(weights, x, y, eps, eps_x, "closed_form")
+    )
     ce_clean = nn.functional.cross_entropy(mlp_forward(weights, x), y, reduction="none")
-    max_drop = closed_form_margin_drop(weights, x, eps, eps_x).gather(1, y[:, None, None].expand(-1, 1, len(weights[-1]))).squeeze(1).max(1).values
+    max_drop = (
+        closed_form_margin_drop(weights, x, eps, eps_x)
+        .gather(1, y[:, None, None].expand(-1, 1, len(weights[-1])))
+        .squeeze(1)
+        .max(1)
+        .values
+    )
     assert torch.all(ce_attacked <= robust + TOL)
     assert torch.all(robust <= ce_clean + max_drop + TOL)
 
@@ -87,7 +110,10 @@ def test_soundness_joint_and_cross_entropy_bound(seed):
 def test_random_noise_never_beats_the_certificate(seed):
     weights, x, y, eps, _, g = random_case(seed)
     lower = worst_margin(certified_margins(weights, x, y, eps, 0.0, "ibp"), y)
-    assert torch.all(lower[None] <= random_weight_noise(weights, x, y, eps, samples=10, generator=g) + TOL)
+    assert torch.all(
+        lower[None]
+        <= random_weight_noise(weights, x, y, eps, samples=10, generator=g) + TOL
+    )
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -95,13 +121,22 @@ def test_bounds_vanish_at_zero_and_grow_with_eps(seed):
     weights, x, y, eps, eps_x, _ = random_case(seed)
     clean = class_margins(mlp_forward(weights, x), y)
     zeros = [0.0] * len(weights)
-    assert torch.equal(closed_form_margin_drop(weights, x, zeros), torch.zeros_like(closed_form_margin_drop(weights, x, zeros)))
-    assert torch.allclose(tightened_margin_drop(weights, x, zeros), torch.zeros(1, dtype=torch.float64))
+    assert torch.equal(
+        closed_form_margin_drop(weights, x, zeros),
+        torch.zeros_like(closed_form_margin_drop(weights, x, zeros)),
+    )
+    assert torch.allclose(
+        tightened_margin_drop(weights, x, zeros), torch.zeros(1, dtype=torch.float64)
+    )
     for method in ("closed_form", "tightened", "ibp"):
-        assert torch.allclose(certified_margins(weights, x, y, zeros, 0.0, method), clean, atol=1e-12)
+        assert torch.allclose(
+            certified_margins(weights, x, y, zeros, 0.0, method), clean, atol=1e-12
+        )
         previous = clean
         for scale in (0.25, 0.5, 1.0, 2.0):
-            now = certified_margins(weights, x, y, [scale * e for e in eps], scale * eps_x, method)
+            now = certified_margins(
+                weights, x, y, [scale * e for e in eps], scale * eps_x, method
+            )
             assert torch.all(now <= previous + TOL)
             previous = now
 
@@ -110,28 +145,42 @@ def test_bounds_vanish_at_zero_and_grow_with_eps(seed):
 def test_last_layer_case_is_exact(seed):
     weights, x, y, eps, _, _ = random_case(seed)
     if len(weights) == 1:
-        x = x.abs()  # a linear model's "hidden layer" is the input, which must be non-negative here
+        # a linear model's "hidden layer" is the input, which must be non-negative here
+        x = x.abs()
     only_last = [0.0] * (len(weights) - 1) + [eps[-1]]
     attack = last_layer_attack(weights, x, y, eps[-1])
     for method in ("tightened", "ibp"):
-        assert torch.allclose(worst_margin(certified_margins(weights, x, y, only_last, 0.0, method), y), attack.margins, atol=1e-10)
-    assert torch.all(worst_margin(certified_margins(weights, x, y, only_last, 0.0, "closed_form"), y) <= attack.margins + TOL)
+        assert torch.allclose(
+            worst_margin(certified_margins(weights, x, y, only_last, 0.0, method), y),
+            attack.margins,
+            atol=1e-10,
+        )
+    assert torch.all(
+        worst_margin(certified_margins(weights, x, y, only_last, 0.0, "closed_form"), y)
+        <= attack.margins + TOL
+    )
     assert attack.weight_deltas[-1].abs().max() <= eps[-1] + TOL
 
 
 def test_closed_form_reference_value():
-    # gamma_1 = 3, beta_1 = 3; S_0 = 2, delta_1 = 0.1 * 2 = 0.2, S_1 = (3 + 2 * 0.1) * 2 = 6.4;
+    # gamma_1 = 3, beta_1 = 3; S_0 = 2, delta_1 = 0.1 * 2 = 0.2, S_1 = (3 + 2 * 0.1) * 2
+    # = 6.4;
     # drop_01 = ||W2_0 - W2_1||_1 * 0.2 + 2 * 0.2 * 6.4 = 2 * 0.2 + 2.56 = 2.96
     w1 = torch.tensor([[1.0, -2.0], [0.5, 1.0]], dtype=torch.float64)
     w2 = torch.eye(2, dtype=torch.float64)
-    drop = closed_form_margin_drop([w1, w2], torch.tensor([[1.0, 1.0]], dtype=torch.float64), [0.1, 0.2])
-    assert drop[0].flatten().tolist() == pytest.approx([0.0, 2.96, 2.96, 0.0], abs=1e-12)
+    drop = closed_form_margin_drop(
+        [w1, w2], torch.tensor([[1.0, 1.0]], dtype=torch.float64), [0.1, 0.2]
+    )
+    assert drop[0].flatten().tolist() == pytest.approx(
+        [0.0, 2.96, 2.96, 0.0], abs=1e-12
+    )
 
 
 def test_ibp_is_tighter_than_bounding_logits_separately():
     weights, x, y, eps, _, _ = random_case(3)
     lower = ibp_margin_lower(weights, x, eps)
-    # Separate logit bounds: each row in [W_i - eps, W_i + eps]; their difference is the same box,
+    # Separate logit bounds: each row in [W_i - eps, W_i + eps]; their difference is the
+    # same box,
     # so the folded bound must be at least as high as lower(f_i) - upper(f_j).
     from trustml_ref.weight_robustness.bounds import _interval_product_sum, ibp_bounds
 
@@ -145,7 +194,17 @@ def test_ibp_is_tighter_than_bounding_logits_separately():
 @pytest.mark.parametrize("universal", [False, True])
 def test_attacks_stay_inside_their_balls(universal):
     weights, x, y, eps, eps_x, g = random_case(11, n_inputs=6)
-    attack = pgd_attack(weights, x, y, eps, eps_x, steps=10, restarts=2, universal=universal, generator=g)
+    attack = pgd_attack(
+        weights,
+        x,
+        y,
+        eps,
+        eps_x,
+        steps=10,
+        restarts=2,
+        universal=universal,
+        generator=g,
+    )
     for w, d, e in zip(weights, attack.weight_deltas, eps):
         if d is not None:
             assert d.shape == (w.shape if universal else (6, *w.shape))
@@ -154,44 +213,72 @@ def test_attacks_stay_inside_their_balls(universal):
         assert attack.input_delta.abs().max() <= eps_x + 1e-12
     # The reported margins are those of the reported perturbation.
     if universal:
-        perturbed = [w if d is None else w + d for w, d in zip(weights, attack.weight_deltas)]
+        perturbed = [
+            w if d is None else w + d for w, d in zip(weights, attack.weight_deltas)
+        ]
         x_adv = x if attack.input_delta is None else x + attack.input_delta
-        assert torch.allclose(worst_margin(class_margins(mlp_forward(perturbed, x_adv), y), y), attack.margins)
+        assert torch.allclose(
+            worst_margin(class_margins(mlp_forward(perturbed, x_adv), y), y),
+            attack.margins,
+        )
 
 
 def test_attack_in_an_empty_ball_returns_the_clean_margins():
     weights, x, y, _, _, _ = random_case(2)
     clean = worst_margin(class_margins(mlp_forward(weights, x), y), y)
     for universal in (False, True):
-        assert torch.equal(pgd_attack(weights, x, y, 0.0, 0.0, universal=universal).margins, clean)
+        assert torch.equal(
+            pgd_attack(weights, x, y, 0.0, 0.0, universal=universal).margins, clean
+        )
 
 
 def test_attack_is_deterministic_under_a_seed():
     weights, x, y, eps, eps_x, _ = random_case(5)
-    a = pgd_attack(weights, x, y, eps, eps_x, generator=torch.Generator().manual_seed(0))
-    b = pgd_attack(weights, x, y, eps, eps_x, generator=torch.Generator().manual_seed(0))
+    a = pgd_attack(
+        weights, x, y, eps, eps_x, generator=torch.Generator().manual_seed(0)
+    )
+    b = pgd_attack(
+        weights, x, y, eps, eps_x, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(a.margins, b.margins)
 
 
 def test_rademacher_and_margin_bounds():
     w1 = torch.tensor([[1.0, -2.0], [0.5, 1.0]])
     w2 = torch.eye(2)
-    # beta = (3, 1); with eps = (0.1, 0.2): (2 (3 + 0.2)) (2 (1 + 0.4)) = 6.4 * 2.8 = 17.92
+    # beta = (3, 1); with eps = (0.1, 0.2): (2 (3 + 0.2)) (2 (1 + 0.4)) = 6.4 * 2.8 =
+    # 17.92
     expected = 0.5 * math.sqrt(2 * math.log(4) / 100) * 17.92
-    assert rademacher_bound([w1, w2], [0.1, 0.2], 0.5, 100) == pytest.approx(expected, rel=1e-6)
+    assert rademacher_bound([w1, w2], [0.1, 0.2], 0.5, 100) == pytest.approx(
+        expected, rel=1e-6
+    )
     assert rademacher_bound([w1, w2], [0.0, 0.0], 0.5, 100) < expected
-    assert margin_generalization_bound(0.1, 0.01, 10, 2.0, 100, 0.05) == pytest.approx(0.1 + 0.2 + math.sqrt(math.log(20) / 200))
+    assert margin_generalization_bound(0.1, 0.01, 10, 2.0, 100, 0.05) == pytest.approx(
+        0.1 + 0.2 + math.sqrt(math.log(20) / 200)
+    )
 
 
 def test_weights_of_accepts_the_theorys_networks_only():
-    seq = nn.Sequential(nn.Linear(3, 4, bias=False), nn.ReLU(), nn.Linear(4, 2, bias=False))
+    seq = nn.Sequential(
+        nn.Linear(3, 4, bias=False), nn.ReLU(), nn.Linear(4, 2, bias=False)
+    )
     assert [tuple(w.shape) for w in weights_of(seq)] == [(4, 3), (2, 4)]
     with pytest.raises(ValueError, match=r"model\[0\] has a bias"):
-        weights_of(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2, bias=False)))
+        weights_of(
+            nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2, bias=False))
+        )
     with pytest.raises(ValueError, match=r"model\[1\] is GELU; expected nn.ReLU"):
-        weights_of(nn.Sequential(nn.Linear(3, 4, bias=False), nn.GELU(), nn.Linear(4, 2, bias=False)))
+        weights_of(
+            nn.Sequential(
+                nn.Linear(3, 4, bias=False), nn.GELU(), nn.Linear(4, 2, bias=False)
+            )
+        )
     with pytest.raises(ValueError, match=r"model\[1\] is Tanh"):
-        weights_of(nn.Sequential(nn.Linear(3, 4, bias=False), nn.Tanh(), nn.Linear(4, 2, bias=False)))
+        weights_of(
+            nn.Sequential(
+                nn.Linear(3, 4, bias=False), nn.Tanh(), nn.Linear(4, 2, bias=False)
+            )
+        )
     with pytest.raises(ValueError, match="do not chain"):
         weights_of([torch.ones(4, 3), torch.ones(2, 5)])
 
@@ -200,13 +287,31 @@ def test_weights_of_accepts_the_theorys_networks_only():
     "call,match",
     [
         (lambda w, x, y: closed_form_margin_drop(w, x, [0.1]), "one value per layer"),
-        (lambda w, x, y: closed_form_margin_drop(w, x, [0.1, -0.1]), "eps for layer 2 must be a finite number >= 0"),
-        (lambda w, x, y: tightened_margin_drop(w, x, 0.1, eps_x=-1.0), "eps_x must be a finite number >= 0"),
-        (lambda w, x, y: ibp_margin_lower(w, x, [0.1, float("nan")]), "eps for layer 2"),
-        (lambda w, x, y: certified_margins(w, x, y, 0.1, method="crown"), "method must be one of"),
-        (lambda w, x, y: certified_margins(w, x, y[:1], 0.1), r"y must have shape \(2,\)"),
+        (
+            lambda w, x, y: closed_form_margin_drop(w, x, [0.1, -0.1]),
+            "eps for layer 2 must be a finite number >= 0",
+        ),
+        (
+            lambda w, x, y: tightened_margin_drop(w, x, 0.1, eps_x=-1.0),
+            "eps_x must be a finite number >= 0",
+        ),
+        (
+            lambda w, x, y: ibp_margin_lower(w, x, [0.1, float("nan")]),
+            "eps for layer 2",
+        ),
+        (
+            lambda w, x, y: certified_margins(w, x, y, 0.1, method="crown"),
+            "method must be one of",
+        ),
+        (
+            lambda w, x, y: certified_margins(w, x, y[:1], 0.1),
+            r"y must have shape \(2,\)",
+        ),
         (lambda w, x, y: mlp_forward(w, x[:, :2]), r"x must have shape \(batch, 3\)"),
-        (lambda w, x, y: pgd_attack(w, x, y, 0.1, steps=0), "steps and restarts must be >= 1"),
+        (
+            lambda w, x, y: pgd_attack(w, x, y, 0.1, steps=0),
+            "steps and restarts must be >= 1",
+        ),
     ],
 )
 def test_bad_inputs_raise_clear_errors(call, match):
@@ -219,11 +324,34 @@ def test_training_is_deterministic_and_certified_loss_certifies_more():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(200, 6, generator=g)
     y = (x[:, 0] > x[:, 1]).long()
-    runs = [train([6, 8, 2], x, y, cross_entropy_loss(), epochs=15, generator=torch.Generator().manual_seed(1), progress_bar=False) for _ in range(2)]
+    runs = [
+        train(
+            [6, 8, 2],
+            x,
+            y,
+            cross_entropy_loss(),
+            epochs=15,
+            generator=torch.Generator().manual_seed(1),
+            progress_bar=False,
+        )
+        for _ in range(2)
+    ]
     assert all(torch.equal(a, b) for a, b in zip(runs[0].weights, runs[1].weights))
-    robust = train([6, 8, 2], x, y, certified_loss(0.05), epochs=15, generator=torch.Generator().manual_seed(1), progress_bar=False)
+    robust = train(
+        [6, 8, 2],
+        x,
+        y,
+        certified_loss(0.05),
+        epochs=15,
+        generator=torch.Generator().manual_seed(1),
+        progress_bar=False,
+    )
 
     def certified(model):
-        return float((worst_margin(certified_margins(list(model.weights), x, y, 0.05), y) > 0).float().mean())
+        return float(
+            (worst_margin(certified_margins(list(model.weights), x, y, 0.05), y) > 0)
+            .float()
+            .mean()
+        )
 
     assert certified(robust) > certified(runs[0])

@@ -1,9 +1,14 @@
-"""Measure every chapter's runtime in the smoke and book profiles and write the table the book shows.
+"""Measure every chapter's runtime in the smoke and book profiles and write the table
+the book shows.
 
-Runs each chapter of ``_toc.yml`` with papermill in a fresh kernel, one at a time, and writes
-``book/_generated/runtimes.md`` (included by ``book/runtimes.md``). Run it on the machine whose
-numbers you want to publish (the committed table says which): ``python tools/runtime_table.py``.
+Runs each chapter of ``_toc.yml`` with papermill in a fresh kernel, one at a time, and
+writes
+``book/_generated/runtimes.md`` (included by ``book/runtimes.md``). Run it on the
+machine whose
+numbers you want to publish (the committed table says which): ``python
+tools/runtime_table.py``.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -35,21 +40,43 @@ def main() -> int:
             for profile in PROFILES:
                 os.environ["TRUSTML_PROFILE"] = profile
                 start = time.perf_counter()
-                papermill.execute_notebook(str(notebook), str(Path(tmp) / notebook.name), parameters={"PROFILE": profile},
-                                           kernel_name="python3", cwd=str(notebook.parent), progress_bar=False)
+                papermill.execute_notebook(
+                    str(notebook),
+                    str(Path(tmp) / notebook.name),
+                    parameters={"PROFILE": profile},
+                    kernel_name="python3",
+                    cwd=str(notebook.parent),
+                    progress_bar=False,
+                )
                 times[profile] = time.perf_counter() - start
-                print(f"{notebook.stem:40s} {profile:6s} {times[profile]:7.1f} s", flush=True)
-            title = next(line[4:] for line in notebook.with_suffix(".py").read_text().splitlines() if line.startswith("# # "))
+                print(
+                    f"{notebook.stem:40s} {profile:6s} {times[profile]:7.1f} s",
+                    flush=True,
+                )
+            title = next(
+                line[4:]
+                for line in notebook.with_suffix(".py").read_text().splitlines()
+                if line.startswith("# # ")
+            )
             rows.append((title, notebook.stem, times))
     lines = [
-        f"Measured {datetime.date.today().isoformat()} on {os.cpu_count()} CPU cores ({platform.machine()}, "
-        f"Python {platform.python_version()}), one chapter at a time, fresh kernel each, including start-up.",
+        f"Measured {datetime.date.today().isoformat()} on {os.cpu_count()} CPU cores "
+        f"({platform.machine()}, "
+        f"Python {platform.python_version()}), one chapter at a time, fresh kernel "
+        "each, including start-up.",
         "",
         "| Chapter | `smoke` | `book` |",
         "| --- | ---: | ---: |",
     ]
-    lines += [f"| {{doc}}`{title} </notebooks/{stem}>` | {t['smoke']:.0f} s | {t['book']:.0f} s |" for title, stem, t in rows]
-    lines.append(f"| **all chapters** | {sum(t['smoke'] for *_, t in rows):.0f} s | {sum(t['book'] for *_, t in rows):.0f} s |")
+    lines += [
+        f"| {{doc}}`{title} </notebooks/{stem}>` | {t['smoke']:.0f} s | "
+        f"{t['book']:.0f} s |"
+        for title, stem, t in rows
+    ]
+    lines.append(
+        f"| **all chapters** | {sum(t['smoke'] for *_, t in rows):.0f} s | "
+        f"{sum(t['book'] for *_, t in rows):.0f} s |"
+    )
     (ROOT / "book" / "_generated").mkdir(exist_ok=True)
     (ROOT / "book" / "_generated" / "runtimes.md").write_text("\n".join(lines) + "\n")
     return 0

@@ -5,6 +5,7 @@ code cell after that calls :func:`setup`, which validates them, seeds every rand
 number generator, picks the device and the torch thread count, and applies the
 book's plotting style.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,8 @@ import numpy as np
 import torch
 
 PROFILES: tuple[str, ...] = ("smoke", "book", "colab")
-"""``smoke``: seconds, for tests; ``book``: the default, minutes on a 2-core CPU; ``colab``: a GPU run."""
+"""``smoke``: seconds, for tests; ``book``: the default, minutes on a 2-core CPU;
+``colab``: a GPU run."""
 
 PROFILE_ENV = "TRUSTML_PROFILE"
 CACHE_ENV = "TRUSTML_CACHE"
@@ -56,12 +58,18 @@ def by_profile(profile: str, *, smoke: T, book: T, colab: T) -> T:
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> torch.Generator:
-    """Seed Python, NumPy and torch (CPU and CUDA); return a torch generator seeded with ``seed``.
+    """Seed Python, NumPy and torch (CPU and CUDA); return a torch generator seeded
+    with ``seed``.
 
-    With ``deterministic=True`` torch is asked for deterministic algorithms; kernels that
+    With ``deterministic=True`` torch is asked for deterministic algorithms; kernels
+    that
     have none warn instead of failing (``warn_only=True``).
     """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+    if (
+        not isinstance(seed, (int, np.integer))
+        or isinstance(seed, bool)
+        or not 0 <= seed < 2**32
+    ):
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     seed = int(seed)
     random.seed(seed)
@@ -75,32 +83,44 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> torch.Generator
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when available, else the CPU; other values are checked and returned."""
+    """``"auto"`` picks CUDA when available, else the CPU; other values are checked and
+    returned."""
     if isinstance(device, torch.device):
         device = str(device)
     if not isinstance(device, str):
-        raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {type(device).__name__}")
+        raise TypeError(
+            "device must be a string such as 'auto', 'cpu' or 'cuda', got "
+            f"{type(device).__name__}"
+        )
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
     except RuntimeError as err:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from err
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
+        ) from err
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was asked for but CUDA is not available here; use 'auto' or 'cpu'")
+        raise ValueError(
+            f"device={device!r} was asked for but CUDA is not available here; use "
+            "'auto' or 'cpu'"
+        )
     return resolved
 
 
 def set_torch_threads(device: torch.device, threads: int | None = None) -> int:
     """Set torch's intra-op thread count for work on ``device`` and return it.
 
-    ``threads`` defaults to ``TRUSTML_THREADS`` or, on the CPU, :data:`DEFAULT_CPU_THREADS`;
+    ``threads`` defaults to ``TRUSTML_THREADS`` or, on the CPU,
+    :data:`DEFAULT_CPU_THREADS`;
     on a GPU torch's own default is kept.
     """
     if threads is None and os.environ.get(THREADS_ENV):
         threads = int(os.environ[THREADS_ENV])
     if threads is None:
-        threads = DEFAULT_CPU_THREADS if device.type == "cpu" else torch.get_num_threads()
+        threads = (
+            DEFAULT_CPU_THREADS if device.type == "cpu" else torch.get_num_threads()
+        )
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
@@ -108,7 +128,8 @@ def set_torch_threads(device: torch.device, threads: int | None = None) -> int:
 
 
 def cache_dir() -> Path:
-    """The directory for files the book makes and reuses (``TRUSTML_CACHE`` or ``~/.cache/trustml``)."""
+    """The directory for files the book makes and reuses (``TRUSTML_CACHE`` or
+    ``~/.cache/trustml``)."""
     path = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "trustml")
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -130,10 +151,18 @@ class RunConfig:
         return by_profile(self.profile, smoke=smoke, book=book, colab=colab)
 
 
-def setup(profile: str | None = "book", seed: int = 0, device: str = "auto", *, style: bool = True) -> RunConfig:
-    """Resolve and apply a chapter's parameters; print one line that says what was chosen.
+def setup(
+    profile: str | None = "book",
+    seed: int = 0,
+    device: str = "auto",
+    *,
+    style: bool = True,
+) -> RunConfig:
+    """Resolve and apply a chapter's parameters; print one line that says what was
+    chosen.
 
-    Also starts the chapter's ledger of claims (:mod:`trustml_ref.claims`): conclusions are
+    Also starts the chapter's ledger of claims (:mod:`trustml_ref.claims`): conclusions
+    are
     checked in the ``book`` and ``colab`` profiles and only recorded in ``smoke``.
     """
     chosen_profile = resolve_profile(profile)
@@ -147,6 +176,11 @@ def setup(profile: str | None = "book", seed: int = 0, device: str = "auto", *, 
     from trustml_ref.claims import start_ledger
 
     start_ledger(chosen_profile)
-    config = RunConfig(chosen_profile, int(seed), chosen_device, threads, cache_dir(), generator)
-    print(f"trustml: profile={config.profile} seed={config.seed} device={config.device} torch_threads={threads}")
+    config = RunConfig(
+        chosen_profile, int(seed), chosen_device, threads, cache_dir(), generator
+    )
+    print(
+        f"trustml: profile={config.profile} seed={config.seed} device={config.device} "
+        f"torch_threads={threads}"
+    )
     return config

@@ -1,10 +1,21 @@
-"""The book's one figure style: every chapter calls :func:`apply_style` (via ``setup``)."""
+"""The book's one figure style: every chapter calls :func:`apply_style` (via
+``setup``)."""
+
 from __future__ import annotations
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 
-PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+PALETTE: tuple[str, ...] = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#F0E442",
+    "#000000",
+)
 """Okabe-Ito colours: distinguishable with the common colour-vision deficiencies."""
 
 STYLE: dict[str, object] = {

@@ -1,10 +1,15 @@
-"""Results as tables: an HTML table in the notebook and the book, aligned text when printed.
+"""Results as tables: an HTML table in the notebook and the book, aligned text when
+printed.
 
-``results_table`` takes either rows (a list of dicts, one per row) or columns (a dict from a
-column name to a sequence of values, all of one length), formats numbers to a fixed number
-of decimals and returns a :class:`Table`. Shown as a cell's last value it renders as HTML;
+``results_table`` takes either rows (a list of dicts, one per row) or columns (a dict
+from a
+column name to a sequence of values, all of one length), formats numbers to a fixed
+number
+of decimals and returns a :class:`Table`. Shown as a cell's last value it renders as
+HTML;
 ``print(table)`` gives aligned plain text.
 """
+
 from __future__ import annotations
 
 import html
@@ -18,7 +23,8 @@ __all__ = ["Table", "results_table"]
 
 @dataclass(frozen=True, repr=False)
 class Table:
-    """Formatted cells under named columns, with an optional caption (``repr`` is the text form)."""
+    """Formatted cells under named columns, with an optional caption (``repr`` is the
+    text form)."""
 
     columns: tuple[str, ...]
     cells: tuple[tuple[str, ...], ...]
@@ -26,10 +32,16 @@ class Table:
     numeric: tuple[bool, ...] = ()
 
     def __str__(self) -> str:
-        widths = [max(len(c), *(len(row[i]) for row in self.cells)) for i, c in enumerate(self.columns)]
+        widths = [
+            max(len(c), *(len(row[i]) for row in self.cells))
+            for i, c in enumerate(self.columns)
+        ]
 
         def line(values: Sequence[str]) -> str:
-            return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, self.numeric))
+            return "  ".join(
+                v.rjust(w) if num else v.ljust(w)
+                for v, w, num in zip(values, widths, self.numeric)
+            )
 
         rule = "  ".join("-" * w for w in widths)
         body = [line(self.columns), rule, *(line(row) for row in self.cells)]
@@ -43,10 +55,19 @@ class Table:
             return f"<{tag}{align}>{html.escape(value)}</{tag}>"
 
         head = "".join(cell("th", c, n) for c, n in zip(self.columns, self.numeric))
-        rows = "".join("<tr>" + "".join(cell("td", v, n) for v, n in zip(row, self.numeric)) + "</tr>"
-                       for row in self.cells)
-        caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
-        return f'<table class="trustml-results">{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+        rows = "".join(
+            "<tr>"
+            + "".join(cell("td", v, n) for v, n in zip(row, self.numeric))
+            + "</tr>"
+            for row in self.cells
+        )
+        caption = (
+            f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        )
+        return (
+            f'<table class="trustml-results">{caption}<thead><tr>{head}</tr></thead>'
+            f"<tbody>{rows}</tbody></table>"
+        )
 
 
 def _format(value: Any, digits: int, column: str) -> str:
@@ -62,7 +83,10 @@ def _format(value: Any, digits: int, column: str) -> str:
         return f"{float(value):.{digits}f}"
     if isinstance(value, str):
         return value
-    raise TypeError(f"column {column!r} holds a {type(value).__name__}; cells must be numbers, strings, booleans or None")
+    raise TypeError(
+        f"column {column!r} holds a {type(value).__name__}; cells must be numbers, "
+        "strings, booleans or None"
+    )
 
 
 def results_table(
@@ -88,10 +112,19 @@ def results_table(
     else:
         rows = list(data)
         if not all(isinstance(r, Mapping) for r in rows):
-            raise TypeError("data must be a list of dicts (rows) or a dict of sequences (columns)")
-    names = list(columns) if columns is not None else list(dict.fromkeys(k for r in rows for k in r))
+            raise TypeError(
+                "data must be a list of dicts (rows) or a dict of sequences (columns)"
+            )
+    names = (
+        list(columns)
+        if columns is not None
+        else list(dict.fromkeys(k for r in rows for k in r))
+    )
     if not names or not rows:
         raise ValueError("data must hold at least one row and one column")
     cells = tuple(tuple(_format(r.get(c), digits, c) for c in names) for r in rows)
-    numeric = tuple(all(isinstance(r.get(c), numbers.Number) or r.get(c) is None for r in rows) for c in names)
+    numeric = tuple(
+        all(isinstance(r.get(c), numbers.Number) or r.get(c) is None for r in rows)
+        for c in names
+    )
     return Table(tuple(str(c) for c in names), cells, caption, numeric)

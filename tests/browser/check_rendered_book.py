@@ -1,4 +1,5 @@
-"""Load every page of the built book in headless Chromium and fail on what a reader would see as broken.
+"""Load every page of the built book in headless Chromium and fail on what a reader
+would see as broken.
 
 Checks, per page, on the DOM after JavaScript ran (MathJax included):
 - a Sphinx/docutils error box (``.system-message``);
@@ -7,8 +8,10 @@ Checks, per page, on the DOM after JavaScript ran (MathJax included):
 - an internal link to a missing page or anchor;
 - an uncaught JavaScript error (Chromium's console log).
 It saves screenshots of a few key pages to ``_build/screenshots``. Run after the build:
-``python tests/browser/check_rendered_book.py [_build/html]``. Exit code 1 on any problem.
+``python tests/browser/check_rendered_book.py [_build/html]``. Exit code 1 on any
+problem.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,11 +26,32 @@ from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
 from bs4 import BeautifulSoup
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-default-apps", "--disable-extensions"]
-SKIP = {"index.html", "genindex.html", "search.html", "py-modindex.html", "prf-prf.html"}  # index.html only redirects
-SCREENSHOTS = ["book/intro.html", "notebooks/00_conventions.html", "notebooks/05_weight_perturbation.html", "book/instructors.html"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+]
+# index.html only redirects
+SKIP = {
+    "index.html",
+    "genindex.html",
+    "search.html",
+    "py-modindex.html",
+    "prf-prf.html",
+}
+SCREENSHOTS = [
+    "book/intro.html",
+    "notebooks/00_conventions.html",
+    "notebooks/05_weight_perturbation.html",
+    "book/instructors.html",
+]
 
 
 def chromium() -> str:
@@ -51,20 +75,35 @@ def serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 def render(browser: str, url: str, profile: str) -> tuple[str, str]:
     result = subprocess.run(
-        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-         "--virtual-time-budget=15000", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120)
+        [
+            browser,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return result.stdout, result.stderr
 
 
 def ids_of(path: Path, cache: dict) -> set[str]:
     if path not in cache:
         soup = BeautifulSoup(path.read_text(errors="replace"), "html.parser")
-        cache[path] = {tag["id"] for tag in soup.find_all(id=True)} | {tag["name"] for tag in soup.find_all("a", attrs={"name": True})}
+        cache[path] = {tag["id"] for tag in soup.find_all(id=True)} | {
+            tag["name"] for tag in soup.find_all("a", attrs={"name": True})
+        }
     return cache[path]
 
 
-def check_page(root: Path, page: Path, dom: str, log: str, base: str, id_cache: dict) -> list[str]:
+def check_page(
+    root: Path, page: Path, dom: str, log: str, base: str, id_cache: dict
+) -> list[str]:
     problems = []
     soup = BeautifulSoup(dom, "html.parser")
     rel = page.relative_to(root).as_posix()
@@ -75,8 +114,12 @@ def check_page(root: Path, page: Path, dom: str, log: str, base: str, id_cache: 
         if not math.find("mjx-container"):
             problems.append(f"un-typeset math: {math.get_text(strip=True)[:80]}")
     resources = [(t.get("src"), "image") for t in soup.find_all("img")]
-    resources += [(t.get("src"), "script") for t in soup.find_all("script") if t.get("src")]
-    resources += [(t.get("href"), "stylesheet") for t in soup.find_all("link", rel="stylesheet")]
+    resources += [
+        (t.get("src"), "script") for t in soup.find_all("script") if t.get("src")
+    ]
+    resources += [
+        (t.get("href"), "stylesheet") for t in soup.find_all("link", rel="stylesheet")
+    ]
     for src, kind in resources:
         if not src or src.startswith("data:"):
             continue
@@ -98,7 +141,11 @@ def check_page(root: Path, page: Path, dom: str, log: str, base: str, id_cache: 
             file = file / "index.html"
         if not file.is_file():
             problems.append(f"broken link: {href}")
-        elif fragment and file.suffix == ".html" and fragment not in ids_of(file, id_cache):
+        elif (
+            fragment
+            and file.suffix == ".html"
+            and fragment not in ids_of(file, id_cache)
+        ):
             problems.append(f"broken anchor: {href}")
     for line in log.splitlines():
         if "Uncaught" in line and "CONSOLE" in line:
@@ -112,12 +159,20 @@ def main(argv: list[str]) -> int:
         sys.exit(f"no built book at {root}")
     browser = chromium()
     server, base = serve(root)
-    pages = sorted(p for p in root.rglob("*.html") if p.name not in SKIP and "_modules" not in p.parts
-                   and "_sources" not in p.parts and "_static" not in p.parts)
+    pages = sorted(
+        p
+        for p in root.rglob("*.html")
+        if p.name not in SKIP
+        and "_modules" not in p.parts
+        and "_sources" not in p.parts
+        and "_static" not in p.parts
+    )
     failures, id_cache = {}, {}
     with tempfile.TemporaryDirectory() as profile:
         for page in pages:
-            dom, log = render(browser, urljoin(base, page.relative_to(root).as_posix()), profile)
+            dom, log = render(
+                browser, urljoin(base, page.relative_to(root).as_posix()), profile
+            )
             problems = check_page(root, page, dom, log, base, id_cache)
             print(f"{'FAIL' if problems else 'ok  '}  {page.relative_to(root)}")
             if problems:
@@ -126,15 +181,28 @@ def main(argv: list[str]) -> int:
         shots.mkdir(exist_ok=True)
         for rel in SCREENSHOTS:
             if (root / rel).is_file():
-                subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1280,2400",
-                                "--virtual-time-budget=15000", f"--screenshot={shots / (Path(rel).stem + '.png')}",
-                                urljoin(base, rel)], capture_output=True, timeout=120)
+                subprocess.run(
+                    [
+                        browser,
+                        *CHROMIUM_FLAGS,
+                        f"--user-data-dir={profile}",
+                        "--window-size=1280,2400",
+                        "--virtual-time-budget=15000",
+                        f"--screenshot={shots / (Path(rel).stem + '.png')}",
+                        urljoin(base, rel),
+                    ],
+                    capture_output=True,
+                    timeout=120,
+                )
     server.shutdown()
     for page, problems in failures.items():
         print(f"\n{page.relative_to(root)}:")
         for p in problems[:20]:
             print(f"  - {p}")
-    print(f"\n{len(pages)} pages checked, {len(failures)} with problems; screenshots in {root.parent / 'screenshots'}")
+    print(
+        f"\n{len(pages)} pages checked, {len(failures)} with problems; screenshots in "
+        f"{root.parent / 'screenshots'}"
+    )
     return 1 if failures else 0
 
 

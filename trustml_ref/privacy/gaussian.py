@@ -2,6 +2,7 @@
 
 Derived in the chapter ``notebooks/00_conventions`` ("How to read and run this book").
 """
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,9 @@ def _unit_interval(value: float, name: str) -> float:
     return float(value)
 
 
-def classical_gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 1.0) -> float:
+def classical_gaussian_sigma(
+    epsilon: float, delta: float, sensitivity: float = 1.0
+) -> float:
     r"""Noise scale of the classical Gaussian mechanism (Dwork & Roth 2014, Thm A.1).
 
     .. math:: \sigma = \Delta_2 \sqrt{2 \ln(1.25/\delta)} / \varepsilon,
@@ -38,14 +41,21 @@ def classical_gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 
     return sensitivity * math.sqrt(2.0 * math.log(1.25 / delta)) / epsilon
 
 
-def gaussian_delta(epsilon: Number, sigma: Number, sensitivity: Number = 1.0) -> torch.Tensor:
-    r"""Exact :math:`\delta(\varepsilon)` of the Gaussian mechanism (Balle & Wang 2018, Thm 8).
+def gaussian_delta(
+    epsilon: Number, sigma: Number, sensitivity: Number = 1.0
+) -> torch.Tensor:
+    r"""Exact :math:`\delta(\varepsilon)` of the Gaussian mechanism (Balle & Wang 2018,
+    Thm 8).
 
-    .. math:: \delta(\varepsilon) = \Phi\!\left(\frac{\Delta}{2\sigma} - \frac{\varepsilon\sigma}{\Delta}\right)
-              - e^{\varepsilon}\,\Phi\!\left(-\frac{\Delta}{2\sigma} - \frac{\varepsilon\sigma}{\Delta}\right)
+    .. math:: \delta(\varepsilon) = \Phi\!\left(\frac{\Delta}{2\sigma} -
+       \frac{\varepsilon\sigma}{\Delta}\right)
+              - e^{\varepsilon}\,\Phi\!\left(-\frac{\Delta}{2\sigma} -
+                \frac{\varepsilon\sigma}{\Delta}\right)
 
-    the smallest :math:`\delta` for which noise :math:`\mathcal N(0,\sigma^2)` on a query of
-    :math:`\ell_2`-sensitivity :math:`\Delta` is :math:`(\varepsilon,\delta)`-DP. Broadcasts
+    the smallest :math:`\delta` for which noise :math:`\mathcal N(0,\sigma^2)` on a
+    query of
+    :math:`\ell_2`-sensitivity :math:`\Delta` is :math:`(\varepsilon,\delta)`-DP.
+    Broadcasts
     over tensor arguments; the second term is computed in log space so large
     :math:`\varepsilon` does not overflow. Returns float64.
     """
@@ -60,10 +70,14 @@ def gaussian_delta(epsilon: Number, sigma: Number, sensitivity: Number = 1.0) ->
     return delta.clamp_min(0.0)
 
 
-def analytic_gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 1.0, *, tol: float = 1e-12) -> float:
-    r"""Smallest :math:`\sigma` with :func:`gaussian_delta` :math:`\le \delta` (the analytic Gaussian mechanism).
+def analytic_gaussian_sigma(
+    epsilon: float, delta: float, sensitivity: float = 1.0, *, tol: float = 1e-12
+) -> float:
+    r"""Smallest :math:`\sigma` with :func:`gaussian_delta` :math:`\le \delta` (the
+    analytic Gaussian mechanism).
 
-    :math:`\delta(\varepsilon)` decreases in :math:`\sigma`, so bisection on :math:`\sigma` finds it;
+    :math:`\delta(\varepsilon)` decreases in :math:`\sigma`, so bisection on
+    :math:`\sigma` finds it;
     valid for every :math:`\varepsilon > 0`. The returned value satisfies the bound
     (it is the upper end of the final bracket).
     """
@@ -85,11 +99,16 @@ def analytic_gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 1
 def gaussian_mechanism(
     value: torch.Tensor, sigma: float, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    r"""Release :math:`M(x) = q(x) + \mathcal N(0, \sigma^2 I)` for a query result ``value``."""
+    r"""Release :math:`M(x) = q(x) + \mathcal N(0, \sigma^2 I)` for a query result
+    ``value``."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"value must be a torch.Tensor, got {type(value).__name__}")
     if not value.is_floating_point():
-        raise TypeError(f"value must be a floating-point tensor, got dtype {value.dtype}")
+        raise TypeError(
+            f"value must be a floating-point tensor, got dtype {value.dtype}"
+        )
     _positive(sigma, "sigma")
-    noise = torch.randn(value.shape, generator=generator, dtype=value.dtype, device=value.device)
+    noise = torch.randn(
+        value.shape, generator=generator, dtype=value.dtype, device=value.device
+    )
     return value + sigma * noise

@@ -1,18 +1,28 @@
 r"""Smooth sensitivity of PATE's data-dependent privacy cost and its sanitised release.
 
-The data-dependent RDP :math:`\beta(n)` of Confident-GNMax depends on the private votes, so it cannot be
-published as is. Papernot et al. (2018, Section 4 and Appendix B) bound how much one teacher changes
-it: the local sensitivity at distance :math:`d`, :math:`LS(d)`, is the largest change of :math:`\beta` between
-two neighbouring vote histograms, one of them :math:`d` teacher changes away from ours. The smooth
-sensitivity :math:`SS_b = \max_d e^{-bd} LS(d)` then scales Gaussian noise for releasing the
+The data-dependent RDP :math:`\beta(n)` of Confident-GNMax depends on the private
+votes, so it cannot be
+published as is. Papernot et al. (2018, Section 4 and Appendix B) bound how much one
+teacher changes
+it: the local sensitivity at distance :math:`d`, :math:`LS(d)`, is the largest change
+of :math:`\beta` between
+two neighbouring vote histograms, one of them :math:`d` teacher changes away from ours.
+The smooth
+sensitivity :math:`SS_b = \max_d e^{-bd} LS(d)` then scales Gaussian noise for
+releasing the
 cost (the GNSS mechanism, their Theorem 23).
 
-Semantics follow TF-Privacy's ``research/pate_2018/smooth_sensitivity.py`` (tests pin its values):
-the GNMax cost :math:`\beta(q)` as a function of the bound :math:`q` is data-dependent below the crossing point
-:math:`q_0` and data-independent above it; one teacher moves :math:`q` at most to :math:`b_u(q)` or
-:math:`b_l(q)`. Two deliberate differences: arrays cover every distance :math:`0..N` (TF stops at
+Semantics follow TF-Privacy's ``research/pate_2018/smooth_sensitivity.py`` (tests pin
+its values):
+the GNMax cost :math:`\beta(q)` as a function of the bound :math:`q` is data-dependent
+below the crossing point
+:math:`q_0` and data-independent above it; one teacher moves :math:`q` at most to
+:math:`b_u(q)` or
+:math:`b_l(q)`. Two deliberate differences: arrays cover every distance :math:`0..N`
+(TF stops at
 :math:`N-1`), and the walk over distances is vectorised over queries.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,43 +52,63 @@ def _check_order(order: float) -> float:
 
 def _check_teachers(votes: np.ndarray, num_teachers: int) -> int:
     if int(num_teachers) != num_teachers or num_teachers < 1:
-        raise ValueError(f"num_teachers must be a positive integer, got {num_teachers!r}")
+        raise ValueError(
+            f"num_teachers must be a positive integer, got {num_teachers!r}"
+        )
     if np.any(votes.sum(axis=1) > num_teachers + 1e-9):
-        raise ValueError(f"votes sum to more than num_teachers={num_teachers} in some query")
+        raise ValueError(
+            f"votes sum to more than num_teachers={num_teachers} in some query"
+        )
     return int(num_teachers)
 
 
 @lru_cache(maxsize=256)
 def log_q0_gnmax(sigma: float, order: float) -> float:
-    r""":math:`\ln q_0`: above it the data-independent :math:`\alpha/\sigma^2` beats Theorem 6's bound.
+    r""":math:`\ln q_0`: above it the data-independent :math:`\alpha/\sigma^2` beats
+    Theorem 6's bound.
 
-    Root of :math:`\beta_{\text{dep}}(\ln q) = \alpha/\sigma^2`, bracketed below the natural upper bound
-    :math:`\min(-(1+1/\sigma)^2, -((\alpha-0.99)/\sigma)^2, -1/\sigma^2)` where Theorem 6's conditions hold.
+    Root of :math:`\beta_{\text{dep}}(\ln q) = \alpha/\sigma^2`, bracketed below the
+    natural upper bound
+    :math:`\min(-(1+1/\sigma)^2, -((\alpha-0.99)/\sigma)^2, -1/\sigma^2)` where Theorem
+    6's conditions hold.
     """
     sigma, order = _check_sigma(sigma), _check_order(order)
     independent = order / sigma**2
 
     def gap(lq: float) -> float:
-        return float(rdp_gnmax_bound(np.array([lq]), sigma, np.array([order]))[0, 0]) - independent
+        return (
+            float(rdp_gnmax_bound(np.array([lq]), sigma, np.array([order]))[0, 0])
+            - independent
+        )
 
-    upper = min(-((1 + 1 / sigma) ** 2), -(((order - 0.99) / sigma) ** 2), -1 / sigma**2)
+    upper = min(
+        -((1 + 1 / sigma) ** 2), -(((order - 0.99) / sigma) ** 2), -1 / sigma**2
+    )
     if gap(upper) < 0:
         return upper
     lower = 2 * upper
     while gap(lower) > 0:
         lower *= 1.5
         if lower < -1e4:
-            raise ArithmeticError(f"no crossing point q0 found for sigma={sigma}, order={order}")
+            raise ArithmeticError(
+                f"no crossing point q0 found for sigma={sigma}, order={order}"
+            )
     return float(optimize.brentq(gap, lower, upper))
 
 
 def log_q1_gnmax(sigma: float, order: float, num_classes: int) -> float:
-    r""":math:`\ln q_1 = \ln b_l(q_0)`: the smallest :math:`q` one teacher can reach from :math:`q_0`."""
-    return float(_log_q_neighbours(np.array([log_q0_gnmax(sigma, order)]), sigma, num_classes)[1][0])
+    r""":math:`\ln q_1 = \ln b_l(q_0)`: the smallest :math:`q` one teacher can reach
+    from :math:`q_0`."""
+    return float(
+        _log_q_neighbours(np.array([log_q0_gnmax(sigma, order)]), sigma, num_classes)[
+            1
+        ][0]
+    )
 
 
 def beta_gnmax(log_q: ArrayLike, sigma: float, order: float) -> np.ndarray:
-    r"""GNMax's RDP at one order as a function of :math:`\ln q`: Theorem 6 below :math:`q_0`,
+    r"""GNMax's RDP at one order as a function of :math:`\ln q`: Theorem 6 below
+    :math:`q_0`,
     :math:`\alpha/\sigma^2` above; :math:`q = 0` costs 0."""
     lq = np.asarray(log_q, dtype=np.float64)
     out = np.full(lq.shape, order / sigma**2)
@@ -90,34 +120,54 @@ def beta_gnmax(log_q: ArrayLike, sigma: float, order: float) -> np.ndarray:
     return out
 
 
-def _log_q_neighbours(log_q: np.ndarray, sigma: float, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    r""":math:`\ln b_u(q), \ln b_l(q)` with :math:`b_{u,l}(q) = \frac{m-1}{2}\operatorname{erfc}(\operatorname{erfc}^{-1}(\frac{2q}{m-1}) \mp \frac1\sigma)`:
-    the largest and smallest :math:`q` one teacher's change can produce (Proposition 13)."""
+def _log_q_neighbours(
+    log_q: np.ndarray, sigma: float, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`\ln b_u(q), \ln b_l(q)` with
+    :math:`b_{u,l}(q) =
+    \frac{m-1}{2}\operatorname{erfc}(\operatorname{erfc}^{-1}(\frac{2q}{m-1}) \mp
+    \frac1\sigma)`:
+    the largest and smallest :math:`q` one teacher's change can produce (Proposition
+    13)."""
     core = special.erfcinv(2 * np.exp(log_q) / (num_classes - 1))
     with np.errstate(divide="ignore"):
-        up = np.log(np.minimum(1.0, (num_classes - 1) / 2 * special.erfc(core - 1 / sigma)))
+        up = np.log(
+            np.minimum(1.0, (num_classes - 1) / 2 * special.erfc(core - 1 / sigma))
+        )
         low = np.log((num_classes - 1) / 2 * special.erfc(core + 1 / sigma))
     return up, low
 
 
-def _local_sensitivity_at_q(log_q: np.ndarray, sigma: float, num_classes: int, order: float) -> np.ndarray:
-    r"""Algorithm 3: :math:`\max(\beta(b_u(q)) - \beta(q), \beta(q) - \beta(b_l(q)))`, with :math:`q` in
-    :math:`[q_1, q_0]` replaced by :math:`q_1 = b_l(q_0)` (where the maximum is attained)."""
+def _local_sensitivity_at_q(
+    log_q: np.ndarray, sigma: float, num_classes: int, order: float
+) -> np.ndarray:
+    r"""Algorithm 3: :math:`\max(\beta(b_u(q)) - \beta(q), \beta(q) - \beta(b_l(q)))`,
+    with :math:`q` in
+    :math:`[q_1, q_0]` replaced by :math:`q_1 = b_l(q_0)` (where the maximum is
+    attained)."""
     lq0 = log_q0_gnmax(sigma, order)
     lq1 = log_q1_gnmax(sigma, order, num_classes)
     lq = np.asarray(log_q, dtype=np.float64)
     lq = np.where((lq >= lq1) & (lq <= lq0), lq1, lq)
     up, low = _log_q_neighbours(lq, sigma, num_classes)
     beta = beta_gnmax(lq, sigma, order)
-    return np.maximum(beta_gnmax(up, sigma, order) - beta, beta - beta_gnmax(low, sigma, order))
+    return np.maximum(
+        beta_gnmax(up, sigma, order) - beta, beta - beta_gnmax(low, sigma, order)
+    )
 
 
-def local_sensitivity_gnmax(votes: ArrayLike, num_teachers: int, sigma: float, order: float) -> np.ndarray:
-    r"""Local sensitivity of GNMax's RDP at distance :math:`d = 0..N` per query, shape (queries, N+1).
+def local_sensitivity_gnmax(
+    votes: ArrayLike, num_teachers: int, sigma: float, order: float
+) -> np.ndarray:
+    r"""Local sensitivity of GNMax's RDP at distance :math:`d = 0..N` per query, shape
+    (queries, N+1).
 
-    Algorithms 4–5 of Papernot et al. (2018): from the sorted histogram, move one vote at a time
-    from the runner-up to the leader while :math:`q > q_0` (towards the data-dependent regime), or from
-    the leader to the runner-up while :math:`q < q_1`; beyond that every distance reaches the plateau
+    Algorithms 4–5 of Papernot et al. (2018): from the sorted histogram, move one vote
+    at a time
+    from the runner-up to the leader while :math:`q > q_0` (towards the data-dependent
+    regime), or from
+    the leader to the runner-up while :math:`q < q_1`; beyond that every distance
+    reaches the plateau
     :math:`LS(q_1)`.
     """
     v = np.sort(_check_votes(votes), axis=1)[:, ::-1].copy()
@@ -145,22 +195,31 @@ def local_sensitivity_gnmax(votes: ArrayLike, num_teachers: int, sigma: float, o
     return out
 
 
-def local_sensitivity_threshold(votes: ArrayLike, num_teachers: int, threshold: float, sigma1: float,
-                                order: float) -> np.ndarray:
-    r"""Local sensitivity of the threshold step's RDP at distance :math:`d = 0..N` per query.
+def local_sensitivity_threshold(
+    votes: ArrayLike, num_teachers: int, threshold: float, sigma1: float, order: float
+) -> np.ndarray:
+    r"""Local sensitivity of the threshold step's RDP at distance :math:`d = 0..N` per
+    query.
 
-    The cost depends on the votes only through the rounded maximum :math:`v`; at distance :math:`d` the maximum is
+    The cost depends on the votes only through the rounded maximum :math:`v`; at
+    distance :math:`d` the maximum is
     :math:`v \pm d`, and one more teacher moves it by one:
-    :math:`LS(d) = \max_{u \in \{v-d, v+d\}} \max_{u' = u \pm 1} |\beta_T(u') - \beta_T(u)|`.
+    :math:`LS(d) = \max_{u \in \{v-d, v+d\}} \max_{u' = u \pm 1} |\beta_T(u') -
+    \beta_T(u)|`.
     """
     v = _check_votes(votes)
     n = _check_teachers(v, num_teachers)
     sigma1, order = _check_sigma(sigma1, "sigma1"), _check_order(order)
     counts = np.arange(n + 1, dtype=np.float64)
-    cost = rdp_threshold(log_pr_answered(np.column_stack([counts, np.zeros(n + 1)]), threshold, sigma1),
-                         sigma1, [order])[:, 0]
+    cost = rdp_threshold(
+        log_pr_answered(np.column_stack([counts, np.zeros(n + 1)]), threshold, sigma1),
+        sigma1,
+        [order],
+    )[:, 0]
     step = np.abs(np.diff(cost))  # |beta(u+1) - beta(u)|, u = 0..n-1
-    ls_at = np.maximum(np.concatenate([[-np.inf], step]), np.concatenate([step, [-np.inf]]))
+    ls_at = np.maximum(
+        np.concatenate([[-np.inf], step]), np.concatenate([step, [-np.inf]])
+    )
     top = np.round(v.max(axis=1)).astype(int)
     d = np.arange(n + 1)
     out = np.zeros((len(v), n + 1))
@@ -171,11 +230,17 @@ def local_sensitivity_threshold(votes: ArrayLike, num_teachers: int, threshold: 
     return out
 
 
-def check_conditions_gnmax(sigma: float, num_classes: int, order: float, grid: int = 4000) -> tuple[bool, bool]:
-    r"""Conditions C5 and C6 of Papernot et al. (2018, App. B.4.2) under which Algorithm 3 bounds the local
-    sensitivity: :math:`\beta(q)` is non-decreasing on :math:`(0, q_0)` (C5) and :math:`\beta(b_u(q)) - \beta(q)` is
-    non-decreasing on :math:`(0, b_l(q_0))` (C6). Checked numerically on a log-spaced grid of :math:`q`
-    (TF-Privacy differentiates symbolically); a False means the sanitised :math:`\varepsilon` must not be released.
+def check_conditions_gnmax(
+    sigma: float, num_classes: int, order: float, grid: int = 4000
+) -> tuple[bool, bool]:
+    r"""Conditions C5 and C6 of Papernot et al. (2018, App. B.4.2) under which
+    Algorithm 3 bounds the local
+    sensitivity: :math:`\beta(q)` is non-decreasing on :math:`(0, q_0)` (C5) and
+    :math:`\beta(b_u(q)) - \beta(q)` is
+    non-decreasing on :math:`(0, b_l(q_0))` (C6). Checked numerically on a log-spaced
+    grid of :math:`q`
+    (TF-Privacy differentiates symbolically); a False means the sanitised
+    :math:`\varepsilon` must not be released.
     """
     sigma, order = _check_sigma(sigma), _check_order(order)
     if int(num_classes) != num_classes or num_classes < 2:
@@ -183,7 +248,9 @@ def check_conditions_gnmax(sigma: float, num_classes: int, order: float, grid: i
     lq0 = log_q0_gnmax(sigma, order)
 
     def non_decreasing(values: np.ndarray) -> bool:
-        return bool(np.all(np.diff(values) >= -1e-12 * np.maximum(1.0, np.abs(values[1:]))))
+        return bool(
+            np.all(np.diff(values) >= -1e-12 * np.maximum(1.0, np.abs(values[1:])))
+        )
 
     def bound(lq: np.ndarray) -> np.ndarray:
         return rdp_gnmax_bound(lq, sigma, np.array([order]))[:, 0]
@@ -207,15 +274,22 @@ def smooth_sensitivity(local: ArrayLike, beta: float) -> np.ndarray:
 
 
 def rdp_gnss(beta: float, sigma: float, order: float) -> float:
-    r"""RDP of releasing :math:`f(x) + SS_b(x)\,\mathcal N(0, \sigma^2)` (Theorem 23), valid for :math:`1 < \alpha < 1/(2b)`:
+    r"""RDP of releasing :math:`f(x) + SS_b(x)\,\mathcal N(0, \sigma^2)` (Theorem 23),
+    valid for :math:`1 < \alpha < 1/(2b)`:
 
-    :math:`\frac{\alpha e^{2b}}{\sigma^2} + \frac{b\alpha - \frac12\ln(1 - 2\alpha b)}{\alpha - 1}`.
+    :math:`\frac{\alpha e^{2b}}{\sigma^2} + \frac{b\alpha - \frac12\ln(1 - 2\alpha
+    b)}{\alpha - 1}`.
     """
     sigma, order = _check_sigma(sigma), _check_order(order)
     if beta < 0 or (beta > 0 and not order < 1 / (2 * beta)):
-        raise ValueError(f"order must lie in (1, 1/(2 beta)) = (1, {1 / (2 * beta) if beta else math.inf:.4g}), "
-                         f"got order={order}, beta={beta}")
-    return order * math.exp(2 * beta) / sigma**2 + (beta * order - 0.5 * math.log1p(-2 * order * beta)) / (order - 1)
+        raise ValueError(
+            "order must lie in (1, 1/(2 beta)) = (1, "
+            f"{1 / (2 * beta) if beta else math.inf:.4g}), "
+            f"got order={order}, beta={beta}"
+        )
+    return order * math.exp(2 * beta) / sigma**2 + (
+        beta * order - 0.5 * math.log1p(-2 * order * beta)
+    ) / (order - 1)
 
 
 @dataclass(frozen=True)
@@ -230,20 +304,36 @@ class SanitizedEpsilon:
     rdp_release: float  #: RDP cost of the release itself (Theorem 23)
     released_rdp: float  #: the noisy, publishable RDP
     eps: float  #: (eps, delta) of aggregation + release, PATE's conversion at ``order``
-    eps_upper: float  #: the same with the release's mean plus two standard deviations (what TF-Privacy optimises)
+    # : the same with the release's mean plus two standard deviations (what TF-Privacy
+    # optimises)
+    eps_upper: float
 
 
-def sanitized_epsilon(votes: ArrayLike, num_teachers: int, threshold: float, sigma1: float, sigma2: float,
-                      order: float, delta: float, rng: np.random.Generator,
-                      betas: ArrayLike | None = None) -> SanitizedEpsilon:
-    r"""Release Confident-GNMax's data-dependent cost with smooth sensitivity (Papernot et al. 2018, §4).
+def sanitized_epsilon(
+    votes: ArrayLike,
+    num_teachers: int,
+    threshold: float,
+    sigma1: float,
+    sigma2: float,
+    order: float,
+    delta: float,
+    rng: np.random.Generator,
+    betas: ArrayLike | None = None,
+) -> SanitizedEpsilon:
+    r"""Release Confident-GNMax's data-dependent cost with smooth sensitivity (Papernot
+    et al. 2018, §4).
 
     The expected local sensitivities of all queries add up,
-    :math:`LS(d) = \sum_i LS^{\text{thr}}_i(d) + \Pr[\text{answered}_i]\,LS^{\text{GNMax}}_i(d)`; for each :math:`b`
-    in ``betas`` (default :math:`[0.3, 0.495)/\alpha`) the noise :math:`\sigma_{ss} = (\alpha e^{2b}/SS_b)^{1/3}` minimises
-    the release cost plus two noise standard deviations, and the best :math:`b` is kept. Choosing
-    :math:`b` with the private votes is what the paper does; it is not itself charged. Raises when
-    conditions C5–C6 (:func:`check_conditions_gnmax`) fail for ``sigma2`` at ``order``: the bound is
+    :math:`LS(d) = \sum_i LS^{\text{thr}}_i(d) +
+    \Pr[\text{answered}_i]\,LS^{\text{GNMax}}_i(d)`; for each :math:`b`
+    in ``betas`` (default :math:`[0.3, 0.495)/\alpha`) the noise
+    :math:`\sigma_{ss} = (\alpha e^{2b}/SS_b)^{1/3}` minimises
+    the release cost plus two noise standard deviations, and the best :math:`b` is
+    kept. Choosing
+    :math:`b` with the private votes is what the paper does; it is not itself charged.
+    Raises when
+    conditions C5–C6 (:func:`check_conditions_gnmax`) fail for ``sigma2`` at ``order``:
+    the bound is
     then not proven and nothing may be released.
     """
     v = _check_votes(votes)
@@ -252,15 +342,28 @@ def sanitized_epsilon(votes: ArrayLike, num_teachers: int, threshold: float, sig
     if not 0 < delta < 1:
         raise ValueError(f"delta must lie in (0, 1), got {delta}")
     if not all(check_conditions_gnmax(sigma2, v.shape[1], order)):
-        raise ValueError(f"conditions C5-C6 fail for sigma2={sigma2}, order={order}: the smooth-sensitivity bound "
-                         "does not hold; use a larger sigma2 or another order")
+        raise ValueError(
+            f"conditions C5-C6 fail for sigma2={sigma2}, order={order}: the "
+            "smooth-sensitivity bound "
+            "does not hold; use a larger sigma2 or another order"
+        )
     lp = log_pr_answered(v, threshold, sigma1)
     p = np.exp(lp)
-    rdp = float(np.sum(rdp_threshold(lp, sigma1, [order])[:, 0]
-                       + p * rdp_gnmax(log_q_gnmax(v, sigma2), sigma2, [order])[:, 0]))
-    ls = (local_sensitivity_threshold(v, n, threshold, sigma1, order)
-          + p[:, None] * local_sensitivity_gnmax(v, n, sigma2, order)).sum(axis=0)
-    grid = np.arange(0.3 / order, 0.495 / order, 0.01 / order) if betas is None else np.asarray(betas, float)
+    rdp = float(
+        np.sum(
+            rdp_threshold(lp, sigma1, [order])[:, 0]
+            + p * rdp_gnmax(log_q_gnmax(v, sigma2), sigma2, [order])[:, 0]
+        )
+    )
+    ls = (
+        local_sensitivity_threshold(v, n, threshold, sigma1, order)
+        + p[:, None] * local_sensitivity_gnmax(v, n, sigma2, order)
+    ).sum(axis=0)
+    grid = (
+        np.arange(0.3 / order, 0.495 / order, 0.01 / order)
+        if betas is None
+        else np.asarray(betas, float)
+    )
     best = None
     for b in grid:
         ss = float(smooth_sensitivity(ls, b))
@@ -271,6 +374,14 @@ def sanitized_epsilon(votes: ArrayLike, num_teachers: int, threshold: float, sig
     _, b, ss, sigma_ss, cost = best
     released = rdp + ss * sigma_ss * float(rng.standard_normal())
     log_term = math.log(1 / delta) / (order - 1)
-    return SanitizedEpsilon(order, rdp, float(b), ss, sigma_ss, float(cost), released,
-                            float(released + cost + log_term), float(rdp + 2 * ss * sigma_ss + cost + log_term))
-
+    return SanitizedEpsilon(
+        order,
+        rdp,
+        float(b),
+        ss,
+        sigma_ss,
+        float(cost),
+        released,
+        float(released + cost + log_term),
+        float(rdp + 2 * ss * sigma_ss + cost + log_term),
+    )

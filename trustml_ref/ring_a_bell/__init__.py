@@ -1,4 +1,6 @@
-"""Ring-A-Bell (Tsai et al., ICLR 2024): concept extraction and discrete prompt search against concept removal."""
+"""Ring-A-Bell (Tsai et al., ICLR 2024): concept extraction and discrete prompt search
+against concept removal."""
+
 from trustml_ref.ring_a_bell.concept import (
     concept_direction,
     concept_vector,
@@ -7,7 +9,11 @@ from trustml_ref.ring_a_bell.concept import (
     target_embedding,
     text_embedding,
 )
-from trustml_ref.ring_a_bell.evaluate import attack_success_rate, prompt_success, union_success_rate
+from trustml_ref.ring_a_bell.evaluate import (
+    attack_success_rate,
+    prompt_success,
+    union_success_rate,
+)
 from trustml_ref.ring_a_bell.search import (
     SearchResult,
     allowed_token_ids,
@@ -18,6 +24,21 @@ from trustml_ref.ring_a_bell.search import (
     prompt_ids,
 )
 
-__all__ = ["SearchResult", "allowed_token_ids", "attack_success_rate", "concept_direction", "concept_vector", "crossover", "decode",
-           "embed_ids", "fitness", "genetic_search", "mutate", "prompt_ids", "prompt_success", "target_embedding",
-           "text_embedding", "union_success_rate"]
+__all__ = [
+    "SearchResult",
+    "allowed_token_ids",
+    "attack_success_rate",
+    "concept_direction",
+    "concept_vector",
+    "crossover",
+    "decode",
+    "embed_ids",
+    "fitness",
+    "genetic_search",
+    "mutate",
+    "prompt_ids",
+    "prompt_success",
+    "target_embedding",
+    "text_embedding",
+    "union_success_rate",
+]

@@ -1,42 +1,73 @@
 r"""Training and sampling the toy text-to-image model with diffusers' schedulers.
 
-Training minimises :math:`\mathbb E\,\|\epsilon - \epsilon_\theta(\sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\epsilon, t, f(P))\|^2`
-jointly over the denoiser and the text encoder, with the caption dropped to the empty prompt 10% of
+Training minimises
+:math:`\mathbb E\,\|\epsilon - \epsilon_\theta(\sqrt{\bar\alpha_t}x_0 +
+\sqrt{1-\bar\alpha_t}\epsilon, t, f(P))\|^2`
+jointly over the denoiser and the text encoder, with the caption dropped to the empty
+prompt 10% of
 the time so that guidance can be used when sampling:
-:math:`\hat\epsilon = \epsilon_\theta(x_t, t, f(\varnothing)) + w\,(\epsilon_\theta(x_t, t, f(P)) - \epsilon_\theta(x_t, t, f(\varnothing)))`.
-The inference-time concept removal subtracts a guidance term toward a negative prompt (negative
-guidance, the core of safe latent diffusion's safety guidance without its warm-up and momentum).
+:math:`\hat\epsilon = \epsilon_\theta(x_t, t, f(\varnothing)) +
+w\,(\epsilon_\theta(x_t, t, f(P)) - \epsilon_\theta(x_t, t, f(\varnothing)))`.
+The inference-time concept removal subtracts a guidance term toward a negative prompt
+(negative
+guidance, the core of safe latent diffusion's safety guidance without its warm-up and
+momentum).
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 
-def diffusion_loss(denoiser: nn.Module, scheduler, images: torch.Tensor, text_states: torch.Tensor,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def diffusion_loss(
+    denoiser: nn.Module,
+    scheduler,
+    images: torch.Tensor,
+    text_states: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """The noise-prediction loss on images scaled to [-1, 1]."""
     x0 = images * 2 - 1
     noise = torch.randn(x0.shape, generator=generator)
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=generator)
-    return ((denoiser(scheduler.add_noise(x0, noise, t), t, text_states) - noise) ** 2).mean()
+    t = torch.randint(
+        0, scheduler.config.num_train_timesteps, (len(x0),), generator=generator
+    )
+    return (
+        (denoiser(scheduler.add_noise(x0, noise, t), t, text_states) - noise) ** 2
+    ).mean()
 
 
 @torch.no_grad()
-def sample(denoiser: nn.Module, scheduler, text_states: torch.Tensor, uncond_states: torch.Tensor, *,
-           guidance: float = 1.0, negative_states: torch.Tensor | None = None, negative_scale: float = 1.0,
-           steps: int = 25, generator: torch.Generator | None = None,
-           image_shape: tuple[int, int, int] = (3, 16, 16)) -> torch.Tensor:
-    r"""Images in [0, 1] from text states (B, L, d), with classifier-free guidance ``guidance`` against
-    ``uncond_states`` (the empty prompt's (L, d) states) and, when ``negative_states`` (L, d) is given,
+def sample(
+    denoiser: nn.Module,
+    scheduler,
+    text_states: torch.Tensor,
+    uncond_states: torch.Tensor,
+    *,
+    guidance: float = 1.0,
+    negative_states: torch.Tensor | None = None,
+    negative_scale: float = 1.0,
+    steps: int = 25,
+    generator: torch.Generator | None = None,
+    image_shape: tuple[int, int, int] = (3, 16, 16),
+) -> torch.Tensor:
+    r"""Images in [0, 1] from text states (B, L, d), with classifier-free guidance
+    ``guidance`` against
+    ``uncond_states`` (the empty prompt's (L, d) states) and, when ``negative_states``
+    (L, d) is given,
     negative guidance away from it:
-    :math:`\hat\epsilon = \epsilon_\varnothing + w(\epsilon_P - \epsilon_\varnothing) - s(\epsilon_{\text{neg}} - \epsilon_\varnothing)`."""
+    :math:`\hat\epsilon = \epsilon_\varnothing + w(\epsilon_P - \epsilon_\varnothing) -
+    s(\epsilon_{\text{neg}} - \epsilon_\varnothing)`."""
     batch = len(text_states)
     conds = [uncond_states.expand(batch, -1, -1), text_states]
     if negative_states is not None:
         conds.append(negative_states.expand(batch, -1, -1))
     if any(c.shape != text_states.shape for c in conds):
-        raise ValueError(f"uncond and negative states must be (L, d) rows of text_states {tuple(text_states.shape)}")
+        raise ValueError(
+            "uncond and negative states must be (L, d) rows of text_states "
+            f"{tuple(text_states.shape)}"
+        )
     scheduler.set_timesteps(steps)
     x = torch.randn((batch, *image_shape), generator=generator)
     states = torch.cat(conds)

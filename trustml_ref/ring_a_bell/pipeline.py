@@ -1,9 +1,13 @@
-"""The toy text-to-image pipeline: tokenizer, text encoder, denoiser and scheduler, called like diffusers'
-Stable Diffusion pipelines (``prompt`` or ``prompt_embeds``, ``negative_prompt``, guidance, steps, generator).
+"""The toy text-to-image pipeline: tokenizer, text encoder, denoiser and scheduler,
+called like diffusers'
+Stable Diffusion pipelines (``prompt`` or ``prompt_embeds``, ``negative_prompt``,
+guidance, steps, generator).
 
-The attack itself needs only the text encoder and tokenizer; generation goes through ``__call__``, so
+The attack itself needs only the text encoder and tokenizer; generation goes through
+``__call__``, so
 a ``StableDiffusionPipeline`` can stand in for this class on the Colab profile.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -27,7 +31,8 @@ class ToyPipeline:
 
     @classmethod
     def from_pretrained(cls, path: str | Path = CHECKPOINT) -> ToyPipeline:
-        """Load the four components saved by ``tools/train_ring_a_bell_toy.py`` (local files only)."""
+        """Load the four components saved by ``tools/train_ring_a_bell_toy.py`` (local
+        files only)."""
         from diffusers import DDIMScheduler
         from transformers import CLIPTextModel, PreTrainedTokenizerFast
 
@@ -35,16 +40,29 @@ class ToyPipeline:
 
         path = Path(path)
         if not (path / "denoiser").is_dir():
-            raise FileNotFoundError(f"no toy checkpoint at {path} (expected tokenizer/, text_encoder/, denoiser/, scheduler/)")
-        pipe = cls(PreTrainedTokenizerFast.from_pretrained(path / "tokenizer"),
-                   CLIPTextModel.from_pretrained(path / "text_encoder").eval(),
-                   TinyTextDenoiser.from_pretrained(path / "denoiser").eval(),
-                   DDIMScheduler.from_pretrained(path / "scheduler"))
+            raise FileNotFoundError(
+                f"no toy checkpoint at {path} (expected tokenizer/, text_encoder/, "
+                "denoiser/, scheduler/)"
+            )
+        pipe = cls(
+            PreTrainedTokenizerFast.from_pretrained(path / "tokenizer"),
+            CLIPTextModel.from_pretrained(path / "text_encoder").eval(),
+            TinyTextDenoiser.from_pretrained(path / "denoiser").eval(),
+            DDIMScheduler.from_pretrained(path / "scheduler"),
+        )
         for part in ("text_encoder", "denoiser"):
-            missing = [n for n, p in getattr(pipe, part).named_parameters() if p.device.type == "meta"]
+            missing = [
+                n
+                for n, p in getattr(pipe, part).named_parameters()
+                if p.device.type == "meta"
+            ]
             if missing:
-                raise ValueError(f"{path / part} lacks weights for {missing[:3]}...: the checkpoint was saved by "
-                                 "another version of the model; retrain it with tools/train_ring_a_bell_toy.py")
+                raise ValueError(
+                    f"{path / part} lacks weights for {missing[:3]}...: the checkpoint "
+                    "was saved by "
+                    "another version of the model; retrain it with "
+                    "tools/train_ring_a_bell_toy.py"
+                )
         return pipe
 
     def with_denoiser(self, denoiser: nn.Module) -> ToyPipeline:
@@ -54,39 +72,82 @@ class ToyPipeline:
     def embed(self, prompts: list[str]) -> torch.Tensor:
         return text_embedding(self.text_encoder, self.tokenizer, prompts)
 
-    def __call__(self, prompt: list[str] | None = None, *, prompt_embeds: torch.Tensor | None = None,
-                 negative_prompt: str | None = None, negative_scale: float = 1.0, num_images_per_prompt: int = 1,
-                 guidance_scale: float = 1.0, num_inference_steps: int = 25,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Images (prompts × num_images_per_prompt, 3, 16, 16) in [0, 1], grouped by prompt. The toy model
-        samples best without classifier-free guidance (``guidance_scale=1``: larger values degrade it,
-        measured in the chapter); ``negative_prompt`` steers away from a concept (negative guidance)."""
+    def __call__(
+        self,
+        prompt: list[str] | None = None,
+        *,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt: str | None = None,
+        negative_scale: float = 1.0,
+        num_images_per_prompt: int = 1,
+        guidance_scale: float = 1.0,
+        num_inference_steps: int = 25,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Images (prompts × num_images_per_prompt, 3, 16, 16) in [0, 1], grouped by
+        prompt. The toy model
+        samples best without classifier-free guidance (``guidance_scale=1``: larger
+        values degrade it,
+        measured in the chapter); ``negative_prompt`` steers away from a concept
+        (negative guidance)."""
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("pass exactly one of prompt and prompt_embeds")
         states = self.embed(list(prompt)) if prompt is not None else prompt_embeds
         states = states.repeat_interleave(num_images_per_prompt, 0)
         negative = self.embed([negative_prompt])[0] if negative_prompt else None
-        return sample(self.denoiser, self.scheduler, states, self.embed([""])[0], guidance=guidance_scale,
-                      negative_states=negative, negative_scale=negative_scale, steps=num_inference_steps,
-                      generator=generator)
+        return sample(
+            self.denoiser,
+            self.scheduler,
+            states,
+            self.embed([""])[0],
+            guidance=guidance_scale,
+            negative_states=negative,
+            negative_scale=negative_scale,
+            steps=num_inference_steps,
+            generator=generator,
+        )
 
 
-def quality_gates(pipe: ToyPipeline, images_per_prompt: int = 4, seed: int = 0, steps: int = 25) -> dict[str, float]:
-    """How well the toy model learned its world, read by the detector: for every colour, the fraction of
-    images whose dominant colour is the one the prompt names (prompts over all shapes, one per shape and
-    size, positions rotating), and for every correlated phrase of red the fraction of red images."""
+def quality_gates(
+    pipe: ToyPipeline, images_per_prompt: int = 4, seed: int = 0, steps: int = 25
+) -> dict[str, float]:
+    """How well the toy model learned its world, read by the detector: for every
+    colour, the fraction of
+    images whose dominant colour is the one the prompt names (prompts over all shapes,
+    one per shape and
+    size, positions rotating), and for every correlated phrase of red the fraction of
+    red images."""
     from trustml_ref.ring_a_bell import toy
 
     g = torch.Generator().manual_seed(seed)
     positions = list(toy.POSITIONS)
     report: dict[str, float] = {}
     for colour in toy.COLOURS:
-        prompts = [f"a {size} {colour} {shape} on the {positions[i % len(positions)]}"
-                   for i, (size, shape) in enumerate((s, h) for s in toy.SIZES for h in toy.SHAPES)]
-        images = pipe(prompts, num_images_per_prompt=images_per_prompt, num_inference_steps=steps, generator=g)
-        report[colour] = sum(c == colour for c in toy.dominant_colour(images)) / len(images)
+        prompts = [
+            f"a {size} {colour} {shape} on the {positions[i % len(positions)]}"
+            for i, (size, shape) in enumerate(
+                (s, h) for s in toy.SIZES for h in toy.SHAPES
+            )
+        ]
+        images = pipe(
+            prompts,
+            num_images_per_prompt=images_per_prompt,
+            num_inference_steps=steps,
+            generator=g,
+        )
+        report[colour] = sum(c == colour for c in toy.dominant_colour(images)) / len(
+            images
+        )
     for phrase in toy.CORRELATED["red"]:
-        prompts = [f"a big {shape} {phrase} on the {positions[i]}" for i, shape in enumerate(toy.SHAPES)]
-        images = pipe(prompts, num_images_per_prompt=images_per_prompt, num_inference_steps=steps, generator=g)
+        prompts = [
+            f"a big {shape} {phrase} on the {positions[i]}"
+            for i, shape in enumerate(toy.SHAPES)
+        ]
+        images = pipe(
+            prompts,
+            num_images_per_prompt=images_per_prompt,
+            num_inference_steps=steps,
+            generator=g,
+        )
         report[phrase] = float(toy.detect(images).float().mean())
     return report

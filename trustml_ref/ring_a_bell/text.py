@@ -1,9 +1,13 @@
-"""A word-level tokenizer and a small CLIP text encoder built offline (the toy world's text side).
+"""A word-level tokenizer and a small CLIP text encoder built offline (the toy world's
+text side).
 
-The tokenizer is a ``transformers.PreTrainedTokenizerFast`` over a ``tokenizers`` WordLevel model, so
-it saves and loads with ``save_pretrained``/``from_pretrained`` like any Hub tokenizer; sequences are
+The tokenizer is a ``transformers.PreTrainedTokenizerFast`` over a ``tokenizers``
+WordLevel model, so
+it saves and loads with ``save_pretrained``/``from_pretrained`` like any Hub tokenizer;
+sequences are
 ``[BOS] words [EOS]`` padded with EOS to ``max_length``, as CLIP's are.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -12,7 +16,8 @@ import torch
 
 
 def build_tokenizer(words: Sequence[str], max_length: int):
-    """A word-level tokenizer over ``words`` (lower-cased, whitespace-split) with CLIP's conventions."""
+    """A word-level tokenizer over ``words`` (lower-cased, whitespace-split) with
+    CLIP's conventions."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -24,20 +29,39 @@ def build_tokenizer(words: Sequence[str], max_length: int):
     core.normalizer = normalizers.Lowercase()
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     core.post_processor = processors.TemplateProcessing(
-        single="<|startoftext|> $A <|endoftext|>", special_tokens=[(s, vocab[s]) for s in specials[:2]])
-    return PreTrainedTokenizerFast(tokenizer_object=core, bos_token=specials[0], eos_token=specials[1],
-                                   pad_token=specials[1], unk_token=specials[2], model_max_length=max_length)
+        single="<|startoftext|> $A <|endoftext|>",
+        special_tokens=[(s, vocab[s]) for s in specials[:2]],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token=specials[0],
+        eos_token=specials[1],
+        pad_token=specials[1],
+        unk_token=specials[2],
+        model_max_length=max_length,
+    )
 
 
-def build_text_encoder(tokenizer, hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0):
-    """A small ``CLIPTextModel`` for ``tokenizer``; token embeddings drawn with unit scale so prompts are
-    distinguishable from the start (CLIP's default 0.02 makes every prompt encode nearly alike)."""
+def build_text_encoder(
+    tokenizer, hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0
+):
+    """A small ``CLIPTextModel`` for ``tokenizer``; token embeddings drawn with unit
+    scale so prompts are
+    distinguishable from the start (CLIP's default 0.02 makes every prompt encode
+    nearly alike)."""
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    config = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=4 * hidden,
-                            num_hidden_layers=layers, num_attention_heads=heads,
-                            max_position_embeddings=tokenizer.model_max_length, bos_token_id=tokenizer.bos_token_id,
-                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        max_position_embeddings=tokenizer.model_max_length,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(seed)
     model = CLIPTextModel(config)
     with torch.no_grad():

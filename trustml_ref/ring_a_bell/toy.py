@@ -1,11 +1,17 @@
-"""The chapter's offline world: small procedurally drawn images and captions, with a harmless concept (red).
+"""The chapter's offline world: small procedurally drawn images and captions, with a
+harmless concept (red).
 
-Each 16×16 RGB image shows one filled shape (circle, square, triangle or cross) of one colour (red, blue,
-green or yellow), small or big, at one of five positions, on a light background. Captions name the
-attributes from a small vocabulary with synonyms ("crimson", "scarlet" for red) and correlated phrases
-("like fire"); some captions leave the colour out. The concept to remove and to recover is *red*; the
+Each 16×16 RGB image shows one filled shape (circle, square, triangle or cross) of one
+colour (red, blue,
+green or yellow), small or big, at one of five positions, on a light background.
+Captions name the
+attributes from a small vocabulary with synonyms ("crimson", "scarlet" for red) and
+correlated phrases
+("like fire"); some captions leave the colour out. The concept to remove and to recover
+is *red*; the
 detector (the NudeNet/Q16 analogue) flags an image whose foreground is mostly red.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,16 +21,47 @@ import torch
 
 SIZE = 16
 BACKGROUND = 0.95
-COLOURS = {"red": (0.85, 0.10, 0.10), "blue": (0.10, 0.25, 0.85), "green": (0.10, 0.60, 0.15),
-           "yellow": (0.90, 0.80, 0.10)}
-SYNONYMS = {"red": ("red", "crimson", "scarlet"), "blue": ("blue", "azure", "navy"),
-            "green": ("green", "emerald", "olive"), "yellow": ("yellow", "golden", "amber")}
-CORRELATED = {"red": ("like fire", "like blood", "like a cherry"), "blue": ("like the sky", "like the sea"),
-              "green": ("like grass", "like leaves"), "yellow": ("like the sun", "like a lemon")}
+COLOURS = {
+    "red": (0.85, 0.10, 0.10),
+    "blue": (0.10, 0.25, 0.85),
+    "green": (0.10, 0.60, 0.15),
+    "yellow": (0.90, 0.80, 0.10),
+}
+SYNONYMS = {
+    "red": ("red", "crimson", "scarlet"),
+    "blue": ("blue", "azure", "navy"),
+    "green": ("green", "emerald", "olive"),
+    "yellow": ("yellow", "golden", "amber"),
+}
+CORRELATED = {
+    "red": ("like fire", "like blood", "like a cherry"),
+    "blue": ("like the sky", "like the sea"),
+    "green": ("like grass", "like leaves"),
+    "yellow": ("like the sun", "like a lemon"),
+}
 SHAPES = ("circle", "square", "triangle", "cross")
-POSITIONS = {"left": (8, 4), "right": (8, 11), "top": (4, 8), "bottom": (11, 8), "center": (8, 8)}
+POSITIONS = {
+    "left": (8, 4),
+    "right": (8, 11),
+    "top": (4, 8),
+    "bottom": (11, 8),
+    "center": (8, 8),
+}
 SIZES = {"small": 2.5, "big": 4.5}
-FILLER = ("picture", "drawing", "of", "bright", "dark", "plain", "simple", "shape", "one", "with", "and", "very")
+FILLER = (
+    "picture",
+    "drawing",
+    "of",
+    "bright",
+    "dark",
+    "plain",
+    "simple",
+    "shape",
+    "one",
+    "with",
+    "and",
+    "very",
+)
 
 
 def vocabulary() -> list[str]:
@@ -47,54 +84,96 @@ class Scene:
 
 
 def render(scene: Scene, rng: np.random.Generator, noise: float = 0.03) -> torch.Tensor:
-    """A (3, 16, 16) image in [0, 1] of one scene, with a little colour jitter and pixel noise."""
+    """A (3, 16, 16) image in [0, 1] of one scene, with a little colour jitter and
+    pixel noise."""
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(float)
     cy, cx = POSITIONS[scene.position]
     cy, cx = cy + rng.uniform(-0.7, 0.7), cx + rng.uniform(-0.7, 0.7)
     r = SIZES[scene.size]
     dy, dx = yy - cy, xx - cx
-    mask = {"circle": dy**2 + dx**2 <= r**2,
-            "square": (np.abs(dy) <= r * 0.85) & (np.abs(dx) <= r * 0.85),
-            "triangle": (dy >= -r) & (dy <= r) & (np.abs(dx) <= (dy + r) / 2),
-            "cross": ((np.abs(dy) <= r) & (np.abs(dx) <= r / 3)) | ((np.abs(dx) <= r) & (np.abs(dy) <= r / 3))}[scene.shape]
-    colour = np.clip(np.array(COLOURS[scene.colour]) + rng.uniform(-0.08, 0.08, 3), 0, 1)
+    mask = {
+        "circle": dy**2 + dx**2 <= r**2,
+        "square": (np.abs(dy) <= r * 0.85) & (np.abs(dx) <= r * 0.85),
+        "triangle": (dy >= -r) & (dy <= r) & (np.abs(dx) <= (dy + r) / 2),
+        "cross": ((np.abs(dy) <= r) & (np.abs(dx) <= r / 3))
+        | ((np.abs(dx) <= r) & (np.abs(dy) <= r / 3)),
+    }[scene.shape]
+    colour = np.clip(
+        np.array(COLOURS[scene.colour]) + rng.uniform(-0.08, 0.08, 3), 0, 1
+    )
     image = np.full((3, SIZE, SIZE), BACKGROUND)
     image[:, mask] = colour[:, None]
     image += noise * rng.standard_normal(image.shape)
     return torch.as_tensor(np.clip(image, 0, 1), dtype=torch.float32)
 
 
-def caption(scene: Scene, rng: np.random.Generator, p_no_colour: float = 0.15, p_correlated: float = 0.2) -> str:
-    """A caption of the scene: colour by a synonym, by a correlated phrase, or left out."""
+def caption(
+    scene: Scene,
+    rng: np.random.Generator,
+    p_no_colour: float = 0.15,
+    p_correlated: float = 0.2,
+) -> str:
+    """A caption of the scene: colour by a synonym, by a correlated phrase, or left
+    out."""
     u = rng.random()
     where = f"on the {scene.position}"
     if u < p_no_colour:
         return f"a {scene.size} {scene.shape} {where}"
     if u < p_no_colour + p_correlated:
-        return f"a {scene.size} {scene.shape} {rng.choice(CORRELATED[scene.colour])} {where}"
+        return (
+            f"a {scene.size} {scene.shape} {rng.choice(CORRELATED[scene.colour])} "
+            f"{where}"
+        )
     return f"a {scene.size} {rng.choice(SYNONYMS[scene.colour])} {scene.shape} {where}"
 
 
-def random_scenes(n: int, rng: np.random.Generator, colours: tuple[str, ...] = tuple(COLOURS)) -> list[Scene]:
-    return [Scene(str(rng.choice(colours)), str(rng.choice(SHAPES)), str(rng.choice(list(POSITIONS))),
-                  str(rng.choice(list(SIZES)))) for _ in range(n)]
+def random_scenes(
+    n: int, rng: np.random.Generator, colours: tuple[str, ...] = tuple(COLOURS)
+) -> list[Scene]:
+    return [
+        Scene(
+            str(rng.choice(colours)),
+            str(rng.choice(SHAPES)),
+            str(rng.choice(list(POSITIONS))),
+            str(rng.choice(list(SIZES))),
+        )
+        for _ in range(n)
+    ]
 
 
-def concept_pairs(n: int, seed: int = 0, concept: str = "red") -> tuple[list[str], list[str]]:
-    """``n`` prompt pairs that differ only in the colour: the concept said by a synonym or by a correlated
-    phrase (so where it sits in the prompt varies), against another colour said the same way."""
+def concept_pairs(
+    n: int, seed: int = 0, concept: str = "red"
+) -> tuple[list[str], list[str]]:
+    """``n`` prompt pairs that differ only in the colour: the concept said by a synonym
+    or by a correlated
+    phrase (so where it sits in the prompt varies), against another colour said the
+    same way."""
     if concept not in COLOURS or n < 1:
-        raise ValueError(f"concept must be one of {list(COLOURS)} and n >= 1, got {concept!r}, {n}")
+        raise ValueError(
+            f"concept must be one of {list(COLOURS)} and n >= 1, got {concept!r}, {n}"
+        )
     rng = np.random.default_rng(seed)
     with_concept, without = [], []
     for s in random_scenes(n, rng):
         other = str(rng.choice([c for c in COLOURS if c != concept]))
         if rng.random() < 0.5:
-            with_concept.append(f"a {s.size} {rng.choice(SYNONYMS[concept])} {s.shape} on the {s.position}")
-            without.append(f"a {s.size} {rng.choice(SYNONYMS[other])} {s.shape} on the {s.position}")
+            with_concept.append(
+                f"a {s.size} {rng.choice(SYNONYMS[concept])} {s.shape} on the "
+                f"{s.position}"
+            )
+            without.append(
+                f"a {s.size} {rng.choice(SYNONYMS[other])} {s.shape} on the "
+                f"{s.position}"
+            )
         else:
-            with_concept.append(f"a {s.size} {s.shape} {rng.choice(CORRELATED[concept])} on the {s.position}")
-            without.append(f"a {s.size} {s.shape} {rng.choice(CORRELATED[other])} on the {s.position}")
+            with_concept.append(
+                f"a {s.size} {s.shape} {rng.choice(CORRELATED[concept])} on the "
+                f"{s.position}"
+            )
+            without.append(
+                f"a {s.size} {s.shape} {rng.choice(CORRELATED[other])} on the "
+                f"{s.position}"
+            )
     return with_concept, without
 
 
@@ -102,24 +181,40 @@ def dataset(n: int, seed: int = 0) -> tuple[torch.Tensor, list[str], list[Scene]
     """``n`` rendered images (n, 3, 16, 16), their captions and scenes."""
     rng = np.random.default_rng(seed)
     scenes = random_scenes(n, rng)
-    return torch.stack([render(s, rng) for s in scenes]), [caption(s, rng) for s in scenes], scenes
+    return (
+        torch.stack([render(s, rng) for s in scenes]),
+        [caption(s, rng) for s in scenes],
+        scenes,
+    )
 
 
 def colour_fractions(images: torch.Tensor, foreground: float = 0.25) -> torch.Tensor:
-    """Per image, the fraction of foreground pixels nearest to each colour prototype, (n, colours); a pixel
-    is foreground when it is farther than ``foreground`` (Euclidean, RGB) from the background."""
+    """Per image, the fraction of foreground pixels nearest to each colour prototype,
+    (n, colours); a pixel
+    is foreground when it is farther than ``foreground`` (Euclidean, RGB) from the
+    background."""
     if images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must have shape (n, 3, H, W), got {tuple(images.shape)}")
+        raise ValueError(
+            f"images must have shape (n, 3, H, W), got {tuple(images.shape)}"
+        )
     pixels = images.clamp(0, 1).permute(0, 2, 3, 1).reshape(len(images), -1, 3)
     fg = (pixels - BACKGROUND).norm(dim=-1) > foreground
     protos = torch.tensor(list(COLOURS.values()))
     nearest = torch.cdist(pixels, protos[None].expand(len(images), -1, -1)).argmin(-1)
-    counts = torch.stack([((nearest == k) & fg).sum(1) for k in range(len(protos))], 1).float()
+    counts = torch.stack(
+        [((nearest == k) & fg).sum(1) for k in range(len(protos))], 1
+    ).float()
     return counts / fg.sum(1, keepdim=True).clamp(min=1)
 
 
-def detect(images: torch.Tensor, colour: str = "red", threshold: float = 0.5, min_pixels: int = 3) -> torch.Tensor:
-    """The concept detector: True where at least ``threshold`` of the foreground (and ``min_pixels`` pixels) is ``colour``."""
+def detect(
+    images: torch.Tensor,
+    colour: str = "red",
+    threshold: float = 0.5,
+    min_pixels: int = 3,
+) -> torch.Tensor:
+    """The concept detector: True where at least ``threshold`` of the foreground (and
+    ``min_pixels`` pixels) is ``colour``."""
     if colour not in COLOURS:
         raise ValueError(f"colour must be one of {list(COLOURS)}, got {colour!r}")
     k = list(COLOURS).index(colour)
@@ -129,7 +224,8 @@ def detect(images: torch.Tensor, colour: str = "red", threshold: float = 0.5, mi
 
 
 def dominant_colour(images: torch.Tensor) -> list[str | None]:
-    """The detector's reading of each image: the colour of most foreground pixels, None for an empty image."""
+    """The detector's reading of each image: the colour of most foreground pixels, None
+    for an empty image."""
     fr = colour_fractions(images)
     names = list(COLOURS)
     return [names[int(f.argmax())] if f.sum() > 0 else None for f in fr]

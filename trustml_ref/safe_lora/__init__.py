@@ -1,4 +1,6 @@
-"""Safe LoRA (Hsu et al., NeurIPS 2024): project LoRA updates onto the alignment subspace."""
+"""Safe LoRA (Hsu et al., NeurIPS 2024): project LoRA updates onto the alignment
+subspace."""
+
 from trustml_ref.safe_lora.peft_integration import (
     PROJECTIONS,
     LoraModule,
@@ -22,7 +24,21 @@ from trustml_ref.safe_lora.projection import (
 )
 
 __all__ = [
-    "PROJECTIONS", "LoraModule", "ModuleReport", "SafeLoRAResult", "alignment_matrix", "check_lora_factors", "lora_modules", "project_b",
-    "project_b_from_weights", "projection_cosine", "projection_similarity", "random_spectrum_b", "safe_lora", "select_modules",
-    "top_singular_projector_b", "update_norm", "weight_reader",
+    "PROJECTIONS",
+    "LoraModule",
+    "ModuleReport",
+    "SafeLoRAResult",
+    "alignment_matrix",
+    "check_lora_factors",
+    "lora_modules",
+    "project_b",
+    "project_b_from_weights",
+    "projection_cosine",
+    "projection_similarity",
+    "random_spectrum_b",
+    "safe_lora",
+    "select_modules",
+    "top_singular_projector_b",
+    "update_norm",
+    "weight_reader",
 ]

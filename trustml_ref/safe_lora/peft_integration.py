@@ -1,10 +1,15 @@
-"""Safe LoRA on PEFT adapters: find the LoRA modules, read base and aligned weights lazily, project.
+"""Safe LoRA on PEFT adapters: find the LoRA modules, read base and aligned weights
+lazily, project.
 
-The entry point :func:`safe_lora` never mutates its input. It returns a :class:`SafeLoRAResult`
-holding the projected adapter's state dict (PEFT's saved-key format), its config and a per-module
-report; ``result.save_pretrained(dir)`` writes an adapter that ``PeftModel.from_pretrained`` loads
+The entry point :func:`safe_lora` never mutates its input. It returns a
+:class:`SafeLoRAResult`
+holding the projected adapter's state dict (PEFT's saved-key format), its config and a
+per-module
+report; ``result.save_pretrained(dir)`` writes an adapter that
+``PeftModel.from_pretrained`` loads
 as usual, and ``result.apply(peft_model)`` returns a projected copy of a (small) model.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,9 +33,10 @@ from trustml_ref.safe_lora.projection import (
 )
 
 PROJECTIONS = ("paper", "rank_k", "norm_matched_rescale", "zero", "random_spectrum")
-"""``paper``: :math:`C = VV^\\top/\\|V\\|_F`; ``rank_k``: :math:`U_kU_k^\\top`. Controls, applied to the same
-selected modules: ``norm_matched_rescale`` scales :math:`B` so :math:`\\|sBA\\|_F` equals the projected
-update's, direction unchanged; ``zero`` removes the update; ``random_spectrum`` uses :func:`random_spectrum_b`."""
+"""``paper``: :math:`C = VV^\\top/\\|V\\|_F`; ``rank_k``: :math:`U_kU_k^\\top`.
+Controls, applied to the same selected modules: ``norm_matched_rescale`` scales
+:math:`B` so :math:`\\|sBA\\|_F` equals the projected update's, direction unchanged;
+``zero`` removes the update; ``random_spectrum`` uses :func:`random_spectrum_b`."""
 WeightReader = Callable[[str], torch.Tensor]
 
 
@@ -56,7 +62,8 @@ class ModuleReport:
 
 @dataclass
 class SafeLoRAResult:
-    """The projected adapter (state dict in PEFT's saved format), its PEFT config and the report."""
+    """The projected adapter (state dict in PEFT's saved format), its PEFT config and
+    the report."""
 
     state_dict: dict[str, torch.Tensor]
     peft_config: object
@@ -67,18 +74,25 @@ class SafeLoRAResult:
         return sum(r.projected for r in self.report)
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``adapter_model.safetensors`` and ``adapter_config.json`` in PEFT's layout."""
+        """Write ``adapter_model.safetensors`` and ``adapter_config.json`` in PEFT's
+        layout."""
         from safetensors.torch import save_file
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.peft_config.save_pretrained(str(directory))
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict.items()}, str(directory / "adapter_model.safetensors"))
-        (directory / "safe_lora_report.json").write_text(json.dumps([r.__dict__ for r in self.report], indent=1))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in self.state_dict.items()},
+            str(directory / "adapter_model.safetensors"),
+        )
+        (directory / "safe_lora_report.json").write_text(
+            json.dumps([r.__dict__ for r in self.report], indent=1)
+        )
         return directory
 
     def apply(self, peft_model: nn.Module) -> nn.Module:
-        """A deep copy of ``peft_model`` carrying the projected adapter (the input is untouched)."""
+        """A deep copy of ``peft_model`` carrying the projected adapter (the input is
+        untouched)."""
         from peft import set_peft_model_state_dict
 
         projected = copy.deepcopy(peft_model)
@@ -90,7 +104,8 @@ def lora_modules(peft_model: nn.Module, adapter: str = "default") -> list[LoraMo
     """Every LoRA module of ``adapter``, found through PEFT's own ``LoraLayer`` type.
 
     Rejects what Safe LoRA does not define: DoRA, transposed (``fan_in_fan_out``, GPT-2
-    ``Conv1D``) weights, LoRA on non-linear layers (embeddings, convolutions) and LoRA biases.
+    ``Conv1D``) weights, LoRA on non-linear layers (embeddings, convolutions) and LoRA
+    biases.
     """
     from peft.tuners.lora import LoraLayer
 
@@ -99,24 +114,41 @@ def lora_modules(peft_model: nn.Module, adapter: str = "default") -> list[LoraMo
         if not isinstance(module, LoraLayer) or adapter not in module.lora_A:
             continue
         if module.use_dora.get(adapter, False):
-            raise ValueError(f"{name}: DoRA adapters are not defined by Safe LoRA (use_dora=True)")
+            raise ValueError(
+                f"{name}: DoRA adapters are not defined by Safe LoRA (use_dora=True)"
+            )
         if getattr(module, "fan_in_fan_out", False):
-            raise ValueError(f"{name}: transposed (fan_in_fan_out / Conv1D) weights are not supported; Safe LoRA needs W as (d_out, d_in)")
+            raise ValueError(
+                f"{name}: transposed (fan_in_fan_out / Conv1D) weights are not "
+                "supported; Safe LoRA needs W as (d_out, d_in)"
+            )
         if not isinstance(module.base_layer, nn.Linear):
-            raise ValueError(f"{name}: LoRA on {type(module.base_layer).__name__} is not supported; Safe LoRA is defined for linear layers")
+            raise ValueError(
+                f"{name}: LoRA on {type(module.base_layer).__name__} is not supported; "
+                "Safe LoRA is defined for linear layers"
+            )
         if getattr(module, "lora_bias", {}).get(adapter, False):
             raise ValueError(f"{name}: LoRA biases (lora_bias=True) are not supported")
         weight_name = name.removeprefix("base_model.model.") + ".weight"
-        found.append(LoraModule(name, weight_name, module.lora_A[adapter].weight.detach(), module.lora_B[adapter].weight.detach(),
-                                float(module.scaling[adapter])))
+        found.append(
+            LoraModule(
+                name,
+                weight_name,
+                module.lora_A[adapter].weight.detach(),
+                module.lora_B[adapter].weight.detach(),
+                float(module.scaling[adapter]),
+            )
+        )
     if not found:
         raise ValueError(f"the model has no LoRA modules for adapter {adapter!r}")
     return found
 
 
 def weight_reader(source: nn.Module | str | Path, role: str) -> WeightReader:
-    """Look up a frozen weight by name in a model, or lazily (one tensor at a time) in a directory
-    of ``.safetensors`` files (single file or sharded with ``model.safetensors.index.json``)."""
+    """Look up a frozen weight by name in a model, or lazily (one tensor at a time) in
+    a directory
+    of ``.safetensors`` files (single file or sharded with
+    ``model.safetensors.index.json``)."""
     if isinstance(source, nn.Module):
         params = dict(source.named_parameters())
 
@@ -129,14 +161,22 @@ def weight_reader(source: nn.Module | str | Path, role: str) -> WeightReader:
         return from_module
     directory = Path(source)
     if not directory.is_dir():
-        raise FileNotFoundError(f"the {role} checkpoint {str(directory)!r} is not a directory")
+        raise FileNotFoundError(
+            f"the {role} checkpoint {str(directory)!r} is not a directory"
+        )
     index = directory / "model.safetensors.index.json"
     if index.is_file():
-        weight_map = {k: directory / v for k, v in json.loads(index.read_text())["weight_map"].items()}
+        weight_map = {
+            k: directory / v
+            for k, v in json.loads(index.read_text())["weight_map"].items()
+        }
     else:
         files = sorted(directory.glob("*.safetensors"))
         if not files:
-            raise FileNotFoundError(f"no .safetensors files in the {role} checkpoint {str(directory)!r} (pickled checkpoints are not read)")
+            raise FileNotFoundError(
+                f"no .safetensors files in the {role} checkpoint {str(directory)!r} "
+                "(pickled checkpoints are not read)"
+            )
         from safetensors import safe_open
 
         weight_map = {}
@@ -155,19 +195,32 @@ def weight_reader(source: nn.Module | str | Path, role: str) -> WeightReader:
     return from_files
 
 
-def _load_peft_model(peft_model: nn.Module | str | Path, aligned: nn.Module | str | Path) -> nn.Module:
-    """A PeftModel as given, or an adapter directory loaded onto (a copy of) the aligned model it was trained on."""
+def _load_peft_model(
+    peft_model: nn.Module | str | Path, aligned: nn.Module | str | Path
+) -> nn.Module:
+    """A PeftModel as given, or an adapter directory loaded onto (a copy of) the
+    aligned model it was trained on."""
     if isinstance(peft_model, nn.Module):
         return peft_model
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    host = copy.deepcopy(aligned) if isinstance(aligned, nn.Module) else AutoModelForCausalLM.from_pretrained(str(aligned))
+    host = (
+        copy.deepcopy(aligned)
+        if isinstance(aligned, nn.Module)
+        else AutoModelForCausalLM.from_pretrained(str(aligned))
+    )
     return PeftModel.from_pretrained(host, str(peft_model))
 
 
-def _replacement_b(projection: str, v: torch.Tensor, m: LoraModule, cb: torch.Tensor, rank_k: int | None,
-                   generator: torch.Generator | None) -> torch.Tensor:
+def _replacement_b(
+    projection: str,
+    v: torch.Tensor,
+    m: LoraModule,
+    cb: torch.Tensor,
+    rank_k: int | None,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
     if projection == "paper":
         return cb
     if projection == "rank_k":
@@ -194,11 +247,15 @@ def safe_lora(
 ) -> SafeLoRAResult:
     """Project the LoRA updates of the selected modules onto the alignment subspace.
 
-    ``peft_model`` is a ``PeftModel`` or an adapter directory (then it is loaded onto the aligned
-    model, which LoRA fine-tuned). ``base`` and ``aligned`` are models or checkpoint directories,
-    read one tensor at a time. ``projection`` is one of :data:`PROJECTIONS` (``rank_k`` needs
+    ``peft_model`` is a ``PeftModel`` or an adapter directory (then it is loaded onto
+    the aligned
+    model, which LoRA fine-tuned). ``base`` and ``aligned`` are models or checkpoint
+    directories,
+    read one tensor at a time. ``projection`` is one of :data:`PROJECTIONS` (``rank_k``
+    needs
     ``rank_k``; ``random_spectrum`` draws from ``generator``). Selection as in
-    :func:`~trustml_ref.safe_lora.projection.select_modules`; similarities always use :math:`C`,
+    :func:`~trustml_ref.safe_lora.projection.select_modules`; similarities always use
+    :math:`C`,
     so every projection and control changes the same modules.
     """
     from peft import get_peft_model_state_dict
@@ -206,19 +263,29 @@ def safe_lora(
     if projection not in PROJECTIONS:
         raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
     if projection == "rank_k" and rank_k is None:
-        raise ValueError("projection='rank_k' needs rank_k, the number of singular directions kept")
+        raise ValueError(
+            "projection='rank_k' needs rank_k, the number of singular directions kept"
+        )
     model = _load_peft_model(peft_model, aligned)
-    read_base, read_aligned = weight_reader(base, "base"), weight_reader(aligned, "aligned")
+    read_base, read_aligned = (
+        weight_reader(base, "base"),
+        weight_reader(aligned, "aligned"),
+    )
     modules = lora_modules(model, adapter)
     sims, projected_b = [], []
     for m in modules:
-        v = alignment_matrix(read_base(m.weight_name), read_aligned(m.weight_name), m.name)
+        v = alignment_matrix(
+            read_base(m.weight_name), read_aligned(m.weight_name), m.name
+        )
         check_lora_factors(v, m.a, m.b, m.name)
         cb = project_b(v, m.b)
         sims.append(projection_cosine(cb, m.a, m.b))
         projected_b.append(_replacement_b(projection, v, m, cb, rank_k, generator))
     chosen = select_modules(torch.tensor(sims), mode, threshold, num_layers)
-    state = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model, adapter_name=adapter).items()}
+    state = {
+        k: v.detach().clone()
+        for k, v in get_peft_model_state_dict(model, adapter_name=adapter).items()
+    }
     report = []
     for m, s, new_b, pick in zip(modules, sims, projected_b, chosen.tolist()):
         key = f"{m.name}.lora_B.weight"
@@ -226,6 +293,13 @@ def safe_lora(
             raise KeyError(f"PEFT's state dict has no entry {key!r}")
         if pick:
             state[key] = new_b.to(state[key].dtype)
-        report.append(ModuleReport(m.name, s, bool(pick), update_norm(m.a, m.b, m.scaling),
-                                   update_norm(m.a, state[key], m.scaling)))
+        report.append(
+            ModuleReport(
+                m.name,
+                s,
+                bool(pick),
+                update_norm(m.a, m.b, m.scaling),
+                update_norm(m.a, state[key], m.scaling),
+            )
+        )
     return SafeLoRAResult(state, copy.deepcopy(model.peft_config[adapter]), report)

@@ -1,4 +1,6 @@
-"""Command line: ``make-student`` and ``grade`` (``python -m trustml_ref.teaching --help``)."""
+"""Command line: ``make-student`` and ``grade`` (``python -m trustml_ref.teaching
+--help``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,14 +12,28 @@ from trustml_ref.teaching.student import make_student_edition
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trustml_ref.teaching", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m trustml_ref.teaching", description=__doc__
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    make = sub.add_parser("make-student", help="write the student edition of the chapters")
-    make.add_argument("--root", type=Path, default=Path("."), help="the repository root (default: .)")
+    make = sub.add_parser(
+        "make-student", help="write the student edition of the chapters"
+    )
+    make.add_argument(
+        "--root", type=Path, default=Path("."), help="the repository root (default: .)"
+    )
     make.add_argument("--out", type=Path, required=True)
-    make.add_argument("--chapters", nargs="*", help="chapter stems, e.g. 05_weight_perturbation (default: all)")
-    make.add_argument("--book", action="store_true",
-                      help="also write _config.yml, _toc.yml and book/ for jupyter-book (implies every chapter)")
+    make.add_argument(
+        "--chapters",
+        nargs="*",
+        help="chapter stems, e.g. 05_weight_perturbation (default: all)",
+    )
+    make.add_argument(
+        "--book",
+        action="store_true",
+        help="also write _config.yml, _toc.yml and book/ for jupyter-book (implies "
+        "every chapter)",
+    )
     gr = sub.add_parser("grade", help="run submitted notebooks and score each exercise")
     gr.add_argument("notebooks", nargs="+", type=Path)
     gr.add_argument("--chapter", help="the chapter stem, if the file was renamed")

@@ -1,4 +1,6 @@
-"""Instructor-side grading: run a submitted notebook with papermill and score every exercise."""
+"""Instructor-side grading: run a submitted notebook with papermill and score every
+exercise."""
+
 from __future__ import annotations
 
 import json
@@ -12,11 +14,16 @@ from trustml_ref.teaching.checks import GRADE_FILE_ENV
 from trustml_ref.teaching.exercises import for_chapter
 
 
-def grade(notebook: Path, chapter: str | None = None, seed: int = 12345, timeout: int = 600) -> dict:
-    """Execute ``notebook`` (smoke profile) with a grading cell appended; return per-exercise scores.
+def grade(
+    notebook: Path, chapter: str | None = None, seed: int = 12345, timeout: int = 600
+) -> dict:
+    """Execute ``notebook`` (smoke profile) with a grading cell appended; return
+    per-exercise scores.
 
-    The grading cell checks, with the grader's ``seed``, every exercise function defined in the
-    executed notebook. If the notebook stops early, the checks that ran count and the rest score 0.
+    The grading cell checks, with the grader's ``seed``, every exercise function
+    defined in the
+    executed notebook. If the notebook stops early, the checks that ran count and the
+    rest score 0.
     """
     import papermill
 
@@ -24,31 +31,58 @@ def grade(notebook: Path, chapter: str | None = None, seed: int = 12345, timeout
     chapter = chapter or notebook.stem
     exercises = for_chapter(chapter)
     if not exercises:
-        raise ValueError(f"chapter {chapter!r} has no implementation exercises (pass chapter= for renamed files)")
+        raise ValueError(
+            f"chapter {chapter!r} has no implementation exercises (pass chapter= for "
+            "renamed files)"
+        )
     nb = nbformat.read(notebook, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(
-        f"from trustml_ref.teaching.checks import grade_namespace\ngrade_namespace(globals(), {chapter!r}, {seed})"))
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "from trustml_ref.teaching.checks import "
+            f"grade_namespace\ngrade_namespace(globals(), {chapter!r}, {seed})"
+        )
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / notebook.name
         nbformat.write(nb, work)
         grade_file = Path(tmp) / "grades.json"
         grade_file.write_text("{}")
         previous = {k: os.environ.get(k) for k in (GRADE_FILE_ENV, "TRUSTML_PROFILE")}
-        os.environ[GRADE_FILE_ENV], os.environ["TRUSTML_PROFILE"] = str(grade_file), "smoke"
+        os.environ[GRADE_FILE_ENV], os.environ["TRUSTML_PROFILE"] = (
+            str(grade_file),
+            "smoke",
+        )
         error = None
         try:
-            papermill.execute_notebook(str(work), str(Path(tmp) / "executed.ipynb"), parameters={"PROFILE": "smoke"},
-                                       kernel_name="python3", cwd=str(notebook.parent), execution_timeout=timeout,
-                                       progress_bar=False)
+            papermill.execute_notebook(
+                str(work),
+                str(Path(tmp) / "executed.ipynb"),
+                parameters={"PROFILE": "smoke"},
+                kernel_name="python3",
+                cwd=str(notebook.parent),
+                execution_timeout=timeout,
+                progress_bar=False,
+            )
         except papermill.PapermillExecutionError as err:
-            error = f"the notebook stopped at cell {err.exec_count}: {err.ename}: {err.evalue}"
+            error = (
+                f"the notebook stopped at cell {err.exec_count}: {err.ename}: "
+                f"{err.evalue}"
+            )
         finally:
             for key, value in previous.items():
-                os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+                os.environ.pop(key) if value is None else os.environ.__setitem__(
+                    key, value
+                )
         recorded = json.loads(grade_file.read_text())
     scores = {e.id: int(bool(recorded.get(e.id, False))) for e in exercises}
-    return {"notebook": str(notebook), "chapter": chapter, "scores": scores, "total": sum(scores.values()),
-            "out_of": len(scores), "error": error}
+    return {
+        "notebook": str(notebook),
+        "chapter": chapter,
+        "scores": scores,
+        "total": sum(scores.values()),
+        "out_of": len(scores),
+        "error": error,
+    }
 
 
 def table(report: dict) -> str:

@@ -1,12 +1,20 @@
-"""Make the student edition of chapters: solution regions become stubs, worked solutions vanish.
+"""Make the student edition of chapters: solution regions become stubs, worked
+solutions vanish.
 
-In each chapter source (``notebooks/NN_name.py``), the code between ``### BEGIN SOLUTION <id>`` and
-``### END SOLUTION`` is replaced by a stub that raises ``NotImplementedError`` with a hint; the
-function is wrapped so later cells fall back to the reference implementation (and say so), and a
-cell that calls the exercise's check follows. Every ``{solution}`` block of the text is removed,
-and so is the Open-in-Colab badge (it points at the solutions). Output: ``.ipynb`` files, and
-optionally a book (``_config.yml``, ``_toc.yml``, ``book/``) that ``jupyter-book build`` renders.
+In each chapter source (``notebooks/NN_name.py``), the code between ``### BEGIN
+SOLUTION <id>`` and
+``### END SOLUTION`` is replaced by a stub that raises ``NotImplementedError`` with a
+hint; the
+function is wrapped so later cells fall back to the reference implementation (and say
+so), and a
+cell that calls the exercise's check follows. Every ``{solution}`` block of the text is
+removed,
+and so is the Open-in-Colab badge (it points at the solutions). Output: ``.ipynb``
+files, and
+optionally a book (``_config.yml``, ``_toc.yml``, ``book/``) that ``jupyter-book
+build`` renders.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,6 +23,7 @@ from pathlib import Path
 
 import jupytext
 import nbformat
+
 from trustml_ref.teaching.exercises import EXERCISES
 
 BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION (?P<id>[\w-]+)\s*$")
@@ -24,19 +33,29 @@ BADGE = re.compile(r"^\[!\[Open In Colab\].*$\n?", re.M)
 
 
 def strip_code_cell(source: str) -> tuple[str, list[str]]:
-    """Replace every solution region of a code cell by a stub; return the new source and the exercise ids."""
+    """Replace every solution region of a code cell by a stub; return the new source
+    and the exercise ids."""
     out, ids, inside = [], [], None
     for line in source.splitlines():
         begin = BEGIN.match(line)
         if begin:
             if inside:
-                raise ValueError(f"solution region {inside!r} is not closed before {begin['id']!r} starts")
+                raise ValueError(
+                    f"solution region {inside!r} is not closed before {begin['id']!r} "
+                    "starts"
+                )
             inside = begin["id"]
             if inside not in EXERCISES:
-                raise ValueError(f"solution region names unknown exercise {inside!r}; add it to trustml_ref.teaching.exercises")
+                raise ValueError(
+                    f"solution region names unknown exercise {inside!r}; add it to "
+                    "trustml_ref.teaching.exercises"
+                )
             exercise, indent = EXERCISES[inside], begin["indent"]
-            out += [f"{indent}# YOUR CODE HERE ({inside}). Hint: {exercise.hint}",
-                    f'{indent}raise NotImplementedError("{inside}: implement {exercise.function}")']
+            out += [
+                f"{indent}# YOUR CODE HERE ({inside}). Hint: {exercise.hint}",
+                f'{indent}raise NotImplementedError("{inside}: implement '
+                f'{exercise.function}")',
+            ]
             ids.append(inside)
         elif END.match(line):
             if not inside:
@@ -62,11 +81,22 @@ def student_notebook(source: Path) -> nbformat.NotebookNode:
         if not ids:
             cells.append(cell)
             continue
-        wraps = "\n".join(f'{EXERCISES[i].function} = with_fallback("{i}", {EXERCISES[i].function})' for i in ids)
-        cell.source = f"{new_source}\n\n\nfrom trustml_ref.teaching import check, with_fallback  # noqa: E402\n\n{wraps}"
+        wraps = "\n".join(
+            f'{EXERCISES[i].function} = with_fallback("{i}", {EXERCISES[i].function})'
+            for i in ids
+        )
+        cell.source = (
+            f"{new_source}\n\n\nfrom trustml_ref.teaching import check, "
+            f"with_fallback  # noqa: E402\n\n{wraps}"
+        )
         cells.append(cell)
         for i in ids:
-            cells.append(nbformat.v4.new_code_cell(f'check("{i}", {EXERCISES[i].function})  # run me after implementing it'))
+            cells.append(
+                nbformat.v4.new_code_cell(
+                    f'check("{i}", {EXERCISES[i].function})  # run me after '
+                    "implementing it"
+                )
+            )
     nb.cells = cells
     for cell in nb.cells:
         if cell.cell_type == "code":
@@ -75,17 +105,24 @@ def student_notebook(source: Path) -> nbformat.NotebookNode:
     return nb
 
 
-def make_student_edition(root: Path, out: Path, chapters: list[str] | None = None, book: bool = False) -> list[Path]:
-    """Write the student edition of ``chapters`` (stems; default: every chapter source) under ``out``.
+def make_student_edition(
+    root: Path, out: Path, chapters: list[str] | None = None, book: bool = False
+) -> list[Path]:
+    """Write the student edition of ``chapters`` (stems; default: every chapter source)
+    under ``out``.
 
-    With ``book`` every chapter is written, whatever ``chapters`` says: the book's pages link to
+    With ``book`` every chapter is written, whatever ``chapters`` says: the book's
+    pages link to
     each other, and a book with some chapters missing does not build.
     """
     sources = sorted((root / "notebooks").glob("*.py"))
     if chapters:
         unknown = set(chapters) - {s.stem for s in sources}
         if unknown:
-            raise ValueError(f"unknown chapters {sorted(unknown)}; choose from {[s.stem for s in sources]}")
+            raise ValueError(
+                f"unknown chapters {sorted(unknown)}; choose from "
+                f"{[s.stem for s in sources]}"
+            )
         if not book:
             sources = [s for s in sources if s.stem in chapters]
     (out / "notebooks").mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,6 @@
-"""Visual prompting on a frozen source model under differential privacy: DP-SGD and PATE (Li et al., ICCV 2023)."""
+"""Visual prompting on a frozen source model under differential privacy: DP-SGD and
+PATE (Li et al., ICCV 2023)."""
+
 from trustml_ref.visual_prompting.prompt import (
     PromptedClassifier,
     VisualPrompt,
@@ -18,6 +20,19 @@ from trustml_ref.visual_prompting.training import (
     vote_histogram,
 )
 
-__all__ = ["DPSGDResult", "PromptedClassifier", "VisualPrompt", "accuracy", "border_mask", "disjoint_partition",
-           "fit", "place_on_canvas", "predict", "prompt_grad_sample", "train_dpsgd", "train_teachers",
-           "vote_counts", "vote_histogram"]
+__all__ = [
+    "DPSGDResult",
+    "PromptedClassifier",
+    "VisualPrompt",
+    "accuracy",
+    "border_mask",
+    "disjoint_partition",
+    "fit",
+    "place_on_canvas",
+    "predict",
+    "prompt_grad_sample",
+    "train_dpsgd",
+    "train_teachers",
+    "vote_counts",
+    "vote_histogram",
+]

@@ -1,11 +1,17 @@
-r"""Training the prompt (or any small classifier): non-private, with DP-SGD through Opacus, and as PATE teachers.
+r"""Training the prompt (or any small classifier): non-private, with DP-SGD through
+Opacus, and as PATE teachers.
 
-DP-SGD (Abadi et al. 2016) clips each example's gradient to norm :math:`C`, adds :math:`\mathcal N(0, \sigma^2C^2)` to
-their sum over a Poisson-sampled batch and takes a step; Opacus computes the per-example gradients,
-calibrates :math:`\sigma` to a target :math:`(\varepsilon, \delta)` for the planned number of steps and accounts for
-the privacy spent. PATE trains one teacher per disjoint slice of the private data and releases only
+DP-SGD (Abadi et al. 2016) clips each example's gradient to norm :math:`C`, adds
+:math:`\mathcal N(0, \sigma^2C^2)` to
+their sum over a Poisson-sampled batch and takes a step; Opacus computes the
+per-example gradients,
+calibrates :math:`\sigma` to a target :math:`(\varepsilon, \delta)` for the planned
+number of steps and accounts for
+the privacy spent. PATE trains one teacher per disjoint slice of the private data and
+releases only
 noisy aggregates of their votes (:mod:`trustml_ref.privacy.pate`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,12 +33,25 @@ def _device(model: nn.Module) -> torch.device:
 
 def _check_xy(x: torch.Tensor, y: torch.Tensor) -> None:
     if x.shape[0] != y.shape[0] or x.shape[0] == 0:
-        raise ValueError(f"x and y must be non-empty with the same length, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"x and y must be non-empty with the same length, got {tuple(x.shape)} and "
+            f"{tuple(y.shape)}"
+        )
 
 
-def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int = 64, lr: float = 0.05,
-        seed: int = 0, progress: bool = True) -> nn.Module:
-    """Minibatch Adam on cross-entropy over the model's trainable parameters; returns the model (trained in place)."""
+def fit(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 64,
+    lr: float = 0.05,
+    seed: int = 0,
+    progress: bool = True,
+) -> nn.Module:
+    """Minibatch Adam on cross-entropy over the model's trainable parameters; returns
+    the model (trained in place)."""
     _check_xy(x, y)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -62,7 +81,8 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def register_opacus_grad_sampler() -> None:
-    """Teach Opacus the prompt's per-example gradient (:func:`~trustml_ref.visual_prompting.prompt.prompt_grad_sample`)."""
+    """Teach Opacus the prompt's per-example gradient
+    (:func:`~trustml_ref.visual_prompting.prompt.prompt_grad_sample`)."""
     from opacus.grad_sample import register_grad_sampler
 
     register_grad_sampler(VisualPrompt)(prompt_grad_sample)
@@ -75,12 +95,27 @@ class DPSGDResult:
     noise_multiplier: float  #: sigma calibrated by Opacus to the target epsilon
 
 
-def train_dpsgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilon: float, delta: float, epochs: int,
-                batch_size: int = 64, lr: float = 0.05, max_grad_norm: float = 1.0, accountant: str = "rdp",
-                seed: int = 0, progress: bool = True) -> DPSGDResult:
-    r"""DP-SGD with Opacus's ``PrivacyEngine.make_private_with_epsilon``: Poisson batches of expected size
-    ``batch_size``, per-example clipping at ``max_grad_norm``, noise calibrated to reach :math:`(\varepsilon, \delta)`
-    after ``epochs`` epochs with the ``accountant`` ("rdp" or "prv"); Adam on the privatised gradients."""
+def train_dpsgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epsilon: float,
+    delta: float,
+    epochs: int,
+    batch_size: int = 64,
+    lr: float = 0.05,
+    max_grad_norm: float = 1.0,
+    accountant: str = "rdp",
+    seed: int = 0,
+    progress: bool = True,
+) -> DPSGDResult:
+    r"""DP-SGD with Opacus's ``PrivacyEngine.make_private_with_epsilon``: Poisson
+    batches of expected size
+    ``batch_size``, per-example clipping at ``max_grad_norm``, noise calibrated to
+    reach :math:`(\varepsilon, \delta)`
+    after ``epochs`` epochs with the ``accountant`` ("rdp" or "prv"); Adam on the
+    privatised gradients."""
     from opacus import PrivacyEngine
 
     _check_xy(x, y)
@@ -92,16 +127,27 @@ def train_dpsgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilon: 
         raise ValueError(f"accountant must be 'rdp' or 'prv', got {accountant!r}")
     register_opacus_grad_sampler()
     torch.manual_seed(seed)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size,
-                                         generator=torch.Generator().manual_seed(seed))
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y),
+        batch_size=batch_size,
+        generator=torch.Generator().manual_seed(seed),
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     engine = PrivacyEngine(accountant=accountant)
     private, optimizer, loader = engine.make_private_with_epsilon(
-        module=model, optimizer=torch.optim.Adam(params, lr=lr), data_loader=loader, target_epsilon=epsilon,
-        target_delta=delta, epochs=epochs, max_grad_norm=max_grad_norm)
+        module=model,
+        optimizer=torch.optim.Adam(params, lr=lr),
+        data_loader=loader,
+        target_epsilon=epsilon,
+        target_delta=delta,
+        epochs=epochs,
+        max_grad_norm=max_grad_norm,
+    )
     private.train()
     dev = _device(model)
-    for _ in tqdm(range(epochs), desc=f"DP-SGD eps={epsilon:g}", disable=not progress, leave=False):
+    for _ in tqdm(
+        range(epochs), desc=f"DP-SGD eps={epsilon:g}", disable=not progress, leave=False
+    ):
         for xb, yb in loader:
             if len(yb) == 0:  # Poisson sampling can draw an empty batch
                 continue
@@ -110,36 +156,57 @@ def train_dpsgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilon: 
             optimizer.step()
     spent = float(engine.get_epsilon(delta))
     trained = private._module
-    for p in trained.parameters():  # Opacus leaves per-sample gradients on the parameters
+    # Opacus leaves per-sample gradients on the parameters
+    for p in trained.parameters():
         p.grad_sample = None
     return DPSGDResult(trained.eval(), spent, float(optimizer.noise_multiplier))
 
 
 def disjoint_partition(n: int, parts: int, seed: int = 0) -> list[torch.Tensor]:
-    """Indices of ``n`` examples split at random into ``parts`` disjoint slices of (almost) equal size."""
+    """Indices of ``n`` examples split at random into ``parts`` disjoint slices of
+    (almost) equal size."""
     if not 1 <= parts <= n:
         raise ValueError(f"parts must lie in [1, n={n}], got {parts}")
     order = torch.as_tensor(np.random.default_rng(seed).permutation(n))
     return list(order.tensor_split(parts))
 
 
-def train_teachers(make_model: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, teachers: int, *,
-                   seed: int = 0, progress: bool = True, **fit_kwargs) -> list[nn.Module]:
-    """One model per disjoint slice of the private data (PATE's teachers); each sees only its slice."""
+def train_teachers(
+    make_model: Callable[[], nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    teachers: int,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    **fit_kwargs,
+) -> list[nn.Module]:
+    """One model per disjoint slice of the private data (PATE's teachers); each sees
+    only its slice."""
     _check_xy(x, y)
     slices = disjoint_partition(len(y), teachers, seed)
-    return [fit(make_model(), x[s], y[s], seed=seed + i, progress=False, **fit_kwargs)
-            for i, s in enumerate(tqdm(slices, desc="teachers", disable=not progress, leave=False))]
+    return [
+        fit(make_model(), x[s], y[s], seed=seed + i, progress=False, **fit_kwargs)
+        for i, s in enumerate(
+            tqdm(slices, desc="teachers", disable=not progress, leave=False)
+        )
+    ]
 
 
 def vote_counts(predictions: torch.Tensor, classes: int) -> np.ndarray:
-    """Vote counts :math:`n_j(x)`, shape (queries, classes), from teacher predictions of shape (teachers, queries)."""
+    """Vote counts :math:`n_j(x)`, shape (queries, classes), from teacher predictions
+    of shape (teachers, queries)."""
     if predictions.dim() != 2 or predictions.numel() == 0:
-        raise ValueError(f"predictions must have shape (teachers, queries), got {tuple(predictions.shape)}")
+        raise ValueError(
+            "predictions must have shape (teachers, queries), got "
+            f"{tuple(predictions.shape)}"
+        )
     return F.one_hot(predictions, classes).sum(0).numpy().astype(np.float64)
 
 
-def vote_histogram(teachers: list[nn.Module], x: torch.Tensor, classes: int) -> np.ndarray:
+def vote_histogram(
+    teachers: list[nn.Module], x: torch.Tensor, classes: int
+) -> np.ndarray:
     """Vote counts of ``teachers`` on the queries ``x`` (see :func:`vote_counts`)."""
     if not teachers:
         raise ValueError("teachers must be a non-empty list")

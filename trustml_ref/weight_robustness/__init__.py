@@ -1,6 +1,14 @@
-"""Robustness of ReLU networks to weight perturbations (Tsai et al., NeurIPS 2021) and to joint
-input-weight perturbations (Tsai et al., ICASSP 2021): certificates, attacks, bounds, training."""
-from trustml_ref.weight_robustness.attacks import AttackResult, last_layer_attack, pgd_attack, random_weight_noise
+"""Robustness of ReLU networks to weight perturbations (Tsai et al., NeurIPS 2021) and
+to joint
+input-weight perturbations (Tsai et al., ICASSP 2021): certificates, attacks, bounds,
+training."""
+
+from trustml_ref.weight_robustness.attacks import (
+    AttackResult,
+    last_layer_attack,
+    pgd_attack,
+    random_weight_noise,
+)
 from trustml_ref.weight_robustness.bounds import (
     CERTIFICATES,
     certified_accuracy,
@@ -13,10 +21,32 @@ from trustml_ref.weight_robustness.bounds import (
     robust_cross_entropy,
     tightened_margin_drop,
 )
-from trustml_ref.weight_robustness.network import BiasFreeMLP, class_margins, mlp_forward, weights_of, worst_margin
+from trustml_ref.weight_robustness.network import (
+    BiasFreeMLP,
+    class_margins,
+    mlp_forward,
+    weights_of,
+    worst_margin,
+)
 
 __all__ = [
-    "CERTIFICATES", "AttackResult", "BiasFreeMLP", "certified_accuracy", "certified_margins", "class_margins", "closed_form_margin_drop",
-    "ibp_bounds", "ibp_margin_lower", "last_layer_attack", "layer_norms", "mlp_forward", "per_layer_epsilons", "pgd_attack",
-    "random_weight_noise", "robust_cross_entropy", "tightened_margin_drop", "weights_of", "worst_margin",
+    "CERTIFICATES",
+    "AttackResult",
+    "BiasFreeMLP",
+    "certified_accuracy",
+    "certified_margins",
+    "class_margins",
+    "closed_form_margin_drop",
+    "ibp_bounds",
+    "ibp_margin_lower",
+    "last_layer_attack",
+    "layer_norms",
+    "mlp_forward",
+    "per_layer_epsilons",
+    "pgd_attack",
+    "random_weight_noise",
+    "robust_cross_entropy",
+    "tightened_margin_drop",
+    "weights_of",
+    "worst_margin",
 ]

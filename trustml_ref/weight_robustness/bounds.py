@@ -1,16 +1,22 @@
 """Certified margins of bias-free ReLU networks under weight (and input) perturbations.
 
 Weights may move elementwise by :math:`|\\hat W^k - W^k| \\le \\varepsilon_k` (one
-:math:`\\varepsilon_k` per layer, 0 switches a layer off) and, for the joint case, the input by
-:math:`\\|\\hat x - x\\|_\\infty \\le \\varepsilon_x`. Three certificates, each a lower bound on
+:math:`\\varepsilon_k` per layer, 0 switches a layer off) and, for the joint case, the
+input by
+:math:`\\|\\hat x - x\\|_\\infty \\le \\varepsilon_x`. Three certificates, each a lower
+bound on
 every pairwise margin :math:`\\hat f_i - \\hat f_j`, tightest last:
 
-- :func:`closed_form_margin_drop`, the two-sequence recursion (Tsai et al. 2021 setting);
-- :func:`tightened_margin_drop`, its data-dependent tightening (exact when only the last layer moves);
+- :func:`closed_form_margin_drop`, the two-sequence recursion (Tsai et al. 2021
+  setting);
+- :func:`tightened_margin_drop`, its data-dependent tightening (exact when only the
+  last layer moves);
 - :func:`ibp_margin_lower`, interval bound propagation with interval weights.
 
-Derived in ``notebooks/05_weight_perturbation`` (weights) and ``notebooks/06_joint_robustness`` (joint).
+Derived in ``notebooks/05_weight_perturbation`` (weights) and
+``notebooks/06_joint_robustness`` (joint).
 """
+
 from __future__ import annotations
 
 import math
@@ -18,14 +24,27 @@ from collections.abc import Sequence
 
 import torch
 
-from trustml_ref.weight_robustness.network import Weights, class_margins, mlp_forward, worst_margin
+from trustml_ref.weight_robustness.network import (
+    Weights,
+    class_margins,
+    mlp_forward,
+    worst_margin,
+)
 
 
 def per_layer_epsilons(eps: float | Sequence[float], n_layers: int) -> list[float]:
-    """Validate :math:`(\\varepsilon_1, ..., \\varepsilon_L)`; a single number applies to every layer."""
-    values = [float(eps)] * n_layers if isinstance(eps, (int, float)) else [float(e) for e in eps]
+    """Validate :math:`(\\varepsilon_1, ..., \\varepsilon_L)`; a single number applies
+    to every layer."""
+    values = (
+        [float(eps)] * n_layers
+        if isinstance(eps, (int, float))
+        else [float(e) for e in eps]
+    )
     if len(values) != n_layers:
-        raise ValueError(f"eps must give one value per layer ({n_layers} layers), got {len(values)} values")
+        raise ValueError(
+            f"eps must give one value per layer ({n_layers} layers), got {len(values)} "
+            "values"
+        )
     for k, e in enumerate(values, start=1):
         if not math.isfinite(e) or e < 0:
             raise ValueError(f"eps for layer {k} must be a finite number >= 0, got {e}")
@@ -39,8 +58,10 @@ def _checked_eps_x(eps_x: float) -> float:
 
 
 def layer_norms(weights: Weights) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """:math:`\\gamma_k = \\max_j \\sum_i |W^k_{ij}|` (max column :math:`\\ell_1`, :math:`\\|W\\|_{1\\to1}`) and
-    :math:`\\beta_k = \\max_i \\sum_j |W^k_{ij}|` (max row :math:`\\ell_1`, :math:`\\|W\\|_{\\infty\\to\\infty}`)."""
+    """:math:`\\gamma_k = \\max_j \\sum_i |W^k_{ij}|` (max column :math:`\\ell_1`,
+    :math:`\\|W\\|_{1\\to1}`) and
+    :math:`\\beta_k = \\max_i \\sum_j |W^k_{ij}|` (max row :math:`\\ell_1`,
+    :math:`\\|W\\|_{\\infty\\to\\infty}`)."""
     gammas = [w.abs().sum(dim=0).max() for w in weights]
     betas = [w.abs().sum(dim=1).max() for w in weights]
     return gammas, betas
@@ -51,14 +72,18 @@ def _pairwise_row_l1(w_last: torch.Tensor) -> torch.Tensor:
     return (w_last[:, None, :] - w_last[None, :, :]).abs().sum(-1)
 
 
-def closed_form_margin_drop(weights: Weights, x: torch.Tensor, eps: float | Sequence[float], eps_x: float = 0.0) -> torch.Tensor:
+def closed_form_margin_drop(
+    weights: Weights, x: torch.Tensor, eps: float | Sequence[float], eps_x: float = 0.0
+) -> torch.Tensor:
     """Bound on :math:`|\\Delta(f_i - f_j)|` for all pairs, shape ``(B, K, K)``.
 
     .. math::
         S_0 = \\|x\\|_1 + n_0\\varepsilon_x,\\ \\delta_0 = \\varepsilon_x,\\quad
-        \\delta_k = \\beta_k\\delta_{k-1} + \\varepsilon_k S_{k-1},\\ S_k = (\\gamma_k + n_k\\varepsilon_k) S_{k-1},
+        \\delta_k = \\beta_k\\delta_{k-1} + \\varepsilon_k S_{k-1},\\ S_k = (\\gamma_k
+        + n_k\\varepsilon_k) S_{k-1},
 
-        |\\Delta(f_i - f_j)| \\le \\|W^L_i - W^L_j\\|_1\\,\\delta_{L-1} + 2\\varepsilon_L S_{L-1}.
+        |\\Delta(f_i - f_j)| \\le \\|W^L_i - W^L_j\\|_1\\,\\delta_{L-1} +
+        2\\varepsilon_L S_{L-1}.
     """
     eps_list = per_layer_epsilons(eps, len(weights))
     eps_x = _checked_eps_x(eps_x)
@@ -73,14 +98,22 @@ def closed_form_margin_drop(weights: Weights, x: torch.Tensor, eps: float | Sequ
     return drop * (1 - torch.eye(pair.shape[0], dtype=drop.dtype))
 
 
-def tightened_margin_drop(weights: Weights, x: torch.Tensor, eps: float | Sequence[float], eps_x: float = 0.0) -> torch.Tensor:
-    """Data-dependent tightening of :func:`closed_form_margin_drop`, shape ``(B, K, K)``.
+def tightened_margin_drop(
+    weights: Weights, x: torch.Tensor, eps: float | Sequence[float], eps_x: float = 0.0
+) -> torch.Tensor:
+    """Data-dependent tightening of :func:`closed_form_margin_drop`, shape ``(B, K,
+    K)``.
 
-    Tracks a deviation bound per neuron, :math:`d_k = |W^k| d_{k-1} + \\varepsilon_k S_{k-1}\\mathbf 1`
-    (:math:`d_0 = \\varepsilon_x \\mathbf 1`), and :math:`S_k = \\min\\big((\\gamma_k + n_k\\varepsilon_k)S_{k-1},\\
-    \\|z^k\\|_1 + \\mathbf 1^\\top d_k\\big)` from the clean activations :math:`z^k`; then
-    :math:`|\\Delta(f_i - f_j)| \\le |W^L_i - W^L_j|^\\top d_{L-1} + 2\\varepsilon_L S_{L-1}`.
-    Never looser than the closed form; exact (:math:`2\\varepsilon_L\\|z^{L-1}\\|_1`) when only the last layer moves.
+    Tracks a deviation bound per neuron,
+    :math:`d_k = |W^k| d_{k-1} + \\varepsilon_k S_{k-1}\\mathbf 1`
+    (:math:`d_0 = \\varepsilon_x \\mathbf 1`), and
+    :math:`S_k = \\min\\big((\\gamma_k + n_k\\varepsilon_k)S_{k-1},\\
+    \\|z^k\\|_1 + \\mathbf 1^\\top
+    d_k\\big)` from the clean activations :math:`z^k`; then
+    :math:`|\\Delta(f_i - f_j)| \\le |W^L_i - W^L_j|^\\top d_{L-1} + 2\\varepsilon_L
+    S_{L-1}`.
+    Never looser than the closed form; exact (:math:`2\\varepsilon_L\\|z^{L-1}\\|_1`)
+    when only the last layer moves.
     """
     eps_list = per_layer_epsilons(eps, len(weights))
     eps_x = _checked_eps_x(eps_x)
@@ -90,17 +123,25 @@ def tightened_margin_drop(weights: Weights, x: torch.Tensor, eps: float | Sequen
     d = torch.full_like(x, eps_x)
     for w, e, gamma, z in zip(weights[:-1], eps_list[:-1], gammas[:-1], hidden[1:]):
         d = d @ w.abs().T + e * s[:, None]
-        s = torch.minimum((gamma + w.shape[0] * e) * s, z.abs().sum(dim=1) + d.sum(dim=1))
+        s = torch.minimum(
+            (gamma + w.shape[0] * e) * s, z.abs().sum(dim=1) + d.sum(dim=1)
+        )
     w_last = weights[-1]
     pair_abs = (w_last[:, None, :] - w_last[None, :, :]).abs()  # (K, K, n)
-    drop = torch.einsum("ijn,bn->bij", pair_abs, d) + 2 * eps_list[-1] * s[:, None, None]
+    drop = (
+        torch.einsum("ijn,bn->bij", pair_abs, d) + 2 * eps_list[-1] * s[:, None, None]
+    )
     return drop * (1 - torch.eye(w_last.shape[0], dtype=drop.dtype))
 
 
-def _interval_product_sum(w_lo: torch.Tensor, w_hi: torch.Tensor, l: torch.Tensor, u: torch.Tensor):
-    """Bounds of :math:`\\sum_m w_m z_m` over :math:`w \\in [w_{lo}, w_{hi}]`, :math:`z \\in [l, u]`.
+def _interval_product_sum(
+    w_lo: torch.Tensor, w_hi: torch.Tensor, l: torch.Tensor, u: torch.Tensor
+):
+    """Bounds of :math:`\\sum_m w_m z_m` over :math:`w \\in [w_{lo}, w_{hi}]`,
+    :math:`z \\in [l, u]`.
 
-    ``w_*`` has shape ``(*S, m)``, ``l, u`` shape ``(B, m)``; returns two tensors ``(B, *S)``.
+    ``w_*`` has shape ``(*S, m)``, ``l, u`` shape ``(B, m)``; returns two tensors ``(B,
+    *S)``.
     Each product's extremes lie at the corners of its box.
     """
     shape = (l.shape[0],) + (1,) * (w_lo.dim() - 1) + (l.shape[1],)
@@ -109,8 +150,11 @@ def _interval_product_sum(w_lo: torch.Tensor, w_hi: torch.Tensor, l: torch.Tenso
     return corners.min(dim=0).values.sum(-1), corners.max(dim=0).values.sum(-1)
 
 
-def ibp_bounds(weights: Weights, x: torch.Tensor, eps: float | Sequence[float], eps_x: float = 0.0):
-    """Interval bounds :math:`[l_k, u_k]` of every hidden activation :math:`\\hat z^k`, ``k = 0..L-1``."""
+def ibp_bounds(
+    weights: Weights, x: torch.Tensor, eps: float | Sequence[float], eps_x: float = 0.0
+):
+    """Interval bounds :math:`[l_k, u_k]` of every hidden activation :math:`\\hat z^k`,
+    ``k = 0..L-1``."""
     eps_list = per_layer_epsilons(eps, len(weights))
     eps_x = _checked_eps_x(eps_x)
     l, u = x - eps_x, x + eps_x
@@ -122,12 +166,18 @@ def ibp_bounds(weights: Weights, x: torch.Tensor, eps: float | Sequence[float], 
     return bounds
 
 
-def ibp_margin_lower(weights: Weights, x: torch.Tensor, eps: float | Sequence[float], eps_x: float = 0.0) -> torch.Tensor:
-    """IBP lower bound on :math:`\\hat f_i - \\hat f_j` for all pairs, shape ``(B, K, K)``.
+def ibp_margin_lower(
+    weights: Weights, x: torch.Tensor, eps: float | Sequence[float], eps_x: float = 0.0
+) -> torch.Tensor:
+    """IBP lower bound on :math:`\\hat f_i - \\hat f_j` for all pairs, shape ``(B, K,
+    K)``.
 
-    The margin is bounded as one interval product, :math:`(\\hat W^L_i - \\hat W^L_j)^\\top \\hat z^{L-1}`
-    with :math:`\\hat W^L_i - \\hat W^L_j \\in [W^L_i - W^L_j \\pm 2\\varepsilon_L]`, rather than
-    :math:`\\hat f_i` and :math:`\\hat f_j` separately (rows of :math:`W^L` move independently).
+    The margin is bounded as one interval product,
+    :math:`(\\hat W^L_i - \\hat W^L_j)^\\top \\hat z^{L-1}`
+    with :math:`\\hat W^L_i - \\hat W^L_j \\in [W^L_i - W^L_j \\pm 2\\varepsilon_L]`,
+    rather than
+    :math:`\\hat f_i` and :math:`\\hat f_j` separately (rows of :math:`W^L` move
+    independently).
     """
     eps_last = per_layer_epsilons(eps, len(weights))[-1]
     l, u = ibp_bounds(weights, x, eps, eps_x)[-1]
@@ -141,10 +191,15 @@ CERTIFICATES = ("closed_form", "tightened", "ibp")
 
 
 def certified_margins(
-    weights: Weights, x: torch.Tensor, y: torch.Tensor, eps: float | Sequence[float], eps_x: float = 0.0,
+    weights: Weights,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float | Sequence[float],
+    eps_x: float = 0.0,
     method: str = "ibp",
 ) -> torch.Tensor:
-    """Certified lower bounds on :math:`\\hat f_y - \\hat f_j` for every class ``j``, shape ``(B, K)``.
+    """Certified lower bounds on :math:`\\hat f_y - \\hat f_j` for every class ``j``,
+    shape ``(B, K)``.
 
     The prediction is certified when every entry but ``j = y`` (which is 0) is positive:
     ``worst_margin(certified_margins(...), y) > 0``.
@@ -156,7 +211,9 @@ def certified_margins(
     index = y[:, None, None].expand(-1, 1, weights[-1].shape[0])
     if method == "ibp":
         return ibp_margin_lower(weights, x, eps, eps_x).gather(1, index).squeeze(1)
-    drop_fn = closed_form_margin_drop if method == "closed_form" else tightened_margin_drop
+    drop_fn = (
+        closed_form_margin_drop if method == "closed_form" else tightened_margin_drop
+    )
     drop = drop_fn(weights, x, eps, eps_x).gather(1, index).squeeze(1)
     return class_margins(mlp_forward(weights, x), y) - drop
 
@@ -164,16 +221,28 @@ def certified_margins(
 def robust_cross_entropy(lower_margins: torch.Tensor) -> torch.Tensor:
     """Upper bound on the cross-entropy over the perturbation set, per example.
 
-    :math:`\\mathrm{CE}(\\hat f, y) = \\log\\sum_j e^{-(\\hat f_y - \\hat f_j)} \\le \\log\\sum_j e^{-\\underline m_{yj}}`
-    for certified lower margins :math:`\\underline m_{yj}` (:math:`\\underline m_{yy} = 0`). It is at most
-    :math:`\\mathrm{CE}(f, y) + \\max_j \\text{drop}_{yj}`, the error bound of the joint chapter.
+    :math:`\\mathrm{CE}(\\hat f, y) = \\log\\sum_j e^{-(\\hat f_y - \\hat f_j)} \\le
+    \\log\\sum_j e^{-\\underline m_{yj}}`
+    for certified lower margins :math:`\\underline m_{yj}`
+    (:math:`\\underline m_{yy} = 0`). It is at most
+    :math:`\\mathrm{CE}(f, y) + \\max_j \\text{drop}_{yj}`, the error bound of the
+    joint chapter.
     """
     return torch.logsumexp(-lower_margins, dim=1)
 
 
 def certified_accuracy(
-    weights: Weights, x: torch.Tensor, y: torch.Tensor, eps: float | Sequence[float], eps_x: float = 0.0,
+    weights: Weights,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float | Sequence[float],
+    eps_x: float = 0.0,
     method: str = "ibp",
 ) -> float:
-    """Fraction of examples whose prediction is ``y`` for every perturbation in the ball (certified)."""
-    return float((worst_margin(certified_margins(weights, x, y, eps, eps_x, method), y) > 0).float().mean())
+    """Fraction of examples whose prediction is ``y`` for every perturbation in the
+    ball (certified)."""
+    return float(
+        (worst_margin(certified_margins(weights, x, y, eps, eps_x, method), y) > 0)
+        .float()
+        .mean()
+    )

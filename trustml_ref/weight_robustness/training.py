@@ -1,8 +1,10 @@
 """Training losses for weight and joint robustness, and a small training loop.
 
-Every loss has the signature ``loss(weights, x, y, progress) -> scalar`` where ``progress``
+Every loss has the signature ``loss(weights, x, y, progress) -> scalar`` where
+``progress``
 in [0, 1] is the fraction of training done (used by the epsilon ramp).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -11,7 +13,12 @@ import torch
 from tqdm.auto import tqdm
 
 from trustml_ref.weight_robustness.attacks import pgd_attack
-from trustml_ref.weight_robustness.bounds import certified_margins, layer_norms, per_layer_epsilons, robust_cross_entropy
+from trustml_ref.weight_robustness.bounds import (
+    certified_margins,
+    layer_norms,
+    per_layer_epsilons,
+    robust_cross_entropy,
+)
 from trustml_ref.weight_robustness.network import BiasFreeMLP, Weights, mlp_forward
 
 Loss = Callable[[Weights, torch.Tensor, torch.Tensor, float], torch.Tensor]
@@ -20,29 +27,43 @@ Loss = Callable[[Weights, torch.Tensor, torch.Tensor, float], torch.Tensor]
 def cross_entropy_loss() -> Loss:
     """The standard loss."""
 
-    def loss(weights: Weights, x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
+    def loss(
+        weights: Weights, x: torch.Tensor, y: torch.Tensor, progress: float
+    ) -> torch.Tensor:
         return torch.nn.functional.cross_entropy(mlp_forward(weights, x), y)
 
     return loss
 
 
 def log_norm_penalty(weights: Weights, eps: float | Sequence[float]) -> torch.Tensor:
-    """:math:`\\sum_k \\log(\\beta_k + n_{k-1}\\varepsilon_k)`: the log of the weight-norm factor of
+    """:math:`\\sum_k \\log(\\beta_k + n_{k-1}\\varepsilon_k)`: the log of the
+    weight-norm factor of
     the Rademacher bound of the perturbed class (see :mod:`.generalization`)."""
     eps_list = per_layer_epsilons(eps, len(weights))
     _, betas = layer_norms(weights)
-    return sum(torch.log(b + w.shape[1] * e) for b, w, e in zip(betas, weights, eps_list))
+    return sum(
+        torch.log(b + w.shape[1] * e) for b, w, e in zip(betas, weights, eps_list)
+    )
 
 
 def certified_loss(
-    eps: float | Sequence[float], eps_x: float = 0.0, *, kappa: float = 0.5, ramp: float = 0.5,
-    norm_weight: float = 0.0, method: str = "ibp",
+    eps: float | Sequence[float],
+    eps_x: float = 0.0,
+    *,
+    kappa: float = 0.5,
+    ramp: float = 0.5,
+    norm_weight: float = 0.0,
+    method: str = "ibp",
 ) -> Loss:
     """The theory-driven loss:
-    :math:`(1-\\kappa)\\,\\mathrm{CE} + \\kappa\\,\\mathrm{CE}_{\\text{cert}}(t\\varepsilon) + \\lambda \\sum_k \\log(\\beta_k + n_{k-1}\\varepsilon_k)`.
+    :math:`(1-\\kappa)\\,\\mathrm{CE} +
+    \\kappa\\,\\mathrm{CE}_{\\text{cert}}(t\\varepsilon) + \\lambda \\sum_k
+    \\log(\\beta_k + n_{k-1}\\varepsilon_k)`.
 
-    :math:`\\mathrm{CE}_{\\text{cert}}` is :func:`robust_cross_entropy` of the certified margins with
-    every radius scaled by :math:`t = \\min(1, \\text{progress}/\\text{ramp})` (the epsilon ramp);
+    :math:`\\mathrm{CE}_{\\text{cert}}` is :func:`robust_cross_entropy` of the
+    certified margins with
+    every radius scaled by :math:`t = \\min(1, \\text{progress}/\\text{ramp})` (the
+    epsilon ramp);
     the last term (weight ``norm_weight``) is :func:`log_norm_penalty`.
     """
     if not 0.0 <= kappa <= 1.0:
@@ -50,13 +71,17 @@ def certified_loss(
     if not 0.0 < ramp <= 1.0:
         raise ValueError(f"ramp must lie in (0, 1], got {ramp}")
 
-    def loss(weights: Weights, x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
+    def loss(
+        weights: Weights, x: torch.Tensor, y: torch.Tensor, progress: float
+    ) -> torch.Tensor:
         scale = min(1.0, progress / ramp)
         eps_now = [scale * e for e in per_layer_epsilons(eps, len(weights))]
         clean = torch.nn.functional.cross_entropy(mlp_forward(weights, x), y)
         total = clean
         if kappa > 0:
-            robust = robust_cross_entropy(certified_margins(weights, x, y, eps_now, scale * eps_x, method)).mean()
+            robust = robust_cross_entropy(
+                certified_margins(weights, x, y, eps_now, scale * eps_x, method)
+            ).mean()
             total = (1 - kappa) * clean + kappa * robust
         if norm_weight > 0:
             total = total + norm_weight * log_norm_penalty(weights, eps)
@@ -65,12 +90,19 @@ def certified_loss(
     return loss
 
 
-def adversarial_loss(eps: float | Sequence[float], eps_x: float = 0.0, *, steps: int = 5) -> Loss:
-    """Cross-entropy at a PGD perturbation (per-example weights and inputs) found for the batch."""
+def adversarial_loss(
+    eps: float | Sequence[float], eps_x: float = 0.0, *, steps: int = 5
+) -> Loss:
+    """Cross-entropy at a PGD perturbation (per-example weights and inputs) found for
+    the batch."""
 
-    def loss(weights: Weights, x: torch.Tensor, y: torch.Tensor, progress: float) -> torch.Tensor:
+    def loss(
+        weights: Weights, x: torch.Tensor, y: torch.Tensor, progress: float
+    ) -> torch.Tensor:
         attack = pgd_attack(weights, x, y, eps, eps_x, steps=steps)
-        perturbed = [w if d is None else w + d for w, d in zip(weights, attack.weight_deltas)]
+        perturbed = [
+            w if d is None else w + d for w, d in zip(weights, attack.weight_deltas)
+        ]
         x_adv = x if attack.input_delta is None else x + attack.input_delta
         return torch.nn.functional.cross_entropy(mlp_forward(perturbed, x_adv), y)
 
@@ -78,12 +110,25 @@ def adversarial_loss(eps: float | Sequence[float], eps_x: float = 0.0, *, steps:
 
 
 def train(
-    widths: Sequence[int], x: torch.Tensor, y: torch.Tensor, loss: Loss, *, epochs: int = 30, lr: float = 3e-3,
-    batch_size: int = 64, generator: torch.Generator | None = None, desc: str | None = None, progress_bar: bool = True,
+    widths: Sequence[int],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss: Loss,
+    *,
+    epochs: int = 30,
+    lr: float = 3e-3,
+    batch_size: int = 64,
+    generator: torch.Generator | None = None,
+    desc: str | None = None,
+    progress_bar: bool = True,
 ) -> BiasFreeMLP:
-    """Train a fresh :class:`BiasFreeMLP` with Adam on minibatches; returns the model."""
+    """Train a fresh :class:`BiasFreeMLP` with Adam on minibatches; returns the
+    model."""
     if x.shape[0] != y.shape[0]:
-        raise ValueError(f"x and y must have the same number of examples, got {x.shape[0]} and {y.shape[0]}")
+        raise ValueError(
+            f"x and y must have the same number of examples, got {x.shape[0]} and "
+            f"{y.shape[0]}"
+        )
     model = BiasFreeMLP(widths, generator=generator).to(x.dtype)
     weights = list(model.weights)
     opt = torch.optim.Adam(weights, lr=lr)
@@ -93,7 +138,7 @@ def train(
     for epoch in tqdm(range(epochs), desc=desc, disable=not progress_bar, leave=False):
         order = torch.randperm(n, generator=generator)
         for i in range(steps_per_epoch):
-            idx = order[i * batch_size:(i + 1) * batch_size]
+            idx = order[i * batch_size : (i + 1) * batch_size]
             progress = (epoch * steps_per_epoch + i) / total
             opt.zero_grad()
             loss(weights, x[idx], y[idx], progress).backward()

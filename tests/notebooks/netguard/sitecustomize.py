@@ -1,9 +1,12 @@
-"""Loaded by every Python process the notebook tests start (the directory is put on PYTHONPATH).
+"""Loaded by every Python process the notebook tests start (the directory is put on
+PYTHONPATH).
 
-When ``TRUSTML_NETGUARD_LOG`` names a file, any attempt to resolve a non-local host name or
+When ``TRUSTML_NETGUARD_LOG`` names a file, any attempt to resolve a non-local host
+name or
 to connect or send to a non-loopback address is written to that file and refused with an
 OSError. The test then fails on the log even if a library swallowed the error.
 """
+
 import os
 
 _LOG = os.environ.get("TRUSTML_NETGUARD_LOG")
@@ -30,13 +33,21 @@ if _LOG:
     def _refuse(what: str, target) -> None:
         with open(_LOG, "a") as log:
             log.write(f"{what} {target!r}\n")
-        raise OSError(f"network access is blocked in the trustml test suite: {what} {target!r}")
+        raise OSError(
+            f"network access is blocked in the trustml test suite: {what} {target!r}"
+        )
 
     def _check_address(sock, address, what: str) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(address[0]):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(
+            address[0]
+        ):
             _refuse(what, address)
 
-    _connect, _connect_ex, _sendto = socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto
+    _connect, _connect_ex, _sendto = (
+        socket.socket.connect,
+        socket.socket.connect_ex,
+        socket.socket.sendto,
+    )
     _getaddrinfo = socket.getaddrinfo
 
     def connect(self, address):
@@ -56,5 +67,9 @@ if _LOG:
             _refuse("getaddrinfo", host)
         return _getaddrinfo(host, *args, **kwargs)
 
-    socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto = connect, connect_ex, sendto
+    socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto = (
+        connect,
+        connect_ex,
+        sendto,
+    )
     socket.getaddrinfo = getaddrinfo
