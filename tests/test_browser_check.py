@@ -19,7 +19,8 @@ def test_check_page_reports_each_kind_of_breakage(tmp_path):
     )
     (tmp_path / "book" / "ok.png").write_bytes(b"png")
     page = tmp_path / "book" / "page.html"
-    dom = """<html><body>
+    wide = "[&quot;pre +120px: print(results)&quot;]"
+    dom = f"""<html><body data-overflow="{wide}">
       <div class="system-message">Unknown directive type</div>
       <span class="math">\\(x^2\\)</span>
       <span class="math"><mjx-container>typeset</mjx-container></span>
@@ -32,6 +33,7 @@ def test_check_page_reports_each_kind_of_breakage(tmp_path):
     problems = checker.check_page(tmp_path, page, dom, log, "http://127.0.0.1:1/", {})
     kinds = sorted(p.split(":")[0] for p in problems)
     assert kinds == [
+        "block wider than the page",
         "broken anchor",
         "broken link",
         "error box",
@@ -40,3 +42,12 @@ def test_check_page_reports_each_kind_of_breakage(tmp_path):
         "missing image",
         "un-typeset math",
     ], problems
+
+
+def test_a_page_whose_overflow_was_not_measured_fails(tmp_path):
+    page = tmp_path / "page.html"
+    dom = "<html><body><p>no measuring script ran</p></body></html>"
+    problems = checker.check_page(tmp_path, page, dom, "", "http://127.0.0.1:1/", {})
+    assert problems == ["overflow not measured: the measuring script did not run"]
+    fine = '<html><body data-overflow="[]"><p>measured, nothing wide</p></body></html>'
+    assert checker.check_page(tmp_path, page, fine, "", "http://127.0.0.1:1/", {}) == []

@@ -6,8 +6,13 @@ Checks, per page, on the DOM after JavaScript ran (MathJax included):
 - math left un-typeset (a ``.math`` element without MathJax output);
 - an image, script or stylesheet that is missing locally or would need the internet;
 - an internal link to a missing page or anchor;
-- an uncaught JavaScript error (Chromium's console log).
-It saves screenshots of a few key pages to ``_build/screenshots``. Run after the build:
+- an uncaught JavaScript error (Chromium's console log);
+- a code or output block, or a table, wider than the content column (its
+  ``scrollWidth`` exceeds its ``clientWidth``, or it reaches past the article's right
+  edge), measured at a 1280-pixel-wide window by a script the test server adds to every
+  page it serves.
+It saves a screenshot of the introduction, the instructor guide and every chapter to
+``_build/screenshots``. Run after the build:
 ``python tests/browser/check_rendered_book.py [_build/html]``. Exit code 1 on any
 problem.
 """
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import functools
 import http.server
+import io
+import json
 import shutil
 import subprocess
 import sys
@@ -46,12 +53,26 @@ SKIP = {
     "py-modindex.html",
     "prf-prf.html",
 }
-SCREENSHOTS = [
-    "book/intro.html",
-    "notebooks/00_conventions.html",
-    "notebooks/05_weight_perturbation.html",
-    "book/instructors.html",
-]
+SCREENSHOTS = ["book/intro.html", "book/instructors.html"]  # and every chapter
+WINDOW = "--window-size=1280,2400"
+# Added before </body> of every served page: after load (and MathJax), list the blocks
+# that overflow horizontally in a data attribute that --dump-dom returns.
+MEASURE = b"""<script>
+window.addEventListener("load", function () { setTimeout(function () {
+  var article = document.querySelector("article") || document.body;
+  var edge = article.getBoundingClientRect().right + 1, out = [];
+  var blocks = "div.highlight pre, div.cell_output pre, div.cell_output table, "
+    + "div.cell_output .output, table";
+  article.querySelectorAll(blocks).forEach(function (el) {
+    if (!el.offsetParent) return;  // folded (hidden) cells are measured when opened
+    var wide = el.scrollWidth - el.clientWidth;
+    var past = el.getBoundingClientRect().right - edge;
+    if (wide > 1 || past > 0) out.push(el.tagName.toLowerCase() + " +"
+      + Math.round(Math.max(wide, past)) + "px: " + (el.innerText || "").slice(0, 70));
+  });
+  document.body.setAttribute("data-overflow", JSON.stringify(out));
+}, 2000); });
+</script>"""
 
 
 def chromium() -> str:
@@ -64,6 +85,17 @@ def chromium() -> str:
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path))
+        if path.suffix != ".html" or not path.is_file():
+            return super().send_head()
+        body = path.read_bytes().replace(b"</body>", MEASURE + b"</body>", 1)
+        self.send_response(200)
+        self.send_header("Content-type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
 
 
 def serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
@@ -81,6 +113,7 @@ def render(browser: str, url: str, profile: str) -> tuple[str, str]:
             f"--user-data-dir={profile}",
             "--enable-logging=stderr",
             "--v=0",
+            WINDOW,
             "--virtual-time-budget=15000",
             "--dump-dom",
             url,
@@ -150,6 +183,11 @@ def check_page(
     for line in log.splitlines():
         if "Uncaught" in line and "CONSOLE" in line:
             problems.append(f"javascript error: {line.strip()[:160]}")
+    measured = soup.body.get("data-overflow") if soup.body else None
+    if measured is None:
+        problems.append("overflow not measured: the measuring script did not run")
+    for block in json.loads(measured or "[]"):
+        problems.append(f"block wider than the page: {block}")
     return problems
 
 
@@ -179,14 +217,17 @@ def main(argv: list[str]) -> int:
                 failures[page] = problems
         shots = root.parent / "screenshots"
         shots.mkdir(exist_ok=True)
-        for rel in SCREENSHOTS:
+        chapters = [
+            p.relative_to(root).as_posix() for p in pages if "notebooks" in p.parts
+        ]
+        for rel in SCREENSHOTS + chapters:
             if (root / rel).is_file():
                 subprocess.run(
                     [
                         browser,
                         *CHROMIUM_FLAGS,
                         f"--user-data-dir={profile}",
-                        "--window-size=1280,2400",
+                        WINDOW,
                         "--virtual-time-budget=15000",
                         f"--screenshot={shots / (Path(rel).stem + '.png')}",
                         urljoin(base, rel),
