@@ -2,13 +2,10 @@
 vectorised analysis.
 
 Random vote histograms of 250 teachers over 10 classes, Confident-GNMax with T=150,
-sigma1=50,
-sigma2=40, a grid of Rényi orders. The baseline analyses one query at a time with plain
-Python
-and SciPy scalars (the semantics of TF-Privacy's research/pate_2018/core.py, written
-out here);
-ours is ``trustml_ref.privacy.pate.confident_gnmax_rdp`` on all queries at once. Both
-run here;
+sigma1=50, sigma2=40, a grid of Rényi orders. The baseline analyses one query at a time
+with plain Python and SciPy scalars (the semantics of TF-Privacy's
+research/pate_2018/core.py, written out here); ours is
+``trustml_ref.privacy.pate.confident_gnmax_rdp`` on all queries at once. Both run here;
 the script checks that the epsilons agree and prints the time ratio from this run.
 
 Run: ``python benchmarks/pate_analysis.py [--queries 10000]``.

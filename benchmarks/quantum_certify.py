@@ -2,20 +2,16 @@
 versus Monte Carlo.
 
 The noise rotates every qubit of the encoded state by an angle drawn from a symmetric
-set about
-an axis drawn from +-X, +-Y, +-Z. Analytically this is per-qubit depolarising noise with
-replacement p = 2/3 (1 - E cos theta), so one Heisenberg-picture evaluation per input
-gives the
-exact noisy probabilities and kappa* gives epsilon. The Monte-Carlo baseline samples
-rotations
-(PennyLane, default.qubit with broadcasting), averages the output probabilities and
-replaces
-them by Hoeffding confidence bounds at level alpha before computing the same radius.
+set about an axis drawn from +-X, +-Y, +-Z. Analytically this is per-qubit depolarising
+noise with replacement p = 2/3 (1 - E cos theta), so one Heisenberg-picture evaluation
+per input gives the exact noisy probabilities and kappa* gives epsilon. The Monte-Carlo
+baseline samples rotations (PennyLane, default.qubit with broadcasting), averages the
+output probabilities and replaces them by Hoeffding confidence bounds at level alpha
+before computing the same radius.
 
 Both run here on the same trained classifier; the script prints the time of each, their
-ratio
-and the certified accuracy of each at a few radii. Run:
-``python benchmarks/quantum_certify.py [--samples 2000] [--alpha 0.05]``.
+ratio and the certified accuracy of each at a few radii. Run: ``python
+benchmarks/quantum_certify.py [--samples 2000] [--alpha 0.05]``.
 """
 
 from __future__ import annotations

@@ -2,18 +2,14 @@
 against ours.
 
 The baseline keeps the population as a Python list of (1, L) id tensors, ranks it by
-fitness evaluated
-in one batch per generation (as the official notebook does after batching its fitness),
-and applies
-the official crossover and in-place mutation one individual at a time. Ours is
+fitness evaluated in one batch per generation (as the official notebook does after
+batching its fitness), and applies the official crossover and in-place mutation one
+individual at a time. Ours is
 ``trustml_ref.ring_a_bell.genetic_search(mode="improved")``: vectorised operators,
-elitism and no
-re-evaluation of survivors. Same encoder, target, population, seed and generation
-budget; the script
-prints evaluations per second and the time each needs to reach the baseline's final
-best fitness,
-as ratios from this run. Run: ``python benchmarks/ring_a_bell_search.py [--generations
-300]``.
+elitism and no re-evaluation of survivors. Same encoder, target, population, seed and
+generation budget; the script prints evaluations per second and the time each needs to
+reach the baseline's final best fitness, as ratios from this run. Run: ``python
+benchmarks/ring_a_bell_search.py [--generations 300]``.
 """
 
 from __future__ import annotations

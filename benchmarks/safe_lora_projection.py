@@ -2,36 +2,27 @@
 ours.
 
 Shapes: q_proj and v_proj of 32 layers (64 modules), 4096 x 4096 weights, LoRA rank 8,
-on random
-tensors generated module by module from a seed (as if read from two checkpoints). Three
-passes
-run in separate processes, each reporting its time and its peak resident memory above
-the
-process's baseline:
+on random tensors generated module by module from a seed (as if read from two
+checkpoints). Three passes run in separate processes, each reporting its time and its
+peak resident memory above the process's baseline:
 
 - ``read``: read both weight sets once (one pass over W_aligned - W_base; the floor for
   any method);
 - ``dense``: the official procedure, C = V V^T / ||V||_F formed explicitly, then C @ B
-  and the
-  cosine of the flattened d x d products C B A and B A;
+  and the cosine of the flattened d x d products C B A and B A;
 - ``ours``: ``trustml_ref.safe_lora`` (C B = V (V^T B) / ||V||_F in two blocked passes
-  over the
-  weights with no d x d temporary, cosine from r x r Gram matrices).
+  over the weights with no d x d temporary, cosine from r x r Gram matrices).
 
-Without a d x d temporary, two passes over the weights are unavoidable (no row of V
-(V^T B) is known
-before all of V^T B is), so twice the read-once time bounds any such method from below.
-On the
-development machine (one thread) ours costs about 3x the read floor: each pass
-subtracts a block
-(memory bound) and multiplies it by an r-row matrix (about 60 GFLOP/s), one after the
-other.
+Without a d x d temporary, two passes over the weights are unavoidable (no row of V (V^T
+B) is known before all of V^T B is), so twice the read-once time bounds any such method
+from below. On the development machine (one thread) ours costs about 3x the read floor:
+each pass subtracts a block (memory bound) and multiplies it by an r-row matrix (about
+60 GFLOP/s), one after the other.
 
 It checks that dense and ours agree (cosines and projected B) and prints the ratios
-measured in
-this run. Run: ``python benchmarks/safe_lora_projection.py [--dim 4096] [--modules 8]
-[--rank 8]``
-(``--modules 64`` for the full model; the dense pass then takes minutes on 2 cores).
+measured in this run. Run: ``python benchmarks/safe_lora_projection.py [--dim 4096]
+[--modules 8] [--rank 8]`` (``--modules 64`` for the full model; the dense pass then
+takes minutes on 2 cores).
 """
 
 from __future__ import annotations

@@ -2,17 +2,13 @@
 per-pair loop.
 
 The baseline computes, for each test input and each class pair (i, j), the closed-form
-drop and
-the IBP lower bound one pair at a time, as a direct transcription of the recursion
-would. Ours
-(``trustml_ref.weight_robustness``) batches inputs and pairs. Both run here, on the
-same trained
-network and inputs; the script checks the numbers agree and prints time ratios from
-this run.
+drop and the IBP lower bound one pair at a time, as a direct transcription of the
+recursion would. Ours (``trustml_ref.weight_robustness``) batches inputs and pairs. Both
+run here, on the same trained network and inputs; the script checks the numbers agree
+and prints time ratios from this run.
 
 auto_LiRPA's weight-perturbation IBP is not compared: its PyPI release needs an older
-torch
-than the one pinned here.
+torch than the one pinned here.
 
 Run: ``python benchmarks/weight_bounds.py [--n-test 100] [--repeats 3]``.
 """

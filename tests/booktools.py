@@ -18,9 +18,9 @@ def guarded_kernel_env(
     network_log: Path, cache: Path, python_path: list[Path]
 ) -> dict[str, str]:
     """Variables for a notebook kernel under test: offline, smoke profile, own cache,
-    and the network
-    guard (``netguard/sitecustomize.py``) logging to ``network_log``. Callers also drop
-    ``MPLBACKEND`` from the environment, so kernels keep their inline backend."""
+    and the network guard (``netguard/sitecustomize.py``) logging to ``network_log``.
+    Callers also drop ``MPLBACKEND`` from the environment, so kernels keep their inline
+    backend."""
     return {
         "TRUSTML_NETGUARD_LOG": str(network_log),
         "PYTHONPATH": os.pathsep.join(str(p) for p in [NETGUARD, *python_path]),

@@ -2,12 +2,10 @@
 is preinstalled.
 
 A fresh virtual environment gets torch, ipykernel and papermill, as Colab has. For each
-chapter
-a copy of it installs the package the way the chapter's first cell does, with the
-repository URL
-replaced by this checkout, and then runs the chapter in the smoke profile, offline and
-with the
-network guard. A chapter whose extra misses a dependency fails here.
+chapter a copy of it installs the package the way the chapter's first cell does, with
+the repository URL replaced by this checkout, and then runs the chapter in the smoke
+profile, offline and with the network guard. A chapter whose extra misses a dependency
+fails here.
 """
 
 from __future__ import annotations

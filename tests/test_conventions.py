@@ -1,8 +1,7 @@
 """The book's notebook conventions (CONTRIBUTING.md), checked on every chapter.
 
 Each chapter is a jupytext py:percent source paired with an output-free .ipynb, listed
-in
-_toc.yml, with the cells every chapter has, in order.
+in _toc.yml, with the cells every chapter has, in order.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ def test_aggregation_statistics():
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda: pate.log_q_gnmax(VOTES, -1.0), "sigma must be a positive number"),
+        (lambda: pate.log_q_gnmax(VOTES, -1.0), "sigma must be a finite number > 0"),
         (lambda: pate.log_q_gnmax(np.zeros((0, 3)), 1.0), "non-empty"),
         (lambda: pate.log_q_gnmax([[1.0]], 1.0), r"classes >= 2"),
         (lambda: pate.log_q_gnmax([[1.0, -2.0]], 1.0), "non-negative"),
@@ -139,7 +139,7 @@ def test_aggregation_statistics():
         ),
         (
             lambda: pate.log_pr_answered(VOTES, 150, 0.0),
-            "sigma1 must be a positive number",
+            "sigma1 must be a finite number > 0",
         ),
     ],
 )

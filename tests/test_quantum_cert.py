@@ -301,10 +301,9 @@ def test_trace_distance_radius_reference_values_and_bad_input():
 @pytest.mark.parametrize("seed", range(6))
 def test_dp_radius_below_trace_distance_radius_below_attacks(seed):
     """On random classifiers and noise levels: DP radius <= trace-distance radius <=
-    mixing attack's flip
-    distance at every point; no random neighbour inside the trace-distance radius flips
-    the prediction;
-    and under global noise the trace-distance radius does not depend on p."""
+    mixing attack's flip distance at every point; no random neighbour inside the
+    trace-distance radius flips the prediction; and under global noise the
+    trace-distance radius does not depend on p."""
     g = torch.Generator().manual_seed(seed)
     clf = QuantumClassifier(2, 2, 2, generator=g)
     states = torch.stack([random_state_vector(4, g) for _ in range(30)])
@@ -358,8 +357,7 @@ def test_dp_over_trace_distance_radius_closed_form(p):
 
 def test_shot_certificates_never_exceed_exact_ones():
     """With probability >= 1 - alpha per point a shot-based radius is at most the exact
-    one; at
-    alpha = 0.01 none of these 200 seeded points exceeds it."""
+    one; at alpha = 0.01 none of these 200 seeded points exceeds it."""
     # everything below draws from g: the test is deterministic
     g = torch.Generator().manual_seed(7)
     # Dirichlet(1, 1, 1) by normalised exponentials
@@ -385,8 +383,7 @@ def test_shot_certificates_never_exceed_exact_ones():
 
 def test_rotation_noise_range_matches_the_certificates():
     """The largest replacement rotation noise can give, E cos = -1/2, is p = 1, the
-    largest that
-    depolarizing_kappa accepts: one range for both."""
+    largest that depolarizing_kappa accepts: one range for both."""
     assert rotation_noise_replacement(-0.5) == pytest.approx(1.0)
     assert depolarizing_kappa(rotation_noise_replacement(-0.5), 2) == pytest.approx(1.0)
 
@@ -395,14 +392,11 @@ def class_bound_failures(
     probs: torch.Tensor, shots: int, trials: int, level: float | None, g
 ) -> dict:
     """How often the bounds miss, over ``trials`` seeded count vectors. "certificate":
-    the predicted
-    class's probability is below its lower bound, or the largest other class's is above
-    the upper
-    bound (what the radius needs); "any bound": the predicted class's lower bound or
-    some other
-    class's own upper bound misses (what a Bonferroni proof over the bounds must
-    control).
-    ``level`` overrides the package's choice of per-bound level."""
+    the predicted class's probability is below its lower bound, or the largest other
+    class's is above the upper bound (what the radius needs); "any bound": the predicted
+    class's lower bound or some other class's own upper bound misses (what a Bonferroni
+    proof over the bounds must control). ``level`` overrides the package's choice of
+    per-bound level."""
     counts = torch.stack(
         [
             torch.bincount(
@@ -438,14 +432,11 @@ def class_bound_failures(
 
 
 def test_shot_class_bounds_hold_with_probability_one_minus_alpha():
-    """The predicted class is the one whose count ran high, so K bounds at alpha / K,
-    as this
-    package used before, have no proof: with three near-tied classes they miss 7.9% of
-    the time.
-    All 2K bounds at alpha / (2K) hold, on both events; two outcomes need only alpha /
-    2 (one
-    class's lower bound is the other's upper bound). Binomial error of 4000 trials at
-    5%: 0.0034."""
+    """The predicted class is the one whose count ran high, so K bounds at alpha / K, as
+    this package used before, have no proof: with three near-tied classes they miss 7.9%
+    of the time. All 2K bounds at alpha / (2K) hold, on both events; two outcomes need
+    only alpha / 2 (one class's lower bound is the other's upper bound). Binomial error
+    of 4000 trials at 5%: 0.0034."""
     g = torch.Generator().manual_seed(12)
     tied = torch.tensor([0.34, 0.33, 0.33], dtype=torch.float64)
     # the old rule
@@ -497,8 +488,7 @@ def test_shot_trace_distance_radius_is_the_exact_one_on_its_bounds():
 
 def test_trace_distance_contraction_reference_values():
     """1 for a noiseless projective read-out, exactly 1 - p under global depolarising
-    noise, below 1
-    and falling with p under local noise."""
+    noise, below 1 and falling with p under local noise."""
     clf = QuantumClassifier(3, 2, 2, generator=torch.Generator().manual_seed(14))
     assert trace_distance_contraction(clf.heisenberg_operators()) == pytest.approx(
         1.0, abs=1e-12
@@ -523,11 +513,9 @@ def test_trace_distance_contraction_reference_values():
 @pytest.mark.parametrize("local_noise", ["input", "every_layer"])
 def test_local_noise_certificates_are_sound(seed, local_noise):
     """Under local noise: the trace-distance radius with the circuit's contraction and
-    the DP radius
-    with its kappa* never exceed the mixing attack's flip distance, no random neighbour
-    inside them
-    flips the prediction, and feature PGD never flips inside the feature-space
-    radius."""
+    the DP radius with its kappa* never exceed the mixing attack's flip distance, no
+    random neighbour inside them flips the prediction, and feature PGD never flips
+    inside the feature-space radius."""
     g = torch.Generator().manual_seed(20 + seed)
     clf = QuantumClassifier(2, 2, 2, generator=g)
     p = 0.05 + 0.4 * float(torch.rand(1, generator=g))

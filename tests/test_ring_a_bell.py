@@ -420,9 +420,8 @@ def test_batched_targets_search_each_target(world):
 
 def test_shipped_checkpoint_passes_the_quality_gates():
     """The committed toy model learned its world: the detector agrees with the named
-    colour on at least
-    90% of samples for every colour, and red's correlated phrases ("like fire") produce
-    red."""
+    colour on at least 90% of samples for every colour, and red's correlated phrases
+    ("like fire") produce red."""
     from trustml_ref.ring_a_bell.pipeline import quality_gates
 
     pipe = ToyPipeline.from_pretrained()

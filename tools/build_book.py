@@ -1,12 +1,10 @@
 """Build the book in one profile, never from another profile's execution cache.
 
-Jupyter Book's execution cache keys notebooks by their code, and Sphinx's environment
-by the
-sources' times; neither knows ``TRUSTML_PROFILE``, so a build after a build in another
-profile
-would serve the old profile's results. This script stamps the build folder with its
-profile
-(``<build>/.profile``) and empties the folder when the stamp is missing or differs.
+Jupyter Book's execution cache keys notebooks by their code, and Sphinx's environment by
+the sources' times; neither knows ``TRUSTML_PROFILE``, so a build after a build in
+another profile would serve the old profile's results. This script stamps the build
+folder with its profile (``<build>/.profile``) and empties the folder when the stamp is
+missing or differs.
 
     python tools/build_book.py [--profile book] [--root .]   # what `make book` runs
 """

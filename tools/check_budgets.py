@@ -1,17 +1,12 @@
 """Print each chapter's execution time in the last book build against its budget.
 
 Reads the execution cache the build filled (``_build/.jupyter_cache``): budgets are 4
-minutes
-per method chapter, 1 minute per primer (and the conventions chapter), 20 minutes for
-the
-whole book. Every line over its budget is marked ``OVER`` and summed up at the end, so
-the CI
-log says which chapter to shrink. It exits non-zero only when a chapter has no execution
-record: the same build took 1.6x longer on one machine than on another (and 01 took 129
-s and
-220 s on the same machine an hour apart), so a time limit here would fail CI on the
-machine,
-not on the book.
+minutes per method chapter, 1 minute per primer (and the conventions chapter), 20
+minutes for the whole book. Every line over its budget is marked ``OVER`` and summed up
+at the end, so the CI log says which chapter to shrink. It exits non-zero only when a
+chapter has no execution record: the same build took 1.6x longer on one machine than on
+another (and 01 took 129 s and 220 s on the same machine an hour apart), so a time limit
+here would fail CI on the machine, not on the book.
 
     python tools/check_budgets.py [_build]
 """

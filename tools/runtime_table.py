@@ -2,10 +2,8 @@
 the book shows.
 
 Runs each chapter of ``_toc.yml`` with papermill in a fresh kernel, one at a time, and
-writes
-``book/_generated/runtimes.md`` (included by ``book/runtimes.md``). Run it on the
-machine whose
-numbers you want to publish (the committed table says which): ``python
+writes ``book/_generated/runtimes.md`` (included by ``book/runtimes.md``). Run it on the
+machine whose numbers you want to publish (the committed table says which): ``python
 tools/runtime_table.py``.
 """
 

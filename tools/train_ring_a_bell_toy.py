@@ -2,12 +2,10 @@
 with provenance.
 
 Text encoder (small CLIPTextModel over the toy vocabulary) and denoiser
-(TinyTextDenoiser) are trained
-jointly on freshly rendered scenes (trustml_ref.ring_a_bell.toy), then checked against
-the quality
-gates the tests re-check on the shipped checkpoint. Run: ``python
-tools/train_ring_a_bell_toy.py
-[--steps 6000] [--out trustml_ref/ring_a_bell/checkpoint]``.
+(TinyTextDenoiser) are trained jointly on freshly rendered scenes
+(trustml_ref.ring_a_bell.toy), then checked against the quality gates the tests re-check
+on the shipped checkpoint. Run: ``python tools/train_ring_a_bell_toy.py [--steps 6000]
+[--out trustml_ref/ring_a_bell/checkpoint]``.
 """
 
 from __future__ import annotations

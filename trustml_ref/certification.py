@@ -4,23 +4,18 @@ privacy to robustness.
 - :func:`clopper_pearson`: exact one-sided binomial confidence bounds (finite shots or
   samples).
 - :func:`dp_certifies`: the DP robustness condition (Lecuyer et al. 2019): if the
-  randomised
-  classifier is :math:`(\varepsilon,\delta)`-DP for every perturbation in the ball, then
-  :math:`e^{-\varepsilon}(p_a - \delta) > e^{\varepsilon} p_b + \delta` keeps its
-  prediction there.
-- Randomised smoothing with Gaussian noise,
-  :math:`g(x) = \arg\max_c P(f(x + \mathcal N(0, \sigma^2 I)) = c)`,
-  certified in :math:`\ell_2`: :func:`gaussian_smoothing_radius` (the tight radius of
-  Cohen et al. 2019),
-  :func:`dp_smoothing_radius` (the same noise certified through the Gaussian
-  mechanism's privacy
-  profile) and :func:`smoothed_certify` (Monte Carlo prediction and radius with
-  confidence
-  :math:`1-\alpha`).
+  randomised classifier is :math:`(\varepsilon,\delta)`-DP for every perturbation in the
+  ball, then :math:`e^{-\varepsilon}(p_a - \delta) > e^{\varepsilon} p_b + \delta` keeps
+  its prediction there.
+- Randomised smoothing with Gaussian noise, :math:`g(x) = \arg\max_c P(f(x + \mathcal
+  N(0, \sigma^2 I)) = c)`, certified in :math:`\ell_2`:
+  :func:`gaussian_smoothing_radius` (the tight radius of Cohen et al. 2019),
+  :func:`dp_smoothing_radius` (the same noise certified through the Gaussian mechanism's
+  privacy profile) and :func:`smoothed_certify` (Monte Carlo prediction and radius with
+  confidence :math:`1-\alpha`).
 
 Derived in ``notebooks/p5_certified_robustness``; the quantum chapter uses the DP
-condition with
-:math:`\delta = 0`.
+condition with :math:`\delta = 0`.
 """
 
 from __future__ import annotations
@@ -30,6 +25,7 @@ from collections.abc import Callable
 import torch
 from scipy import stats
 
+from trustml_ref.checks import check_positive
 from trustml_ref.privacy.gaussian import gaussian_delta
 
 
@@ -72,12 +68,6 @@ def _check_pair(
     return p_a, p_b
 
 
-def _check_sigma(sigma: float) -> float:
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma!r}")
-    return float(sigma)
-
-
 def dp_certifies(
     p_a: torch.Tensor, p_b: torch.Tensor, epsilon: torch.Tensor, delta: torch.Tensor
 ) -> torch.Tensor:
@@ -105,10 +95,9 @@ def gaussian_smoothing_radius(
     .. math:: R = \tfrac{\sigma}{2}\big(\Phi^{-1}(p_a) - \Phi^{-1}(p_b)\big),
 
     with :math:`p_b = 1 - p_a` by default (then :math:`R = \sigma\Phi^{-1}(p_a)`); 0
-    where
-    :math:`p_a \le p_b` (nothing certified).
+    where :math:`p_a \le p_b` (nothing certified).
     """
-    sigma = _check_sigma(sigma)
+    sigma = check_positive(sigma, "sigma")
     p_a = torch.as_tensor(p_a, dtype=torch.float64)
     p_a, p_b = _check_pair(p_a, 1 - p_a if p_b is None else p_b)
     ndtri = torch.special.ndtri
@@ -125,22 +114,18 @@ def dp_smoothing_radius(
     iterations: int = 50,
 ) -> torch.Tensor:
     r"""The largest :math:`\ell_2` radius :math:`r` that :func:`dp_certifies` for some
-    :math:`\varepsilon`,
-    with :math:`\delta(\varepsilon)` the exact privacy profile of the Gaussian
-    mechanism of
-    sensitivity :math:`r` (:func:`~trustml_ref.privacy.gaussian.gaussian_delta`).
+    :math:`\varepsilon`, with :math:`\delta(\varepsilon)` the exact privacy profile of
+    the Gaussian mechanism of sensitivity :math:`r`
+    (:func:`~trustml_ref.privacy.gaussian.gaussian_delta`).
 
     Adding :math:`\mathcal N(0,\sigma^2 I)` to the input is that mechanism for any two
-    inputs at distance
-    :math:`\le r`, and :math:`\delta` grows with :math:`r`, so the certified set is an
-    interval
-    :math:`[0, R)`: bisection on :math:`r`, a grid over
-    :math:`\varepsilon \in [0, \tfrac12\ln(p_a/p_b)]`
-    (beyond it the condition fails at :math:`\delta = 0`). Never above
-    :func:`gaussian_smoothing_radius`,
-    which is tight; 0 where :math:`p_a \le p_b`.
+    inputs at distance :math:`\le r`, and :math:`\delta` grows with :math:`r`, so the
+    certified set is an interval :math:`[0, R)`: bisection on :math:`r`, a grid over
+    :math:`\varepsilon \in [0, \tfrac12\ln(p_a/p_b)]` (beyond it the condition fails at
+    :math:`\delta = 0`). Never above :func:`gaussian_smoothing_radius`, which is tight;
+    0 where :math:`p_a \le p_b`.
     """
-    sigma = _check_sigma(sigma)
+    sigma = check_positive(sigma, "sigma")
     p_a = torch.as_tensor(p_a, dtype=torch.float64)
     p_a, p_b = _check_pair(p_a, 1 - p_a if p_b is None else p_b)
     flat_a, flat_b = p_a.reshape(-1, 1), p_b.reshape(-1, 1)
@@ -171,21 +156,18 @@ def smoothed_certify(
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""Prediction, lower confidence bound :math:`\underline{p_a}` and certified
-    :math:`\ell_2` radius of the
-    Gaussian-smoothed ``classify`` at each row of ``x`` (Cohen et al. 2019, CERTIFY).
+    :math:`\ell_2` radius of the Gaussian-smoothed ``classify`` at each row of ``x``
+    (Cohen et al. 2019, CERTIFY).
 
     ``classify`` maps a batch ``(N, d)`` to class indices ``(N,)``. ``n_select`` noisy
-    copies pick the
-    candidate class; ``n_estimate`` fresh copies give :math:`\underline{p_a}`
-    (one-sided Clopper-Pearson at
-    level ``alpha``); the radius is :math:`\sigma\Phi^{-1}(\underline{p_a})`. Where
-    :math:`\underline{p_a} \le 1/2`
+    copies pick the candidate class; ``n_estimate`` fresh copies give
+    :math:`\underline{p_a}` (one-sided Clopper-Pearson at level ``alpha``); the radius
+    is :math:`\sigma\Phi^{-1}(\underline{p_a})`. Where :math:`\underline{p_a} \le 1/2`
     the prediction is ``-1`` (abstain) and the radius 0. With probability at least
-    :math:`1-\alpha` per
-    example, a returned class is the smoothed classifier's prediction everywhere within
-    its radius.
+    :math:`1-\alpha` per example, a returned class is the smoothed classifier's
+    prediction everywhere within its radius.
     """
-    sigma = _check_sigma(sigma)
+    sigma = check_positive(sigma, "sigma")
     if x.dim() != 2:
         raise ValueError(f"x must have shape (batch, features), got {tuple(x.shape)}")
     if n_select < 1 or n_estimate < 1:

@@ -21,9 +21,8 @@ error), :func:`proportion_difference` (two rates, binomial errors) and
 one-line description to pass as ``test``.
 
 :func:`glue` hands a number to the text, which quotes it with a ``{glue:text}`` role
-(myst-nb),
-so prose and run cannot drift; it writes the same output myst-nb's ``glue`` writes, and
-needs no myst-nb where the book is not built (Colab).
+(myst-nb), so prose and run cannot drift; it writes the same output myst-nb's ``glue``
+writes, and needs no myst-nb where the book is not built (Colab).
 """
 
 from __future__ import annotations
@@ -123,12 +122,10 @@ def claim(
     and checked.
 
     ``holds`` is the condition the run computed (a bool or a NumPy/torch boolean
-    scalar);
-    ``test`` says how a noisy comparison was decided (seeds, paired difference,
-    bootstrap);
-    ``evidence`` holds the numbers behind it (JSON-ready: numbers, strings, lists,
-    arrays).
-    Prints one line, so the reader sees each conclusion checked where it is drawn.
+    scalar); ``test`` says how a noisy comparison was decided (seeds, paired difference,
+    bootstrap); ``evidence`` holds the numbers behind it (JSON-ready: numbers, strings,
+    lists, arrays). Prints one line, so the reader sees each conclusion checked where it
+    is drawn.
     """
     from trustml_ref.io import jsonable
 
@@ -218,8 +215,7 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> Difference:
 
 def mean_difference(a: Sequence[float], b: Sequence[float]) -> Difference:
     """Difference of the means of two independent samples (e.g. seeds of two methods
-    that share
-    nothing), with Welch's standard error ``sqrt(var(a)/n_a + var(b)/n_b)``
+    that share nothing), with Welch's standard error ``sqrt(var(a)/n_a + var(b)/n_b)``
     (``ddof=1``)."""
     a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a_arr.ndim != 1 or b_arr.ndim != 1 or len(a_arr) < 2 or len(b_arr) < 2:
@@ -242,9 +238,8 @@ def mean_difference(a: Sequence[float], b: Sequence[float]) -> Difference:
 
 def proportion_difference(p_a: float, p_b: float, n: int) -> Difference:
     """Difference of two rates measured on ``n`` units each, with the unpaired binomial
-    standard
-    error ``sqrt(p_a(1-p_a)/n + p_b(1-p_b)/n)`` (conservative when the units are
-    shared)."""
+    standard error ``sqrt(p_a(1-p_a)/n + p_b(1-p_b)/n)`` (conservative when the units
+    are shared)."""
     for name, p in (("p_a", p_a), ("p_b", p_b)):
         if not 0 <= p <= 1:
             raise ValueError(f"{name} must be a rate in [0, 1], got {p}")

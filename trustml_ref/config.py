@@ -62,8 +62,7 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> torch.Generator
     with ``seed``.
 
     With ``deterministic=True`` torch is asked for deterministic algorithms; kernels
-    that
-    have none warn instead of failing (``warn_only=True``).
+    that have none warn instead of failing (``warn_only=True``).
     """
     if (
         not isinstance(seed, (int, np.integer))
@@ -112,8 +111,7 @@ def set_torch_threads(device: torch.device, threads: int | None = None) -> int:
     """Set torch's intra-op thread count for work on ``device`` and return it.
 
     ``threads`` defaults to ``TRUSTML_THREADS`` or, on the CPU,
-    :data:`DEFAULT_CPU_THREADS`;
-    on a GPU torch's own default is kept.
+    :data:`DEFAULT_CPU_THREADS`; on a GPU torch's own default is kept.
     """
     if threads is None and os.environ.get(THREADS_ENV):
         threads = int(os.environ[THREADS_ENV])
@@ -162,8 +160,7 @@ def setup(
     chosen.
 
     Also starts the chapter's ledger of claims (:mod:`trustml_ref.claims`): conclusions
-    are
-    checked in the ``book`` and ``colab`` profiles and only recorded in ``smoke``.
+    are checked in the ``book`` and ``colab`` profiles and only recorded in ``smoke``.
     """
     chosen_profile = resolve_profile(profile)
     generator = seed_everything(seed)

@@ -58,8 +58,8 @@ def iris(
     test_fraction: float = 0.3, seed: int = 0, dtype: torch.dtype = torch.float64
 ) -> Split:
     """scikit-learn's iris flowers (150 examples, 4 features, 3 classes), features
-    scaled to [0, 1]
-    by the range of the whole data set. Seeded split as in :func:`digits`."""
+    scaled to [0, 1] by the range of the whole data set. Seeded split as in
+    :func:`digits`."""
     from sklearn.datasets import load_iris
 
     data = load_iris()
@@ -85,12 +85,9 @@ def openml(
     """A seeded subset of an OpenML image data set (colab profile only: this downloads).
 
     ``name`` is ``"mnist_784"`` (70,000 images, 784 pixels) or ``"CIFAR_10"`` (60,000
-    images,
-    3,072 values); pixels are scaled to [0, 1] and flattened; ``n_train + n_test``
-    examples are drawn
-    without replacement. Uses scikit-learn's ``fetch_openml`` (no torchvision), cached
-    under
-    ``TRUSTML_CACHE``.
+    images, 3,072 values); pixels are scaled to [0, 1] and flattened; ``n_train +
+    n_test`` examples are drawn without replacement. Uses scikit-learn's
+    ``fetch_openml`` (no torchvision), cached under ``TRUSTML_CACHE``.
     """
     if name not in OPENML_DATASETS:
         raise ValueError(f"name must be one of {sorted(OPENML_DATASETS)}, got {name!r}")

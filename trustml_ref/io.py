@@ -119,10 +119,8 @@ def record_results(path: str | Path | None, **results: Any) -> dict[str, Any]:
 
     Tests pass ``RESULTS_PATH`` to a notebook through papermill and assert on this file.
     Tensors and arrays become lists; NaN or infinite values raise, so a broken run
-    cannot
-    record a silent NaN. The claims the chapter has made so far
-    (:mod:`trustml_ref.claims`)
-    are written beside the results, under ``claims``.
+    cannot record a silent NaN. The claims the chapter has made so far
+    (:mod:`trustml_ref.claims`) are written beside the results, under ``claims``.
     """
     from trustml_ref.claims import recorded_claims
 

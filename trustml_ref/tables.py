@@ -2,12 +2,9 @@
 printed.
 
 ``results_table`` takes either rows (a list of dicts, one per row) or columns (a dict
-from a
-column name to a sequence of values, all of one length), formats numbers to a fixed
-number
-of decimals and returns a :class:`Table`. Shown as a cell's last value it renders as
-HTML;
-``print(table)`` gives aligned plain text.
+from a column name to a sequence of values, all of one length), formats numbers to a
+fixed number of decimals and returns a :class:`Table`. Shown as a cell's last value it
+renders as HTML; ``print(table)`` gives aligned plain text.
 """
 
 from __future__ import annotations

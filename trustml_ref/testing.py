@@ -31,9 +31,8 @@ def assert_close(
     never passes).
 
     Accepts numbers, NumPy arrays and tensors in any mix; both are compared in float64
-    on
-    the CPU. Shapes must match exactly (no broadcasting). The error names ``name``, the
-    worst element, both values there and the tolerance.
+    on the CPU. Shapes must match exactly (no broadcasting). The error names ``name``,
+    the worst element, both values there and the tolerance.
     """
     a = _as_tensor(actual, "actual").to(torch.float64)
     e = _as_tensor(expected, "expected").to(torch.float64)

@@ -1,10 +1,9 @@
 """Drop duplicate <script> entries from every page.
 
 Jupyter Book 1.x runs sphinx-thebe's set-up twice in one build (once with an empty file
-name,
-once with none), which declares the same ``const`` twice and stops the page's
-JavaScript with a
-SyntaxError; the browser check (tests/browser/check_rendered_book.py) caught it.
+name, once with none), which declares the same ``const`` twice and stops the page's
+JavaScript with a SyntaxError; the browser check (tests/browser/check_rendered_book.py)
+caught it.
 """
 
 

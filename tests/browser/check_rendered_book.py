@@ -12,9 +12,8 @@ Checks, per page, on the DOM after JavaScript ran (MathJax included):
   edge), measured at a 1280-pixel-wide window by a script the test server adds to every
   page it serves.
 It saves a screenshot of the introduction, the instructor guide and every chapter to
-``_build/screenshots``. Run after the build:
-``python tests/browser/check_rendered_book.py [_build/html]``. Exit code 1 on any
-problem.
+``_build/screenshots``. Run after the build: ``python
+tests/browser/check_rendered_book.py [_build/html]``. Exit code 1 on any problem.
 """
 
 from __future__ import annotations

@@ -3,8 +3,7 @@ profile).
 
 Each chapter runs with papermill in a fresh kernel with the repository importable,
 ``HF_HUB_OFFLINE=1`` and a network guard (``netguard/sitecustomize.py``) that refuses
-and
-records any connection to a non-loopback address.
+and records any connection to a non-loopback address.
 """
 
 from __future__ import annotations

@@ -53,11 +53,10 @@ def gaussian_delta(
                 \frac{\varepsilon\sigma}{\Delta}\right)
 
     the smallest :math:`\delta` for which noise :math:`\mathcal N(0,\sigma^2)` on a
-    query of
-    :math:`\ell_2`-sensitivity :math:`\Delta` is :math:`(\varepsilon,\delta)`-DP.
-    Broadcasts
-    over tensor arguments; the second term is computed in log space so large
-    :math:`\varepsilon` does not overflow. Returns float64.
+    query of :math:`\ell_2`-sensitivity :math:`\Delta` is
+    :math:`(\varepsilon,\delta)`-DP. Broadcasts over tensor arguments; the second term
+    is computed in log space so large :math:`\varepsilon` does not overflow. Returns
+    float64.
     """
     eps = torch.as_tensor(epsilon, dtype=torch.float64)
     if torch.isnan(eps).any() or (eps < 0).any():
@@ -77,9 +76,8 @@ def analytic_gaussian_sigma(
     analytic Gaussian mechanism).
 
     :math:`\delta(\varepsilon)` decreases in :math:`\sigma`, so bisection on
-    :math:`\sigma` finds it;
-    valid for every :math:`\varepsilon > 0`. The returned value satisfies the bound
-    (it is the upper end of the final bracket).
+    :math:`\sigma` finds it; valid for every :math:`\varepsilon > 0`. The returned value
+    satisfies the bound (it is the upper end of the final bracket).
     """
     _positive(epsilon, "epsilon")
     _unit_interval(delta, "delta")

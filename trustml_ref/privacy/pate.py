@@ -1,30 +1,22 @@
 """PATE: noisy aggregation of teacher votes and its data-dependent Rényi DP analysis.
 
 Semantics follow Papernot et al. (2018), "Scalable private learning with PATE", as
-implemented
-in TF-Privacy's ``research/pate_2018/core.py`` (the tests pin reference values computed
-with it);
-everything here is vectorised over queries and Rényi orders. For a vote histogram
-:math:`n \\in \\mathbb N^K` per query:
+implemented in TF-Privacy's ``research/pate_2018/core.py`` (the tests pin reference
+values computed with it); everything here is vectorised over queries and Rényi orders.
+For a vote histogram :math:`n \\in \\mathbb N^K` per query:
 
 - GNMax releases :math:`\\arg\\max_j (n_j + \\mathcal N(0, \\sigma^2))`; its
-  data-independent RDP is
-  :math:`\\alpha/\\sigma^2`; with :math:`q \\ge \\Pr[\\text{output} \\ne \\arg\\max n]`
-  from a union bound
-  (Proposition 7) the data-dependent bound of Theorem 6 applies where its conditions
-  hold.
+  data-independent RDP is :math:`\\alpha/\\sigma^2`; with :math:`q \\ge
+  \\Pr[\\text{output} \\ne \\arg\\max n]` from a union bound (Proposition 7) the
+  data-dependent bound of Theorem 6 applies where its conditions hold.
 - Confident-GNMax first checks :math:`\\max_j n_j + \\mathcal N(0, \\sigma_1^2) \\ge T`
-  (RDP of a mechanism
-  of sensitivity 1) and answers with GNMax(:math:`\\sigma_2`) only then; the expected
-  RDP of one query is
-  :math:`\\mathrm{RDP}_{\\text{threshold}} +
+  (RDP of a mechanism of sensitivity 1) and answers with GNMax(:math:`\\sigma_2`) only
+  then; the expected RDP of one query is :math:`\\mathrm{RDP}_{\\text{threshold}} +
   \\Pr[\\text{answered}]\\cdot\\mathrm{RDP}_{\\text{GNMax}}`.
 - RDP to :math:`(\\varepsilon,\\delta)`: :func:`eps_from_rdp` offers PATE's conversion
-  (Mironov 2017:
-  :math:`\\varepsilon = \\min_\\alpha \\mathrm{RDP}(\\alpha) +
-  \\ln(1/\\delta)/(\\alpha-1)`) and the tighter one
-  of Balle et al. (2020) that Opacus uses; they give different :math:`\\varepsilon` for
-  the same curve.
+  (Mironov 2017: :math:`\\varepsilon = \\min_\\alpha \\mathrm{RDP}(\\alpha) +
+  \\ln(1/\\delta)/(\\alpha-1)`) and the tighter one of Balle et al. (2020) that Opacus
+  uses; they give different :math:`\\varepsilon` for the same curve.
 """
 
 from __future__ import annotations
@@ -35,10 +27,13 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import optimize, special, stats
 
+from trustml_ref.checks import check_positive
+
 ArrayLike = Sequence[float] | np.ndarray
 
 
-def _check_votes(votes: ArrayLike) -> np.ndarray:
+def check_votes(votes: ArrayLike) -> np.ndarray:
+    """Vote histograms as a float array of shape (queries, classes >= 2), checked."""
     v = np.atleast_2d(np.asarray(votes, dtype=np.float64))
     if v.ndim != 2 or v.shape[1] < 2 or v.shape[0] == 0:
         raise ValueError(
@@ -48,12 +43,6 @@ def _check_votes(votes: ArrayLike) -> np.ndarray:
     if np.any(v < 0) or not np.all(np.isfinite(v)):
         raise ValueError("votes must be finite and non-negative")
     return v
-
-
-def _check_sigma(sigma: float, name: str = "sigma") -> float:
-    if not sigma > 0 or not math.isfinite(sigma):
-        raise ValueError(f"{name} must be a positive number, got {sigma!r}")
-    return float(sigma)
 
 
 def _check_orders(orders: ArrayLike) -> np.ndarray:
@@ -79,7 +68,7 @@ def log_q_gnmax(votes: ArrayLike, sigma: float) -> np.ndarray:
     :math:`\\ln\\sum_{j\\ne j^*}\\Pr[\\mathcal N(0, 2\\sigma^2) \\ge n_{j^*} - n_j]`,
     capped at :math:`\\ln(1 - 1/K)`.
     """
-    v, sigma = _check_votes(votes), _check_sigma(sigma)
+    v, sigma = check_votes(votes), check_positive(sigma, "sigma")
     top = np.argmax(v, axis=1)
     gaps = v[np.arange(len(v)), top][:, None] - v
     logsf = stats.norm.logsf(gaps, scale=math.sqrt(2) * sigma)
@@ -89,7 +78,7 @@ def log_q_gnmax(votes: ArrayLike, sigma: float) -> np.ndarray:
 
 def rdp_gnmax_data_independent(sigma: float, orders: ArrayLike) -> np.ndarray:
     """:math:`\\alpha/\\sigma^2` for every order (Proposition 8)."""
-    return _check_orders(orders) / _check_sigma(sigma) ** 2
+    return _check_orders(orders) / check_positive(sigma, "sigma") ** 2
 
 
 def rdp_gnmax(log_q: ArrayLike, sigma: float, orders: ArrayLike) -> np.ndarray:
@@ -97,16 +86,15 @@ def rdp_gnmax(log_q: ArrayLike, sigma: float, orders: ArrayLike) -> np.ndarray:
     (queries, orders).
 
     With :math:`\\mu_2 = \\sigma\\sqrt{\\ln(1/q)}`, :math:`\\mu_1 = \\mu_2 + 1`,
-    :math:`\\varepsilon_i = \\mu_i/\\sigma^2`:
-    where :math:`\\alpha < \\mu_1`, :math:`\\mu_2 > 1`, :math:`q` lies in the theorem's
-    range and
-    :math:`\\ln(1/q) > \\varepsilon_2`, the bound
-    :math:`\\frac{1}{\\alpha-1}\\ln\\big((1-q)A^{\\alpha-1} + qB^{\\alpha-1}\\big)` with
-    :math:`A = (1-q)/(1 - (qe^{\\varepsilon_2})^{(\\mu_2-1)/\\mu_2})` and
-    :math:`B = e^{\\varepsilon_1}/q^{1/(\\mu_1-1)}` is
-    used when smaller than :math:`\\alpha/\\sigma^2`; :math:`q = 0` costs nothing.
+    :math:`\\varepsilon_i = \\mu_i/\\sigma^2`: where :math:`\\alpha < \\mu_1`,
+    :math:`\\mu_2 > 1`, :math:`q` lies in the theorem's range and :math:`\\ln(1/q) >
+    \\varepsilon_2`, the bound :math:`\\frac{1}{\\alpha-1}\\ln\\big((1-q)A^{\\alpha-1} +
+    qB^{\\alpha-1}\\big)` with :math:`A = (1-q)/(1 -
+    (qe^{\\varepsilon_2})^{(\\mu_2-1)/\\mu_2})` and :math:`B =
+    e^{\\varepsilon_1}/q^{1/(\\mu_1-1)}` is used when smaller than
+    :math:`\\alpha/\\sigma^2`; :math:`q = 0` costs nothing.
     """
-    sigma, a = _check_sigma(sigma), _check_orders(orders)
+    sigma, a = check_positive(sigma, "sigma"), _check_orders(orders)
     lq = np.atleast_1d(np.asarray(log_q, dtype=np.float64))
     if np.any(lq > 0) or np.any(np.isnan(lq)):
         raise ValueError("log_q must be <= 0 (a log-probability)")
@@ -136,9 +124,8 @@ def rdp_gnmax(log_q: ArrayLike, sigma: float, orders: ArrayLike) -> np.ndarray:
 
 def rdp_gnmax_bound(log_q: np.ndarray, sigma: float, orders: np.ndarray) -> np.ndarray:
     """Theorem 6's expression, shape (queries, orders), for finite ``log_q`` < 0 and
-    without checking its
-    conditions (callers do: :func:`rdp_gnmax` per query, the smooth-sensitivity
-    analysis through :math:`q_0`)."""
+    without checking its conditions (callers do: :func:`rdp_gnmax` per query, the
+    smooth-sensitivity analysis through :math:`q_0`)."""
     var = sigma**2
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         mu2 = np.sqrt(var * -log_q)
@@ -160,7 +147,7 @@ def rdp_gnmax_bound(log_q: np.ndarray, sigma: float, orders: np.ndarray) -> np.n
 def log_pr_answered(votes: ArrayLike, threshold: float, sigma1: float) -> np.ndarray:
     """:math:`\\ln\\Pr[\\max_j n_j + \\mathcal N(0, \\sigma_1^2) \\ge T]` per query
     (max vote rounded, as PATE 2018)."""
-    v, sigma1 = _check_votes(votes), _check_sigma(sigma1, "sigma1")
+    v, sigma1 = check_votes(votes), check_positive(sigma1, "sigma1")
     return stats.norm.logsf(threshold - np.round(v.max(axis=1)), scale=sigma1)
 
 
@@ -170,7 +157,7 @@ def rdp_threshold(log_pr: ArrayLike, sigma1: float, orders: ArrayLike) -> np.nda
     lp = np.atleast_1d(np.asarray(log_pr, dtype=np.float64))
     return rdp_gnmax(
         np.minimum(lp, _log1mexp(lp)),
-        math.sqrt(2) * _check_sigma(sigma1, "sigma1"),
+        math.sqrt(2) * check_positive(sigma1, "sigma1"),
         orders,
     )
 
@@ -178,7 +165,7 @@ def rdp_threshold(log_pr: ArrayLike, sigma1: float, orders: ArrayLike) -> np.nda
 def rdp_threshold_data_independent(sigma1: float, orders: ArrayLike) -> np.ndarray:
     """:math:`\\alpha/(2\\sigma_1^2)`."""
     return rdp_gnmax_data_independent(
-        math.sqrt(2) * _check_sigma(sigma1, "sigma1"), orders
+        math.sqrt(2) * check_positive(sigma1, "sigma1"), orders
     )
 
 
@@ -194,7 +181,7 @@ def confident_gnmax_rdp(
     """Total RDP over all queries of Confident-GNMax, per order: the sum over queries of
     :math:`\\mathrm{RDP}_{\\text{threshold}} +
     \\Pr[\\text{answered}]\\cdot\\mathrm{RDP}_{\\text{GNMax}}` (expected cost)."""
-    v = _check_votes(votes)
+    v = check_votes(votes)
     a = _check_orders(orders)
     lp = log_pr_answered(v, threshold, sigma1)
     if data_dependent:
@@ -213,11 +200,10 @@ def eps_from_rdp(
 ) -> tuple[float, float]:
     """:math:`(\\varepsilon, \\alpha^*)` from an RDP curve.
 
-    ``"pate"`` (Mironov 2017, used by PATE 2018):
-    :math:`\\min_\\alpha \\mathrm{RDP}(\\alpha) + \\ln(1/\\delta)/(\\alpha-1)`.
-    ``"balle2020"`` (Balle et al. 2020, Thm 21; Opacus's):
-    :math:`\\min_\\alpha \\mathrm{RDP}(\\alpha) + \\ln((\\alpha-1)/\\alpha) -
-    (\\ln\\delta + \\ln\\alpha)/(\\alpha-1)`, never larger.
+    ``"pate"`` (Mironov 2017, used by PATE 2018): :math:`\\min_\\alpha
+    \\mathrm{RDP}(\\alpha) + \\ln(1/\\delta)/(\\alpha-1)`. ``"balle2020"`` (Balle et al.
+    2020, Thm 21; Opacus's): :math:`\\min_\\alpha \\mathrm{RDP}(\\alpha) +
+    \\ln((\\alpha-1)/\\alpha) - (\\ln\\delta + \\ln\\alpha)/(\\alpha-1)`, never larger.
     """
     a = _check_orders(orders)
     r = np.asarray(rdp, dtype=np.float64)
@@ -247,9 +233,8 @@ def calibrate_gnmax_sigma(
     conversion: str = "pate",
 ) -> float:
     r"""The GNMax noise :math:`\sigma` whose data-independent cost over ``queries``
-    answers,
-    :math:`\mathrm{RDP}(\alpha) = Q\alpha/\sigma^2`, converts to exactly ``epsilon`` at
-    ``delta``; it uses no private data."""
+    answers, :math:`\mathrm{RDP}(\alpha) = Q\alpha/\sigma^2`, converts to exactly
+    ``epsilon`` at ``delta``; it uses no private data."""
     if int(queries) != queries or queries < 1:
         raise ValueError(f"queries must be a positive integer, got {queries!r}")
     if not epsilon > 0:
@@ -273,7 +258,7 @@ def calibrate_gnmax_sigma(
 def gnmax(votes: ArrayLike, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """GNMax labels: :math:`\\arg\\max_j (n_j + \\mathcal N(0, \\sigma^2))` per
     query."""
-    v, sigma = _check_votes(votes), _check_sigma(sigma)
+    v, sigma = check_votes(votes), check_positive(sigma, "sigma")
     return np.argmax(v + rng.normal(0.0, sigma, v.shape), axis=1)
 
 
@@ -286,9 +271,9 @@ def confident_gnmax(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Confident-GNMax: ``(answered, labels)``; ``labels`` is -1 where the query was
     not answered."""
-    v = _check_votes(votes)
+    v = check_votes(votes)
     answered = (
-        v.max(axis=1) + rng.normal(0.0, _check_sigma(sigma1, "sigma1"), len(v))
+        v.max(axis=1) + rng.normal(0.0, check_positive(sigma1, "sigma1"), len(v))
         >= threshold
     )
     labels = np.where(answered, gnmax(v, sigma2, rng), -1)

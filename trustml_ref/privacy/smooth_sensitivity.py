@@ -1,26 +1,19 @@
 r"""Smooth sensitivity of PATE's data-dependent privacy cost and its sanitised release.
 
-The data-dependent RDP :math:`\beta(n)` of Confident-GNMax depends on the private
-votes, so it cannot be
-published as is. Papernot et al. (2018, Section 4 and Appendix B) bound how much one
-teacher changes
-it: the local sensitivity at distance :math:`d`, :math:`LS(d)`, is the largest change
-of :math:`\beta` between
-two neighbouring vote histograms, one of them :math:`d` teacher changes away from ours.
-The smooth
-sensitivity :math:`SS_b = \max_d e^{-bd} LS(d)` then scales Gaussian noise for
-releasing the
-cost (the GNSS mechanism, their Theorem 23).
+The data-dependent RDP :math:`\beta(n)` of Confident-GNMax depends on the private votes,
+so it cannot be published as is. Papernot et al. (2018, Section 4 and Appendix B) bound
+how much one teacher changes it: the local sensitivity at distance :math:`d`,
+:math:`LS(d)`, is the largest change of :math:`\beta` between two neighbouring vote
+histograms, one of them :math:`d` teacher changes away from ours. The smooth sensitivity
+:math:`SS_b = \max_d e^{-bd} LS(d)` then scales Gaussian noise for releasing the cost
+(the GNSS mechanism, their Theorem 23).
 
 Semantics follow TF-Privacy's ``research/pate_2018/smooth_sensitivity.py`` (tests pin
-its values):
-the GNMax cost :math:`\beta(q)` as a function of the bound :math:`q` is data-dependent
-below the crossing point
-:math:`q_0` and data-independent above it; one teacher moves :math:`q` at most to
-:math:`b_u(q)` or
-:math:`b_l(q)`. Two deliberate differences: arrays cover every distance :math:`0..N`
-(TF stops at
-:math:`N-1`), and the walk over distances is vectorised over queries.
+its values): the GNMax cost :math:`\beta(q)` as a function of the bound :math:`q` is
+data-dependent below the crossing point :math:`q_0` and data-independent above it; one
+teacher moves :math:`q` at most to :math:`b_u(q)` or :math:`b_l(q)`. Two deliberate
+differences: arrays cover every distance :math:`0..N` (TF stops at :math:`N-1`), and the
+walk over distances is vectorised over queries.
 """
 
 from __future__ import annotations
@@ -32,10 +25,10 @@ from functools import lru_cache
 import numpy as np
 from scipy import optimize, special
 
+from trustml_ref.checks import check_positive
 from trustml_ref.privacy.pate import (
     ArrayLike,
-    _check_sigma,
-    _check_votes,
+    check_votes,
     log_pr_answered,
     log_q_gnmax,
     rdp_gnmax,
@@ -68,11 +61,10 @@ def log_q0_gnmax(sigma: float, order: float) -> float:
     Theorem 6's bound.
 
     Root of :math:`\beta_{\text{dep}}(\ln q) = \alpha/\sigma^2`, bracketed below the
-    natural upper bound
-    :math:`\min(-(1+1/\sigma)^2, -((\alpha-0.99)/\sigma)^2, -1/\sigma^2)` where Theorem
-    6's conditions hold.
+    natural upper bound :math:`\min(-(1+1/\sigma)^2, -((\alpha-0.99)/\sigma)^2,
+    -1/\sigma^2)` where Theorem 6's conditions hold.
     """
-    sigma, order = _check_sigma(sigma), _check_order(order)
+    sigma, order = check_positive(sigma, "sigma"), _check_order(order)
     independent = order / sigma**2
 
     def gap(lq: float) -> float:
@@ -108,8 +100,7 @@ def log_q1_gnmax(sigma: float, order: float, num_classes: int) -> float:
 
 def beta_gnmax(log_q: ArrayLike, sigma: float, order: float) -> np.ndarray:
     r"""GNMax's RDP at one order as a function of :math:`\ln q`: Theorem 6 below
-    :math:`q_0`,
-    :math:`\alpha/\sigma^2` above; :math:`q = 0` costs 0."""
+    :math:`q_0`, :math:`\alpha/\sigma^2` above; :math:`q = 0` costs 0."""
     lq = np.asarray(log_q, dtype=np.float64)
     out = np.full(lq.shape, order / sigma**2)
     below = lq < log_q0_gnmax(sigma, order)
@@ -123,12 +114,10 @@ def beta_gnmax(log_q: ArrayLike, sigma: float, order: float) -> np.ndarray:
 def _log_q_neighbours(
     log_q: np.ndarray, sigma: float, num_classes: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    r""":math:`\ln b_u(q), \ln b_l(q)` with
-    :math:`b_{u,l}(q) =
+    r""":math:`\ln b_u(q), \ln b_l(q)` with :math:`b_{u,l}(q) =
     \frac{m-1}{2}\operatorname{erfc}(\operatorname{erfc}^{-1}(\frac{2q}{m-1}) \mp
-    \frac1\sigma)`:
-    the largest and smallest :math:`q` one teacher's change can produce (Proposition
-    13)."""
+    \frac1\sigma)`: the largest and smallest :math:`q` one teacher's change can produce
+    (Proposition 13)."""
     core = special.erfcinv(2 * np.exp(log_q) / (num_classes - 1))
     with np.errstate(divide="ignore"):
         up = np.log(
@@ -142,9 +131,8 @@ def _local_sensitivity_at_q(
     log_q: np.ndarray, sigma: float, num_classes: int, order: float
 ) -> np.ndarray:
     r"""Algorithm 3: :math:`\max(\beta(b_u(q)) - \beta(q), \beta(q) - \beta(b_l(q)))`,
-    with :math:`q` in
-    :math:`[q_1, q_0]` replaced by :math:`q_1 = b_l(q_0)` (where the maximum is
-    attained)."""
+    with :math:`q` in :math:`[q_1, q_0]` replaced by :math:`q_1 = b_l(q_0)` (where the
+    maximum is attained)."""
     lq0 = log_q0_gnmax(sigma, order)
     lq1 = log_q1_gnmax(sigma, order, num_classes)
     lq = np.asarray(log_q, dtype=np.float64)
@@ -163,16 +151,13 @@ def local_sensitivity_gnmax(
     (queries, N+1).
 
     Algorithms 4–5 of Papernot et al. (2018): from the sorted histogram, move one vote
-    at a time
-    from the runner-up to the leader while :math:`q > q_0` (towards the data-dependent
-    regime), or from
-    the leader to the runner-up while :math:`q < q_1`; beyond that every distance
-    reaches the plateau
-    :math:`LS(q_1)`.
+    at a time from the runner-up to the leader while :math:`q > q_0` (towards the
+    data-dependent regime), or from the leader to the runner-up while :math:`q < q_1`;
+    beyond that every distance reaches the plateau :math:`LS(q_1)`.
     """
-    v = np.sort(_check_votes(votes), axis=1)[:, ::-1].copy()
+    v = np.sort(check_votes(votes), axis=1)[:, ::-1].copy()
     n = _check_teachers(v, num_teachers)
-    sigma, order = _check_sigma(sigma), _check_order(order)
+    sigma, order = check_positive(sigma, "sigma"), _check_order(order)
     m = v.shape[1]
     lq0 = log_q0_gnmax(sigma, order)
     lq1 = log_q1_gnmax(sigma, order, m)
@@ -202,14 +187,13 @@ def local_sensitivity_threshold(
     query.
 
     The cost depends on the votes only through the rounded maximum :math:`v`; at
-    distance :math:`d` the maximum is
-    :math:`v \pm d`, and one more teacher moves it by one:
-    :math:`LS(d) = \max_{u \in \{v-d, v+d\}} \max_{u' = u \pm 1} |\beta_T(u') -
+    distance :math:`d` the maximum is :math:`v \pm d`, and one more teacher moves it by
+    one: :math:`LS(d) = \max_{u \in \{v-d, v+d\}} \max_{u' = u \pm 1} |\beta_T(u') -
     \beta_T(u)|`.
     """
-    v = _check_votes(votes)
+    v = check_votes(votes)
     n = _check_teachers(v, num_teachers)
-    sigma1, order = _check_sigma(sigma1, "sigma1"), _check_order(order)
+    sigma1, order = check_positive(sigma1, "sigma1"), _check_order(order)
     counts = np.arange(n + 1, dtype=np.float64)
     cost = rdp_threshold(
         log_pr_answered(np.column_stack([counts, np.zeros(n + 1)]), threshold, sigma1),
@@ -233,16 +217,14 @@ def local_sensitivity_threshold(
 def check_conditions_gnmax(
     sigma: float, num_classes: int, order: float, grid: int = 4000
 ) -> tuple[bool, bool]:
-    r"""Conditions C5 and C6 of Papernot et al. (2018, App. B.4.2) under which
-    Algorithm 3 bounds the local
-    sensitivity: :math:`\beta(q)` is non-decreasing on :math:`(0, q_0)` (C5) and
-    :math:`\beta(b_u(q)) - \beta(q)` is
-    non-decreasing on :math:`(0, b_l(q_0))` (C6). Checked numerically on a log-spaced
-    grid of :math:`q`
-    (TF-Privacy differentiates symbolically); a False means the sanitised
-    :math:`\varepsilon` must not be released.
+    r"""Conditions C5 and C6 of Papernot et al. (2018, App. B.4.2) under which Algorithm
+    3 bounds the local sensitivity: :math:`\beta(q)` is non-decreasing on :math:`(0,
+    q_0)` (C5) and :math:`\beta(b_u(q)) - \beta(q)` is non-decreasing on :math:`(0,
+    b_l(q_0))` (C6). Checked numerically on a log-spaced grid of :math:`q` (TF-Privacy
+    differentiates symbolically); a False means the sanitised :math:`\varepsilon` must
+    not be released.
     """
-    sigma, order = _check_sigma(sigma), _check_order(order)
+    sigma, order = check_positive(sigma, "sigma"), _check_order(order)
     if int(num_classes) != num_classes or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     lq0 = log_q0_gnmax(sigma, order)
@@ -280,7 +262,7 @@ def rdp_gnss(beta: float, sigma: float, order: float) -> float:
     :math:`\frac{\alpha e^{2b}}{\sigma^2} + \frac{b\alpha - \frac12\ln(1 - 2\alpha
     b)}{\alpha - 1}`.
     """
-    sigma, order = _check_sigma(sigma), _check_order(order)
+    sigma, order = check_positive(sigma, "sigma"), _check_order(order)
     if beta < 0 or (beta > 0 and not order < 1 / (2 * beta)):
         raise ValueError(
             "order must lie in (1, 1/(2 beta)) = (1, "
@@ -323,20 +305,16 @@ def sanitized_epsilon(
     r"""Release Confident-GNMax's data-dependent cost with smooth sensitivity (Papernot
     et al. 2018, §4).
 
-    The expected local sensitivities of all queries add up,
-    :math:`LS(d) = \sum_i LS^{\text{thr}}_i(d) +
-    \Pr[\text{answered}_i]\,LS^{\text{GNMax}}_i(d)`; for each :math:`b`
-    in ``betas`` (default :math:`[0.3, 0.495)/\alpha`) the noise
-    :math:`\sigma_{ss} = (\alpha e^{2b}/SS_b)^{1/3}` minimises
-    the release cost plus two noise standard deviations, and the best :math:`b` is
-    kept. Choosing
-    :math:`b` with the private votes is what the paper does; it is not itself charged.
-    Raises when
+    The expected local sensitivities of all queries add up, :math:`LS(d) = \sum_i
+    LS^{\text{thr}}_i(d) + \Pr[\text{answered}_i]\,LS^{\text{GNMax}}_i(d)`; for each
+    :math:`b` in ``betas`` (default :math:`[0.3, 0.495)/\alpha`) the noise
+    :math:`\sigma_{ss} = (\alpha e^{2b}/SS_b)^{1/3}` minimises the release cost plus two
+    noise standard deviations, and the best :math:`b` is kept. Choosing :math:`b` with
+    the private votes is what the paper does; it is not itself charged. Raises when
     conditions C5–C6 (:func:`check_conditions_gnmax`) fail for ``sigma2`` at ``order``:
-    the bound is
-    then not proven and nothing may be released.
+    the bound is then not proven and nothing may be released.
     """
-    v = _check_votes(votes)
+    v = check_votes(votes)
     n = _check_teachers(v, num_teachers)
     order = _check_order(order)
     if not 0 < delta < 1:

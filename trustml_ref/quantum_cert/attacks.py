@@ -1,13 +1,11 @@
 """Empirical attacks on noisy quantum classifiers, to set against the certificates.
 
 - :func:`feature_flip_radius`: projected gradient descent on the classical features,
-  through the
-  QNode, over a grid of :math:`\\ell_2` radii; returns the smallest radius that flips
-  the prediction.
+  through the QNode, over a grid of :math:`\\ell_2` radii; returns the smallest radius
+  that flips the prediction.
 - :func:`mixing_attack_radius`: the closest state, along the segment to the eigenvector
-  that most
-  favours another class, that flips the prediction: an upper bound on the true robust
-  radius.
+  that most favours another class, that flips the prediction: an upper bound on the true
+  robust radius.
 """
 
 from __future__ import annotations
@@ -34,12 +32,10 @@ def feature_flip_radius(
     local_noise: str = "every_layer",
 ) -> torch.Tensor:
     """Smallest radius in ``radii`` (ascending) at which :math:`\\ell_2` PGD on the
-    features flips the
-    noisy prediction, per example; ``inf`` where none does. Labels are the clean noisy
-    predictions.
-    The noise is that of :meth:`QuantumClassifier.outcome_probs` (global ``p_global``,
-    and local
-    ``p_local`` as ``local_noise`` places it)."""
+    features flips the noisy prediction, per example; ``inf`` where none does. Labels
+    are the clean noisy predictions. The noise is that of
+    :meth:`QuantumClassifier.outcome_probs` (global ``p_global``, and local ``p_local``
+    as ``local_noise`` places it)."""
     radii = sorted(float(r) for r in radii)
     if not radii or radii[0] <= 0:
         raise ValueError("radii must be a non-empty list of positive numbers")
@@ -93,14 +89,11 @@ def mixing_attack_radius(
     flips the prediction.
 
     ``states`` are pure state vectors (batch, d). For the predicted class :math:`a` and
-    each other
-    class :math:`b`, :math:`v` is the top eigenvector of
-    :math:`\\tilde M_b - \\tilde M_a`; the score
-    difference is linear in :math:`t`, so the flip point is explicit. The trace
-    distance of
-    :math:`\\sigma_t` from :math:`\\rho` is
-    :math:`t\\sqrt{1 - |\\langle\\psi|v\\rangle|^2}`. Returns the
-    smallest over :math:`b` (``inf`` if no class can be reached).
+    each other class :math:`b`, :math:`v` is the top eigenvector of :math:`\\tilde M_b -
+    \\tilde M_a`; the score difference is linear in :math:`t`, so the flip point is
+    explicit. The trace distance of :math:`\\sigma_t` from :math:`\\rho` is
+    :math:`t\\sqrt{1 - |\\langle\\psi|v\\rangle|^2}`. Returns the smallest over
+    :math:`b` (``inf`` if no class can be reached).
     """
     ops = [torch.as_tensor(m, dtype=DTYPE) for m in heisenberg_operators]
     psi = torch.as_tensor(states, dtype=DTYPE)

@@ -1,16 +1,13 @@
 """Certified robustness from quantum differential privacy, exact and from finite shots.
 
 If every outcome probability is :math:`e^{\\varepsilon}`-stable under
-:math:`\\tau`-perturbations, then
-:math:`y_{\\max} > e^{2\\varepsilon} y_{\\text{second}}` keeps the prediction for every
-state within
-:math:`\\tau`. With :math:`\\varepsilon = \\ln(1 + (\\kappa-1)\\tau)` this gives the
-radius
-:math:`\\tau^* = (\\sqrt{y_{\\max}/y_{\\text{second}}} - 1)/(\\kappa - 1)`.
-Derived in ``notebooks/04_quantum_certified_robustness``. :func:`trace_distance_radius`
-is the
-certificate from the trace distance alone, the noise-free baseline the DP certificate
-is compared with.
+:math:`\\tau`-perturbations, then :math:`y_{\\max} > e^{2\\varepsilon}
+y_{\\text{second}}` keeps the prediction for every state within :math:`\\tau`. With
+:math:`\\varepsilon = \\ln(1 + (\\kappa-1)\\tau)` this gives the radius :math:`\\tau^* =
+(\\sqrt{y_{\\max}/y_{\\text{second}}} - 1)/(\\kappa - 1)`. Derived in
+``notebooks/04_quantum_certified_robustness``. :func:`trace_distance_radius` is the
+certificate from the trace distance alone, the noise-free baseline the DP certificate is
+compared with.
 """
 
 from __future__ import annotations
@@ -75,20 +72,14 @@ def trace_distance_radius(
     r"""Trace-distance radius per example from the trace distance alone, shape
     ``(batch,)``.
 
-    For outcome operators :math:`0 \le M_a, M_b` with :math:`M_a + M_b \le I` and
-    states at trace
-    distance :math:`T`, :math:`(p_a - q_a) - (p_b - q_b) \le 2T` (the Helstrom bound,
-    primer p6). The
-    circuit's noise shrinks this by ``contraction`` at most (1 for any channel, by data
-    processing;
-    exactly :math:`1 - p` for global depolarising noise of replacement :math:`p`; for
-    any circuit,
-    :func:`trace_distance_contraction` of its Heisenberg operators), so the prediction
-    is kept for
-    every input within
-    :math:`\tau = (y_{\max} - y_{\text{second}}) / (2\,\text{contraction})`,
-    capped at 1. With ``contraction = 1`` on noiseless probabilities this is the
-    noise-free
+    For outcome operators :math:`0 \le M_a, M_b` with :math:`M_a + M_b \le I` and states
+    at trace distance :math:`T`, :math:`(p_a - q_a) - (p_b - q_b) \le 2T` (the Helstrom
+    bound, primer p6). The circuit's noise shrinks this by ``contraction`` at most (1
+    for any channel, by data processing; exactly :math:`1 - p` for global depolarising
+    noise of replacement :math:`p`; for any circuit, :func:`trace_distance_contraction`
+    of its Heisenberg operators), so the prediction is kept for every input within
+    :math:`\tau = (y_{\max} - y_{\text{second}}) / (2\,\text{contraction})`, capped at
+    1. With ``contraction = 1`` on noiseless probabilities this is the noise-free
     certificate; with ``1 - p`` on globally depolarised probabilities it equals it at
     every :math:`p`.
     """
@@ -102,16 +93,14 @@ def trace_distance_contraction(
     n_classes: int | None = None,
 ) -> float:
     r""":math:`c = \max_{a \ne b} \tfrac12\big(\lambda_{\max} -
-    \lambda_{\min}\big)(\tilde M_a -
-    \tilde M_b)` over the first ``n_classes`` operators (default: all).
+    \lambda_{\min}\big)(\tilde M_a - \tilde M_b)` over the first ``n_classes`` operators
+    (default: all).
 
     Over states at trace distance :math:`\le \tau`, the margin :math:`y_a - y_b` of the
-    noisy
-    circuit moves by at most
-    :math:`\tau(\lambda_{\max} - \lambda_{\min})(\tilde M_a - \tilde
-    M_b) \le 2c\tau`, so ``trace_distance_radius(probs, c)`` certifies that circuit.
-    :math:`c \le 1`
-    always; :math:`c = 1 - p` for global depolarising noise on a projective read-out.
+    noisy circuit moves by at most :math:`\tau(\lambda_{\max} - \lambda_{\min})(\tilde
+    M_a - \tilde M_b) \le 2c\tau`, so ``trace_distance_radius(probs, c)`` certifies that
+    circuit. :math:`c \le 1` always; :math:`c = 1 - p` for global depolarising noise on
+    a projective read-out.
     """
     ops = [torch.as_tensor(m, dtype=DTYPE) for m in heisenberg_operators]
     n_classes = len(ops) if n_classes is None else n_classes
@@ -133,22 +122,17 @@ def shot_class_bounds(
     n_classes: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Prediction, a lower bound on its probability and an upper bound on every other
-    class's,
-    from measured ``counts`` (batch, outcomes); all hold together with probability ``1
+    class's, from measured ``counts`` (batch, outcomes); all hold together with
+    probability ``1
     - alpha``.
 
     The first ``n_classes`` outcomes are the classes (default: all); any further
-    outcomes belong to
-    no class but count as shots. The prediction is the most frequent class, so it is
-    chosen by the
-    same counts: the bounds are one-sided Clopper-Pearson bounds, a lower and an upper
-    one for
-    *every* class, each at level ``alpha / (2 K)`` (Bonferroni over all ``2 K``),
-    whichever class
-    is predicted. With exactly two outcomes the lower bound of one class is one minus
-    the upper
-    bound of the other, so the ``2 K = 4`` bounds are two events and ``alpha / 2``
-    suffices.
+    outcomes belong to no class but count as shots. The prediction is the most frequent
+    class, so it is chosen by the same counts: the bounds are one-sided Clopper-Pearson
+    bounds, a lower and an upper one for *every* class, each at level ``alpha / (2 K)``
+    (Bonferroni over all ``2 K``), whichever class is predicted. With exactly two
+    outcomes the lower bound of one class is one minus the upper bound of the other, so
+    the ``2 K = 4`` bounds are two events and ``alpha / 2`` suffices.
     """
     counts = torch.as_tensor(counts, dtype=torch.float64)
     if counts.dim() != 2 or (counts < 0).any():
@@ -207,8 +191,7 @@ def shot_trace_distance_radius(
     n_classes: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Prediction and trace-distance radius from measured ``counts``, valid with
-    probability
-    ``1 - alpha``: :func:`trace_distance_radius` on the bounds of
+    probability ``1 - alpha``: :func:`trace_distance_radius` on the bounds of
     :func:`shot_class_bounds`."""
     prediction, lower, upper = shot_class_bounds(counts, alpha, n_classes)
     return prediction, _tv_radius(lower, upper, contraction)
@@ -219,9 +202,8 @@ def amplitude_input_radius(x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
     under amplitude encoding.
 
     For :math:`|\\psi(x)\\rangle = x/\\|x\\|`, the trace distance of two pure states is
-    :math:`\\sin` of
-    the angle between the vectors, and
-    :math:`\\sin\\angle(x, x+\\delta) \\le \\|\\delta\\|_2/\\|x\\|_2`;
-    so :math:`\\|\\delta\\|_2 \\le \\tau\\|x\\|_2` suffices.
+    :math:`\\sin` of the angle between the vectors, and :math:`\\sin\\angle(x,
+    x+\\delta) \\le \\|\\delta\\|_2/\\|x\\|_2`; so :math:`\\|\\delta\\|_2 \\le
+    \\tau\\|x\\|_2` suffices.
     """
     return torch.as_tensor(tau, dtype=torch.float64) * x.to(torch.float64).norm(dim=-1)

@@ -5,16 +5,13 @@ Conventions (derived in ``notebooks/04_quantum_certified_robustness``):
 
 - *replacement probability* :math:`p`: the depolarising channel
   :math:`\\mathcal D_p(\\rho) = (1-p)\\rho + p\\,I/d` replaces the state by the
-  maximally mixed one
-  with probability :math:`p`;
-- PennyLane's ``qml.DepolarizingChannel(q)`` applies Paulis with probability
-  :math:`q/3` each, which
-  is replacement :math:`p = 4q/3` on one qubit
+  maximally mixed one with probability :math:`p`;
+- PennyLane's ``qml.DepolarizingChannel(q)`` applies Paulis with probability :math:`q/3`
+  each, which is replacement :math:`p = 4q/3` on one qubit
   (:func:`pennylane_depolarizing_parameter` converts);
 - random rotation noise rotates a qubit by an angle :math:`\\theta` about an axis drawn
-  uniformly
-  from :math:`\\pm X, \\pm Y, \\pm Z`; on average it is :math:`\\mathcal D_p` with
-  :math:`p = \\tfrac23(1 - \\mathbb E\\cos\\theta)`
+  uniformly from :math:`\\pm X, \\pm Y, \\pm Z`; on average it is :math:`\\mathcal D_p`
+  with :math:`p = \\tfrac23(1 - \\mathbb E\\cos\\theta)`
   (:func:`rotation_noise_replacement`).
 """
 
@@ -79,8 +76,8 @@ def depolarize_qubit_adjoint(
     """Heisenberg picture of depolarising qubit ``qubit`` (wire order big-endian, as
     PennyLane's).
 
-    The channel is unital and self-adjoint:
-    :math:`M \\mapsto (1-p)M + p\\,\\tfrac{I_q}{2}\\otimes\\mathrm{Tr}_q M`.
+    The channel is unital and self-adjoint: :math:`M \\mapsto (1-p)M +
+    p\\,\\tfrac{I_q}{2}\\otimes\\mathrm{Tr}_q M`.
     """
     check_probability(p, allow_zero=True)
     if not 0 <= qubit < n_qubits:
@@ -115,8 +112,7 @@ def rotation_noise_replacement(cos_mean: float) -> float:
     random rotation noise.
 
     Defined for :math:`\\mathbb E\\cos\\theta \\ge -1/2`, where :math:`p \\le 1` (the
-    range
-    :func:`~trustml_ref.quantum_cert.depolarizing_kappa` accepts).
+    range :func:`~trustml_ref.quantum_cert.depolarizing_kappa` accepts).
     """
     if not -0.5 <= cos_mean <= 1.0:
         raise ValueError(
@@ -134,9 +130,8 @@ def rotation_noise_kraus(
     """Kraus operators of random rotation noise for a discrete angle distribution.
 
     One operator :math:`\\sqrt{w_a/6}\\,R_{\\pm P}(\\theta_a)` per angle, axis and sign
-    (``weights``
-    default to uniform). Their completeness :math:`\\sum K^\\dagger K = I` holds for
-    any distribution.
+    (``weights`` default to uniform). Their completeness :math:`\\sum K^\\dagger K = I`
+    holds for any distribution.
     """
     angles = torch.as_tensor(angles, dtype=torch.float64).flatten()
     weights = (
@@ -167,8 +162,7 @@ def born_probabilities(
     shape (batch, K).
 
     With the Heisenberg operators :math:`\\tilde M_k = \\mathcal E^\\dagger(M_k)` of a
-    noisy
-    circuit these are its outcome probabilities; differentiable in ``states``.
+    noisy circuit these are its outcome probabilities; differentiable in ``states``.
     """
     states = torch.as_tensor(states).to(DTYPE)
     if states.dim() != 2 or any(

@@ -3,12 +3,9 @@ broadcasting).
 
 Encoding: amplitude (:math:`2^n` features, normalised) or angle (:math:`n` features, one
 ``RY`` each). Ansatz: ``n_layers`` layers of a general rotation on every qubit and a
-ring of
-CNOTs. Read-out: the computational-basis outcomes of the first
-:math:`m = \\lceil\\log_2 K\\rceil`
-qubits; class :math:`k` is outcome :math:`k` (outcomes beyond :math:`K` belong to no
-class). Each
-outcome's projector has rank :math:`r = 2^{n-m}`, so
+ring of CNOTs. Read-out: the computational-basis outcomes of the first :math:`m =
+\\lceil\\log_2 K\\rceil` qubits; class :math:`k` is outcome :math:`k` (outcomes beyond
+:math:`K` belong to no class). Each outcome's projector has rank :math:`r = 2^{n-m}`, so
 :math:`d_{\\text{eff}} = d/r = 2^m`.
 """
 
@@ -40,9 +37,8 @@ def _check_local_noise(local_noise: str) -> None:
 
 
 class QuantumClassifier(nn.Module):
-    """Class probabilities
-    :math:`y_k(x) = \\mathrm{Tr}(M_k\\,U\\mathcal E(\\rho(x))U^\\dagger)` under
-    optional noise."""
+    """Class probabilities :math:`y_k(x) = \\mathrm{Tr}(M_k\\,U\\mathcal
+    E(\\rho(x))U^\\dagger)` under optional noise."""
 
     def __init__(
         self,
@@ -135,10 +131,9 @@ class QuantumClassifier(nn.Module):
 
         Global depolarising noise of replacement ``p_global`` on the encoded state gives
         :math:`(1-p)\\,y + p/2^m` (it commutes with the unitary and the maximally mixed
-        state gives
-        uniform outcomes). With ``p_local > 0`` every qubit is depolarised as well (see
-        :meth:`heisenberg_operators`), and the probabilities are Born's rule on its
-        operators.
+        state gives uniform outcomes). With ``p_local > 0`` every qubit is depolarised
+        as well (see :meth:`heisenberg_operators`), and the probabilities are Born's
+        rule on its operators.
         """
         check_probability(p_global, "p_global", allow_zero=True)
         check_probability(p_local, "p_local", allow_zero=True)
@@ -165,10 +160,9 @@ class QuantumClassifier(nn.Module):
         self, x: torch.Tensor, p_local: float, local_noise: str = "every_layer"
     ) -> torch.Tensor:
         """Outcome probabilities with every qubit depolarised (replacement ``p_local``)
-        before every
-        layer (``"every_layer"``) or only on the encoded state (``"input"``), simulated
-        on
-        ``default.mixed``: an independent check of :meth:`heisenberg_operators`."""
+        before every layer (``"every_layer"``) or only on the encoded state
+        (``"input"``), simulated on ``default.mixed``: an independent check of
+        :meth:`heisenberg_operators`."""
         check_probability(p_local, "p_local", allow_zero=True)
         _check_local_noise(local_noise)
         q = pennylane_depolarizing_parameter(p_local)
@@ -218,15 +212,12 @@ class QuantumClassifier(nn.Module):
         after encoding.
 
         Walks the circuit backwards: conjugation by each layer unitary, the adjoint of
-        per-qubit
-        depolarising noise (``p_local``) before each layer
-        (``local_noise="every_layer"``: ``n_layers``
-        stages, the first on the encoded state, none after the last layer, as
-        :meth:`local_noise_probs` simulates) or only on the encoded state (``"input"``,
-        what random
-        rotation noise on the input gives), and global depolarising (``p_global``) on
-        the encoded
-        state, :math:`M \\mapsto (1-p)M + p\\,\\mathrm{Tr}(M)/d\\,I`.
+        per-qubit depolarising noise (``p_local``) before each layer
+        (``local_noise="every_layer"``: ``n_layers`` stages, the first on the encoded
+        state, none after the last layer, as :meth:`local_noise_probs` simulates) or
+        only on the encoded state (``"input"``, what random rotation noise on the input
+        gives), and global depolarising (``p_global``) on the encoded state, :math:`M
+        \\mapsto (1-p)M + p\\,\\mathrm{Tr}(M)/d\\,I`.
         """
         check_probability(p_global, "p_global", allow_zero=True)
         check_probability(p_local, "p_local", allow_zero=True)
@@ -274,8 +265,8 @@ def train_classifier(
     desc: str | None = None,
 ) -> list[float]:
     """Adam on the negative log-likelihood of the class probabilities renormalised over
-    the classes
-    (outcomes that belong to no class are dropped); returns the mean loss per epoch."""
+    the classes (outcomes that belong to no class are dropped); returns the mean loss
+    per epoch."""
     from tqdm.auto import tqdm
 
     x = clf.check_features(x)

@@ -1,17 +1,13 @@
 """Quantum differential privacy of a noisy measurement, and the certificate it gives.
 
 A noisy algorithm :math:`\\rho \\mapsto \\{\\mathrm{Tr}(M_k\\,\\mathcal E(\\rho))\\}_k`
-is
-:math:`\\varepsilon`-DP for states within trace distance :math:`\\tau` when, for every
-outcome set
-:math:`S` and all such pairs,
-:math:`\\mathrm{Tr}(M_S\\mathcal E(\\rho)) \\le
-e^{\\varepsilon}\\,\\mathrm{Tr}(M_S\\mathcal E(\\sigma))`.
-With the Heisenberg-picture operators :math:`\\tilde M_S = \\mathcal E^\\dagger(M_S)`,
-the exact value is
-:math:`\\varepsilon^* = \\ln(1 + (\\kappa^* - 1)\\tau)` with
-:math:`\\kappa^* = \\max_S \\lambda_{\\max}(\\tilde M_S)/\\lambda_{\\min}(\\tilde M_S)`.
-Derived in ``notebooks/04_quantum_certified_robustness``.
+is :math:`\\varepsilon`-DP for states within trace distance :math:`\\tau` when, for
+every outcome set :math:`S` and all such pairs, :math:`\\mathrm{Tr}(M_S\\mathcal
+E(\\rho)) \\le e^{\\varepsilon}\\,\\mathrm{Tr}(M_S\\mathcal E(\\sigma))`. With the
+Heisenberg-picture operators :math:`\\tilde M_S = \\mathcal E^\\dagger(M_S)`, the exact
+value is :math:`\\varepsilon^* = \\ln(1 + (\\kappa^* - 1)\\tau)` with :math:`\\kappa^* =
+\\max_S \\lambda_{\\max}(\\tilde M_S)/\\lambda_{\\min}(\\tilde M_S)`. Derived in
+``notebooks/04_quantum_certified_robustness``.
 """
 
 from __future__ import annotations
@@ -36,8 +32,8 @@ def kappa_star(heisenberg_operators: Sequence[torch.Tensor]) -> float:
     \\lambda_{\\min}(\\tilde M_S)` over non-empty outcome sets.
 
     Returns ``inf`` when some :math:`\\tilde M_S` is singular (then no finite
-    :math:`\\varepsilon` exists).
-    The number of sets is :math:`2^K - 1`, so this is meant for a handful of outcomes.
+    :math:`\\varepsilon` exists). The number of sets is :math:`2^K - 1`, so this is
+    meant for a handful of outcomes.
     """
     ops = [torch.as_tensor(m, dtype=DTYPE) for m in heisenberg_operators]
     if not ops:
@@ -89,7 +85,7 @@ def depolarizing_kappa(p: float, d_eff: float) -> float:
 
 
 def depolarizing_epsilon(p: float, d: int, tau: float, rank: int = 1) -> float:
-    """Closed form
+    """The closed form
     :math:`\\varepsilon = \\ln\\big(1 + (1-p)\\,d\\,\\tau/(p\\,r)\\big)`."""
     if rank < 1 or rank > d:
         raise ValueError(f"rank must lie in [1, d={d}], got {rank}")

@@ -1,10 +1,8 @@
 r"""Concept extraction in text-embedding space (Ring-A-Bell, Tsai et al., ICLR 2024).
 
 The embedding of a prompt is the text encoder's whole last hidden state over the padded
-context,
-:math:`f(P) \in \mathbb R^{L\times d}` (for CLIP, 77×768: no pooling, no
-normalisation). From :math:`N` pairs of
-prompts that differ only in the concept,
+context, :math:`f(P) \in \mathbb R^{L\times d}` (for CLIP, 77×768: no pooling, no
+normalisation). From :math:`N` pairs of prompts that differ only in the concept,
 
 .. math:: c = \frac1N\sum_{i=1}^N \big(f(P_i^+) - f(P_i^-)\big),
 
@@ -41,8 +39,7 @@ def check_encoder_tokenizer(encoder: nn.Module, tokenizer) -> int:
 
 def encode(encoder: nn.Module, tokenizer, prompts: Sequence[str]) -> torch.Tensor:
     r""":math:`f(P)` with gradients (for training): the last hidden state over the
-    context padded to
-    ``model_max_length``, (N, L, d)."""
+    context padded to ``model_max_length``, (N, L, d)."""
     length = check_encoder_tokenizer(encoder, tokenizer)
     ids = tokenizer(
         list(prompts),
@@ -138,9 +135,8 @@ def target_embedding(
 
 def fitness(candidates: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     r"""The search objective :math:`F(\hat P) = \|f(\hat P) - \text{target}\|_F^2` of
-    each candidate embedding
-    (N, L, d) against one target (L, d) or one target per candidate (N, L, d); returns
-    (N,)."""
+    each candidate embedding (N, L, d) against one target (L, d) or one target per
+    candidate (N, L, d); returns (N,)."""
     if (
         candidates.dim() != 3
         or target.shape[-2:] != candidates.shape[-2:]

@@ -1,15 +1,12 @@
 """A small text-conditioned denoiser for the toy world, built on diffusers'
 ``ModelMixin``/``ConfigMixin``.
 
-diffusers' ``UNet2DConditionModel`` at its smallest sensible size trains at about 0.45
-s per batch of 64
-on a 2-core CPU; this network (convolutions with time FiLM, cross-attention to the text
-encoder's whole
-last hidden state at 16×16 and 8×8, plus the mean of its rows added to the time
-embedding, a global
-FiLM path that colour, shape and place are learned through much faster) is several
-times faster and saves and loads like any diffusers
-model. It predicts the noise :math:`\\epsilon` of a DDPM/DDIM scheduler.
+diffusers' ``UNet2DConditionModel`` at its smallest sensible size trains at about 0.45 s
+per batch of 64 on a 2-core CPU; this network (convolutions with time FiLM,
+cross-attention to the text encoder's whole last hidden state at 16×16 and 8×8, plus the
+mean of its rows added to the time embedding, a global FiLM path that colour, shape and
+place are learned through much faster) is several times faster and saves and loads like
+any diffusers model. It predicts the noise :math:`\\epsilon` of a DDPM/DDIM scheduler.
 """
 
 from __future__ import annotations

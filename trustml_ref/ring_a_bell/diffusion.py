@@ -1,17 +1,13 @@
 r"""Training and sampling the toy text-to-image model with diffusers' schedulers.
 
-Training minimises
-:math:`\mathbb E\,\|\epsilon - \epsilon_\theta(\sqrt{\bar\alpha_t}x_0 +
-\sqrt{1-\bar\alpha_t}\epsilon, t, f(P))\|^2`
-jointly over the denoiser and the text encoder, with the caption dropped to the empty
-prompt 10% of
-the time so that guidance can be used when sampling:
-:math:`\hat\epsilon = \epsilon_\theta(x_t, t, f(\varnothing)) +
-w\,(\epsilon_\theta(x_t, t, f(P)) - \epsilon_\theta(x_t, t, f(\varnothing)))`.
-The inference-time concept removal subtracts a guidance term toward a negative prompt
-(negative
-guidance, the core of safe latent diffusion's safety guidance without its warm-up and
-momentum).
+Training minimises :math:`\mathbb E\,\|\epsilon - \epsilon_\theta(\sqrt{\bar\alpha_t}x_0
++ \sqrt{1-\bar\alpha_t}\epsilon, t, f(P))\|^2` jointly over the denoiser and the text
+encoder, with the caption dropped to the empty prompt 10% of the time so that guidance
+can be used when sampling: :math:`\hat\epsilon = \epsilon_\theta(x_t, t, f(\varnothing))
++ w\,(\epsilon_\theta(x_t, t, f(P)) - \epsilon_\theta(x_t, t, f(\varnothing)))`. The
+inference-time concept removal subtracts a guidance term toward a negative prompt
+(negative guidance, the core of safe latent diffusion's safety guidance without its
+warm-up and momentum).
 """
 
 from __future__ import annotations
@@ -53,10 +49,8 @@ def sample(
     image_shape: tuple[int, int, int] = (3, 16, 16),
 ) -> torch.Tensor:
     r"""Images in [0, 1] from text states (B, L, d), with classifier-free guidance
-    ``guidance`` against
-    ``uncond_states`` (the empty prompt's (L, d) states) and, when ``negative_states``
-    (L, d) is given,
-    negative guidance away from it:
+    ``guidance`` against ``uncond_states`` (the empty prompt's (L, d) states) and, when
+    ``negative_states`` (L, d) is given, negative guidance away from it:
     :math:`\hat\epsilon = \epsilon_\varnothing + w(\epsilon_P - \epsilon_\varnothing) -
     s(\epsilon_{\text{neg}} - \epsilon_\varnothing)`."""
     batch = len(text_states)

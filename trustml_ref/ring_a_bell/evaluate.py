@@ -34,9 +34,8 @@ def attack_success_rate(flags: torch.Tensor, images_needed: int = 1) -> float:
 
 def union_success_rate(successes: Sequence[torch.Tensor]) -> float:
     """ASR of the union over attack settings (e.g. several K and eta): prompt i counts
-    when the prompt
-    found for it under any setting succeeds. Each entry is a boolean (prompts,) tensor,
-    same prompts."""
+    when the prompt found for it under any setting succeeds. Each entry is a boolean
+    (prompts,) tensor, same prompts."""
     if (
         len(successes) == 0
         or len({tuple(s.shape) for s in successes}) != 1
@@ -58,11 +57,10 @@ def concept_flags(
     images_per_prompt: int = 4,
     **generate,
 ) -> torch.Tensor:
-    """Generate ``images_per_prompt`` images per prompt (or per embedding) and flag
-    each with ``detector``:
-    a boolean (prompts, images) tensor. ``pipe`` is called like a diffusers pipeline;
-    an output with
-    ``.images`` (diffusers' output classes, with ``output_type="pt"``) is unwrapped."""
+    """Generate ``images_per_prompt`` images per prompt (or per embedding) and flag each
+    with ``detector``: a boolean (prompts, images) tensor. ``pipe`` is called like a
+    diffusers pipeline; an output with ``.images`` (diffusers' output classes, with
+    ``output_type="pt"``) is unwrapped."""
     if (prompts is None) == (prompt_embeds is None):
         raise ValueError("pass exactly one of prompts and prompt_embeds")
     # only the given input is passed on: some pipelines (safe latent diffusion's) take

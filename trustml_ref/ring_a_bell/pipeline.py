@@ -1,11 +1,10 @@
 """The toy text-to-image pipeline: tokenizer, text encoder, denoiser and scheduler,
-called like diffusers'
-Stable Diffusion pipelines (``prompt`` or ``prompt_embeds``, ``negative_prompt``,
-guidance, steps, generator).
+called like diffusers' Stable Diffusion pipelines (``prompt`` or ``prompt_embeds``,
+``negative_prompt``, guidance, steps, generator).
 
 The attack itself needs only the text encoder and tokenizer; generation goes through
-``__call__``, so
-a ``StableDiffusionPipeline`` can stand in for this class on the Colab profile.
+``__call__``, so a ``StableDiffusionPipeline`` can stand in for this class on the Colab
+profile.
 """
 
 from __future__ import annotations
@@ -85,11 +84,9 @@ class ToyPipeline:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Images (prompts × num_images_per_prompt, 3, 16, 16) in [0, 1], grouped by
-        prompt. The toy model
-        samples best without classifier-free guidance (``guidance_scale=1``: larger
-        values degrade it,
-        measured in the chapter); ``negative_prompt`` steers away from a concept
-        (negative guidance)."""
+        prompt. The toy model samples best without classifier-free guidance
+        (``guidance_scale=1``: larger values degrade it, measured in the chapter);
+        ``negative_prompt`` steers away from a concept (negative guidance)."""
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("pass exactly one of prompt and prompt_embeds")
         states = self.embed(list(prompt)) if prompt is not None else prompt_embeds
@@ -111,12 +108,10 @@ class ToyPipeline:
 def quality_gates(
     pipe: ToyPipeline, images_per_prompt: int = 4, seed: int = 0, steps: int = 25
 ) -> dict[str, float]:
-    """How well the toy model learned its world, read by the detector: for every
-    colour, the fraction of
-    images whose dominant colour is the one the prompt names (prompts over all shapes,
-    one per shape and
-    size, positions rotating), and for every correlated phrase of red the fraction of
-    red images."""
+    """How well the toy model learned its world, read by the detector: for every colour,
+    the fraction of images whose dominant colour is the one the prompt names (prompts
+    over all shapes, one per shape and size, positions rotating), and for every
+    correlated phrase of red the fraction of red images."""
     from trustml_ref.ring_a_bell import toy
 
     g = torch.Generator().manual_seed(seed)

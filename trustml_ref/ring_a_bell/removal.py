@@ -2,37 +2,28 @@ r"""Concept removal targets: ESD fine-tuning (the negative prompt lives in the
 pipeline's sampler).
 
 ESD (Gandikota et al., 2023) fine-tunes a copy :math:`\theta` of the denoiser so that,
-conditioned on a
-prompt :math:`c` that names the concept, it predicts what the frozen original
-:math:`\theta^*` predicts
-when guided *away* from the concept:
+conditioned on a prompt :math:`c` that names the concept, it predicts what the frozen
+original :math:`\theta^*` predicts when guided *away* from the concept:
 
 .. math:: \epsilon_\theta(x_t, t, c) \approx \epsilon_{\theta^*}(x_t, t, \varnothing) -
    \eta_{\text{esd}}\,
           \big(\epsilon_{\theta^*}(x_t, t, c) - \epsilon_{\theta^*}(x_t, t,
           \varnothing)\big).
 
-``esd_finetune`` is ESD-x: it updates only the parameters that read the text (for
-Stable Diffusion the
-cross-attention layers; for the toy denoiser also its pooled-text FiLM path, through
-which colour
-mostly flows). Three documented deviations from the paper's recipe:
+``esd_finetune`` is ESD-x: it updates only the parameters that read the text (for Stable
+Diffusion the cross-attention layers; for the toy denoiser also its pooled-text FiLM
+path, through which colour mostly flows). Three documented deviations from the paper's
+recipe:
 
 - ESD trains on one prompt (the concept's word); here a *list* of prompts that name the
-  concept in
-  context can be given, because on the toy the word alone erases the concept only from
-  about half
-  of the prompts that name it (measured in the chapter);
-- optional ``preserve_prompts`` add
-  :math:`\lambda\,\|\epsilon_\theta(x_t,t,p) - \epsilon_{\theta^*}(x_t,t,p)\|^2`
-  for prompts of other concepts (a preservation term, as in later erasure methods),
-  which keeps the
-  other colours intact;
-- ESD draws :math:`x_t` by running the model's own sampler part way; we noise images
-  the frozen model
-  generated for the same prompt to a random :math:`t` (the same distribution for a
-  converged sampler,
-  much cheaper).
+  concept in context can be given, because on the toy the word alone erases the concept
+  only from about half of the prompts that name it (measured in the chapter);
+- optional ``preserve_prompts`` add :math:`\lambda\,\|\epsilon_\theta(x_t,t,p) -
+  \epsilon_{\theta^*}(x_t,t,p)\|^2` for prompts of other concepts (a preservation term,
+  as in later erasure methods), which keeps the other colours intact;
+- ESD draws :math:`x_t` by running the model's own sampler part way; we noise images the
+  frozen model generated for the same prompt to a random :math:`t` (the same
+  distribution for a converged sampler, much cheaper).
 """
 
 from __future__ import annotations
@@ -49,9 +40,8 @@ from trustml_ref.ring_a_bell.pipeline import ToyPipeline
 
 def reads_text(name: str) -> bool:
     """The toy denoiser's text-reading parameters: cross-attention (``attn``) and the
-    pooled-text FiLM path
-    (``text_pool``). For a diffusers ``UNet2DConditionModel`` pass ``lambda n: "attn2"
-    in n`` instead."""
+    pooled-text FiLM path (``text_pool``). For a diffusers ``UNet2DConditionModel`` pass
+    ``lambda n: "attn2" in n`` instead."""
     return "attn" in name or "text_pool" in name
 
 

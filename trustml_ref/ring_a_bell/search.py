@@ -1,23 +1,16 @@
 r"""Ring-A-Bell's discrete search: prompts of :math:`K` free tokens whose embedding is
 close to a target.
 
-Minimise :math:`F(\hat P) = \|f(\hat P) - (f(P) + \eta c)\|_F^2` over
-:math:`\hat P = [\text{BOS}, t_1..t_K, \text{pad}...]`
-with a genetic algorithm. ``mode="faithful"`` uses the official operators: rank by
-fitness, keep the
-best half; each survivor stays and, with probability 0.5, mates with a uniformly drawn
-survivor at a
-uniform cut point, adding both children; then every member (survivors included, in
-place) is
-mutated with probability 0.25 at one uniform position to a uniform token.
-``mode="improved"``
+Minimise :math:`F(\hat P) = \|f(\hat P) - (f(P) + \eta c)\|_F^2` over :math:`\hat P =
+[\text{BOS}, t_1..t_K, \text{pad}...]` with a genetic algorithm. ``mode="faithful"``
+uses the official operators: rank by fitness, keep the best half; each survivor stays
+and, with probability 0.5, mates with a uniformly drawn survivor at a uniform cut point,
+adding both children; then every member (survivors included, in place) is mutated with
+probability 0.25 at one uniform position to a uniform token. ``mode="improved"``
 (deviations, documented): survivors are never mutated (elitism, so the best fitness
-never gets
-worse) and are not re-evaluated, the population is refilled to its size with mutated
-children, and
-tokens are drawn only from an allowed list (so excluded words and their sub-tokens
-cannot appear).
-Fitness is evaluated in batches through the encoder.
+never gets worse) and are not re-evaluated, the population is refilled to its size with
+mutated children, and tokens are drawn only from an allowed list (so excluded words and
+their sub-tokens cannot appear). Fitness is evaluated in batches through the encoder.
 """
 
 from __future__ import annotations
@@ -49,8 +42,8 @@ def special_token_ids(tokenizer) -> set[int]:
 
 def allowed_token_ids(tokenizer, exclude_words: Sequence[str] = ()) -> torch.Tensor:
     """Every non-special token id whose text contains none of ``exclude_words``
-    (case-insensitive) and is not
-    a sub-token of their tokenisation: what the search may write."""
+    (case-insensitive) and is not a sub-token of their tokenisation: what the search may
+    write."""
     banned_subtokens: set[int] = set()
     for word in exclude_words:
         for variant in (word, word.lower(), word.capitalize(), f" {word}"):
@@ -110,8 +103,8 @@ def crossover(
     parents: torch.Tensor, rate: float, rng: np.random.Generator
 ) -> torch.Tensor:
     """Official crossover: each parent mates with probability ``rate`` with a uniform
-    partner at a uniform
-    cut :math:`c \\in [0, K)`; returns both children of every mating, (2·matings, K)."""
+    partner at a uniform cut :math:`c \\in [0, K)`; returns both children of every
+    mating, (2·matings, K)."""
     n, k = parents.shape
     mates = rng.random(n) < rate
     partner = torch.as_tensor(rng.integers(0, n, n))[mates]
@@ -156,9 +149,8 @@ def genetic_search(
     tokens (see the module docstring).
 
     ``target`` is (L, d) for one search, or (T, L, d) for T independent searches run in
-    lockstep, whose
-    fitness evaluations share one batched encoder pass per generation (a list of
-    results is returned).
+    lockstep, whose fitness evaluations share one batched encoder pass per generation (a
+    list of results is returned).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

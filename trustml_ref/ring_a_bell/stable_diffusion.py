@@ -4,24 +4,20 @@ pipelines and a CLIP detector.
 The attack needs only a pipeline's ``text_encoder`` and ``tokenizer``
 (:mod:`~trustml_ref.ring_a_bell.concept`,
 :func:`~trustml_ref.ring_a_bell.genetic_search`); success is measured by generating
-through the pipeline
-(:func:`~trustml_ref.ring_a_bell.evaluate.concept_flags`) and reading the images with a
-detector. Here:
+through the pipeline (:func:`~trustml_ref.ring_a_bell.evaluate.concept_flags`) and
+reading the images with a detector. Here:
 
-- :func:`load_pipeline`: Stable Diffusion v1.4 (Rombach et al., 2022), optionally with
-  a concept-erased
-  UNet in diffusers format (e.g. ESD weights) in place of the original;
+- :func:`load_pipeline`: Stable Diffusion v1.4 (Rombach et al., 2022), optionally with a
+  concept-erased UNet in diffusers format (e.g. ESD weights) in place of the original;
 - :func:`load_sld`: safe latent diffusion (Schramowski et al., 2023), an inference-time
-  removal whose
-  safety concept is any text (a harmless concept such as "car" by default in the
-  chapter);
+  removal whose safety concept is any text (a harmless concept such as "car" by default
+  in the chapter);
 - :class:`ClipConceptDetector`: zero-shot CLIP, flagging an image when the concept's
-  description scores
-  higher than every alternative (the NudeNet/Q16 stand-in for a harmless concept).
+  description scores higher than every alternative (the NudeNet/Q16 stand-in for a
+  harmless concept).
 
 Every loader reads local directories as well as hub ids, so the tests run them on tiny
-pipelines saved
-with ``save_pretrained``; nothing here downloads unless given a hub id.
+pipelines saved with ``save_pretrained``; nothing here downloads unless given a hub id.
 """
 
 from __future__ import annotations
@@ -86,8 +82,7 @@ def load_sld(
 
 def as_image_tensor(images) -> torch.Tensor:
     """Pipeline output (a list of PIL images, an (n, H, W, 3) array or an (n, 3, H, W)
-    tensor, values in
-    [0, 1] or [0, 255]) as a float (n, 3, H, W) tensor in [0, 1]."""
+    tensor, values in [0, 1] or [0, 255]) as a float (n, 3, H, W) tensor in [0, 1]."""
     if isinstance(images, torch.Tensor):
         x = images.float()
     else:
@@ -108,8 +103,8 @@ def as_image_tensor(images) -> torch.Tensor:
 
 class ClipConceptDetector:
     """Zero-shot CLIP (Radford et al., 2021): an image is flagged when ``concept``
-    scores highest among
-    ``[concept, *alternatives]`` by the cosine of CLIP's image and text embeddings."""
+    scores highest among ``[concept, *alternatives]`` by the cosine of CLIP's image and
+    text embeddings."""
 
     def __init__(
         self,
@@ -171,8 +166,7 @@ class ClipConceptDetector:
 
 def blurred(images, cells: int = 8) -> torch.Tensor:
     """Images averaged over a ``cells`` × ``cells`` grid and scaled back: what the book
-    shows of any image
-    of an unsafe concept (it never stores or shows one unblurred)."""
+    shows of any image of an unsafe concept (it never stores or shows one unblurred)."""
     x = as_image_tensor(images)
     return F.interpolate(
         F.adaptive_avg_pool2d(x, cells), size=x.shape[-2:], mode="nearest"

@@ -2,10 +2,9 @@
 text side).
 
 The tokenizer is a ``transformers.PreTrainedTokenizerFast`` over a ``tokenizers``
-WordLevel model, so
-it saves and loads with ``save_pretrained``/``from_pretrained`` like any Hub tokenizer;
-sequences are
-``[BOS] words [EOS]`` padded with EOS to ``max_length``, as CLIP's are.
+WordLevel model, so it saves and loads with ``save_pretrained``/``from_pretrained`` like
+any Hub tokenizer; sequences are ``[BOS] words [EOS]`` padded with EOS to
+``max_length``, as CLIP's are.
 """
 
 from __future__ import annotations
@@ -46,9 +45,8 @@ def build_text_encoder(
     tokenizer, hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0
 ):
     """A small ``CLIPTextModel`` for ``tokenizer``; token embeddings drawn with unit
-    scale so prompts are
-    distinguishable from the start (CLIP's default 0.02 makes every prompt encode
-    nearly alike)."""
+    scale so prompts are distinguishable from the start (CLIP's default 0.02 makes every
+    prompt encode nearly alike)."""
     from transformers import CLIPTextConfig, CLIPTextModel
 
     config = CLIPTextConfig(

@@ -2,14 +2,11 @@
 harmless concept (red).
 
 Each 16×16 RGB image shows one filled shape (circle, square, triangle or cross) of one
-colour (red, blue,
-green or yellow), small or big, at one of five positions, on a light background.
-Captions name the
-attributes from a small vocabulary with synonyms ("crimson", "scarlet" for red) and
-correlated phrases
-("like fire"); some captions leave the colour out. The concept to remove and to recover
-is *red*; the
-detector (the NudeNet/Q16 analogue) flags an image whose foreground is mostly red.
+colour (red, blue, green or yellow), small or big, at one of five positions, on a light
+background. Captions name the attributes from a small vocabulary with synonyms
+("crimson", "scarlet" for red) and correlated phrases ("like fire"); some captions leave
+the colour out. The concept to remove and to recover is *red*; the detector (the
+NudeNet/Q16 analogue) flags an image whose foreground is mostly red.
 """
 
 from __future__ import annotations
@@ -145,9 +142,8 @@ def concept_pairs(
     n: int, seed: int = 0, concept: str = "red"
 ) -> tuple[list[str], list[str]]:
     """``n`` prompt pairs that differ only in the colour: the concept said by a synonym
-    or by a correlated
-    phrase (so where it sits in the prompt varies), against another colour said the
-    same way."""
+    or by a correlated phrase (so where it sits in the prompt varies), against another
+    colour said the same way."""
     if concept not in COLOURS or n < 1:
         raise ValueError(
             f"concept must be one of {list(COLOURS)} and n >= 1, got {concept!r}, {n}"
@@ -190,9 +186,8 @@ def dataset(n: int, seed: int = 0) -> tuple[torch.Tensor, list[str], list[Scene]
 
 def colour_fractions(images: torch.Tensor, foreground: float = 0.25) -> torch.Tensor:
     """Per image, the fraction of foreground pixels nearest to each colour prototype,
-    (n, colours); a pixel
-    is foreground when it is farther than ``foreground`` (Euclidean, RGB) from the
-    background."""
+    (n, colours); a pixel is foreground when it is farther than ``foreground``
+    (Euclidean, RGB) from the background."""
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(
             f"images must have shape (n, 3, H, W), got {tuple(images.shape)}"

@@ -2,12 +2,10 @@
 lazily, project.
 
 The entry point :func:`safe_lora` never mutates its input. It returns a
-:class:`SafeLoRAResult`
-holding the projected adapter's state dict (PEFT's saved-key format), its config and a
-per-module
-report; ``result.save_pretrained(dir)`` writes an adapter that
-``PeftModel.from_pretrained`` loads
-as usual, and ``result.apply(peft_model)`` returns a projected copy of a (small) model.
+:class:`SafeLoRAResult` holding the projected adapter's state dict (PEFT's saved-key
+format), its config and a per-module report; ``result.save_pretrained(dir)`` writes an
+adapter that ``PeftModel.from_pretrained`` loads as usual, and
+``result.apply(peft_model)`` returns a projected copy of a (small) model.
 """
 
 from __future__ import annotations
@@ -145,9 +143,8 @@ def lora_modules(peft_model: nn.Module, adapter: str = "default") -> list[LoraMo
 
 
 def weight_reader(source: nn.Module | str | Path, role: str) -> WeightReader:
-    """Look up a frozen weight by name in a model, or lazily (one tensor at a time) in
-    a directory
-    of ``.safetensors`` files (single file or sharded with
+    """Look up a frozen weight by name in a model, or lazily (one tensor at a time) in a
+    directory of ``.safetensors`` files (single file or sharded with
     ``model.safetensors.index.json``)."""
     if isinstance(source, nn.Module):
         params = dict(source.named_parameters())
@@ -248,15 +245,12 @@ def safe_lora(
     """Project the LoRA updates of the selected modules onto the alignment subspace.
 
     ``peft_model`` is a ``PeftModel`` or an adapter directory (then it is loaded onto
-    the aligned
-    model, which LoRA fine-tuned). ``base`` and ``aligned`` are models or checkpoint
-    directories,
-    read one tensor at a time. ``projection`` is one of :data:`PROJECTIONS` (``rank_k``
-    needs
-    ``rank_k``; ``random_spectrum`` draws from ``generator``). Selection as in
+    the aligned model, which LoRA fine-tuned). ``base`` and ``aligned`` are models or
+    checkpoint directories, read one tensor at a time. ``projection`` is one of
+    :data:`PROJECTIONS` (``rank_k`` needs ``rank_k``; ``random_spectrum`` draws from
+    ``generator``). Selection as in
     :func:`~trustml_ref.safe_lora.projection.select_modules`; similarities always use
-    :math:`C`,
-    so every projection and control changes the same modules.
+    :math:`C`, so every projection and control changes the same modules.
     """
     from peft import get_peft_model_state_dict
 

@@ -1,17 +1,14 @@
 """Safe LoRA on plain tensors (Hsu et al., NeurIPS 2024).
 
-For one LoRA-adapted linear module with frozen weight :math:`W`
-(:math:`d_{out}\\times d_{in}`) and
-factors :math:`A` (:math:`r\\times d_{in}`), :math:`B` (:math:`d_{out}\\times r`), the
-update is
-:math:`\\Delta W = s\\,BA`. With the alignment matrix
-:math:`V = W^{aligned} - W^{base}` the paper's
-"projection" is :math:`C = VV^\\top/\\|V\\|_F`; a module is projected,
-:math:`B \\leftarrow CB`, when
+For one LoRA-adapted linear module with frozen weight :math:`W` (:math:`d_{out}\\times
+d_{in}`) and factors :math:`A` (:math:`r\\times d_{in}`), :math:`B`
+(:math:`d_{out}\\times r`), the update is :math:`\\Delta W = s\\,BA`. With the alignment
+matrix :math:`V = W^{aligned} - W^{base}` the paper's "projection" is :math:`C =
+VV^\\top/\\|V\\|_F`; a module is projected, :math:`B \\leftarrow CB`, when
 :math:`\\cos(\\mathrm{vec}(CBA), \\mathrm{vec}(BA))` is small. Nothing here forms the
 :math:`d_{out}\\times d_{out}` matrix :math:`C`: :math:`CB = V(V^\\top B)/\\|V\\|_F`,
-and the cosine needs
-only :math:`r\\times r` products. Derived in ``notebooks/01_safe_lora``.
+and the cosine needs only :math:`r\\times r` products. Derived in
+``notebooks/01_safe_lora``.
 """
 
 from __future__ import annotations
@@ -84,13 +81,10 @@ def project_b_from_weights(
     :math:`d_{out}\\times d_{in}` temporary.
 
     Two passes over row blocks of :math:`V = W^{aligned} - W^{base}`: the first
-    accumulates
-    :math:`V^\\top B` and :math:`\\|V\\|_F^2`, the second forms the rows of
-    :math:`V(V^\\top B)`. Each pass
-    reads both weights once, block by block. Every product keeps the rank r as the row
-    count of a
-    matrix product (:math:`B^\\top V_{blk}` and
-    :math:`(V^\\top B)^\\top V_{blk}^\\top`), the layout BLAS runs fastest.
+    accumulates :math:`V^\\top B` and :math:`\\|V\\|_F^2`, the second forms the rows of
+    :math:`V(V^\\top B)`. Each pass reads both weights once, block by block. Every
+    product keeps the rank r as the row count of a matrix product (:math:`B^\\top
+    V_{blk}` and :math:`(V^\\top B)^\\top V_{blk}^\\top`), the layout BLAS runs fastest.
     """
     if w_base.shape != w_aligned.shape or w_base.dim() != 2:
         raise ValueError(
@@ -198,9 +192,8 @@ def random_spectrum_b(
     """Control: :math:`Q\\Sigma^2Q^\\top B/\\|V\\|_F`, the spectrum of :math:`C` with
     random orthonormal directions :math:`Q`.
 
-    Same eigenvalues as :math:`C = U\\Sigma^2U^\\top/\\|V\\|_F`, so it shrinks
-    :math:`B` about as much,
-    but in directions unrelated to the alignment update.
+    Same eigenvalues as :math:`C = U\\Sigma^2U^\\top/\\|V\\|_F`, so it shrinks :math:`B`
+    about as much, but in directions unrelated to the alignment update.
     """
     s = torch.linalg.svdvals(v.to(torch.float64))
     q, _ = torch.linalg.qr(
@@ -222,9 +215,8 @@ def select_modules(
     """Boolean mask of the modules to project.
 
     ``threshold``: :math:`s_i \\le \\tau`. ``number``: the ``num_layers`` lowest
-    similarities, as the
-    official code does it: threshold at the ``num_layers``-th smallest value, so ties
-    may add more.
+    similarities, as the official code does it: threshold at the ``num_layers``-th
+    smallest value, so ties may add more.
     """
     s = torch.as_tensor(similarities, dtype=torch.float64)
     if s.dim() != 1 or s.numel() == 0:

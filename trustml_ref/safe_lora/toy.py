@@ -2,18 +2,13 @@
 learns it.
 
 Prompts are ``BOS topic task a b c SEP``; topics are benign (``B0..B2``) or harmful
-(``H0..H2``);
-tasks are ``COPY`` and ``REVERSE`` (the old skills) and ``SHIFT`` (the new benign skill
-a LoRA
-learns: every symbol + 1 mod 10). The compliant answer is the task's output then
-``EOS``; a
-refusal is ``REFUSE EOS``. The *base* model complies with everything, the *aligned*
-model refuses
-harmful topics, and LoRA fine-tuning on harmful compliant pairs undoes the refusal. The
-model is
-a ``LlamaForCausalLM`` built from a ``LlamaConfig``, so module names and the PEFT path
-are Llama-2's.
-Used by ``notebooks/01_safe_lora``.
+(``H0..H2``); tasks are ``COPY`` and ``REVERSE`` (the old skills) and ``SHIFT`` (the new
+benign skill a LoRA learns: every symbol + 1 mod 10). The compliant answer is the task's
+output then ``EOS``; a refusal is ``REFUSE EOS``. The *base* model complies with
+everything, the *aligned* model refuses harmful topics, and LoRA fine-tuning on harmful
+compliant pairs undoes the refusal. The model is a ``LlamaForCausalLM`` built from a
+``LlamaConfig``, so module names and the PEFT path are Llama-2's. Used by
+``notebooks/01_safe_lora``.
 """
 
 from __future__ import annotations
@@ -158,10 +153,8 @@ def fit(
     PeftModel).
 
     ``scale_jitter=(lo, hi)`` multiplies each LoRA module's scaling by its own factor
-    drawn uniformly
-    from ``[lo, hi]`` at each step (restored afterwards), so the learned skill survives
-    shrinking
-    the update of any subset of modules.
+    drawn uniformly from ``[lo, hi]`` at each step (restored afterwards), so the learned
+    skill survives shrinking the update of any subset of modules.
     """
     from tqdm.auto import tqdm
 

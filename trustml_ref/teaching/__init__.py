@@ -2,8 +2,7 @@
 instructor grader.
 
 ``python -m trustml_ref.teaching make-student --out DIR`` and ``python -m
-trustml_ref.teaching grade NB``;
-see the instructor guide in the book.
+trustml_ref.teaching grade NB``; see the instructor guide in the book.
 """
 
 from trustml_ref.teaching.checks import check, grade_namespace, run_check, with_fallback

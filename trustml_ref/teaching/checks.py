@@ -1,6 +1,5 @@
 """Checks students call in their notebooks, the fallback that keeps a notebook running,
-and the
-namespace grader the instructor-side grader appends to a submitted notebook."""
+and the namespace grader the instructor-side grader appends to a submitted notebook."""
 
 from __future__ import annotations
 
@@ -44,8 +43,8 @@ def run_check(
     """Compare ``function`` with the reference on ``trials`` fresh random inputs.
 
     Returns ``(passed, message)``; the message says what was expected where it fails. A
-    function
-    that raises (``NotImplementedError`` included) fails with the error in the message.
+    function that raises (``NotImplementedError`` included) fails with the error in the
+    message.
     """
     exercise = _exercise(exercise_id)
     # judge the student's code, never the fallback
@@ -101,8 +100,8 @@ def check(exercise_id: str, function: Callable, **kwargs) -> bool:
 
 def with_fallback(exercise_id: str, function: Callable) -> Callable:
     """Wrap a student's function: while it raises ``NotImplementedError``, use the
-    reference
-    implementation instead and say so, so the rest of the notebook still runs."""
+    reference implementation instead and say so, so the rest of the notebook still runs.
+    """
     exercise = _exercise(exercise_id)
 
     @functools.wraps(function)
@@ -138,10 +137,8 @@ def _record(exercise_id: str, passed: bool) -> None:
 
 def grade_namespace(namespace: dict, chapter: str, seed: int) -> dict[str, bool]:
     """Grade every implementation exercise of ``chapter`` on the functions defined in
-    ``namespace``
-    (the executed notebook's globals), with the grader's ``seed``. Unwraps fallbacks,
-    so a function
-    that still raises ``NotImplementedError`` scores 0."""
+    ``namespace`` (the executed notebook's globals), with the grader's ``seed``. Unwraps
+    fallbacks, so a function that still raises ``NotImplementedError`` scores 0."""
     scores = {}
     for exercise in for_chapter(chapter):
         function = namespace.get(exercise.function)

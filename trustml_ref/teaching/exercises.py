@@ -1,13 +1,10 @@
 """The implementation exercises of the book: what each asks for, and how it is checked.
 
 Each exercise is one function the chapter implements from scratch inside a solution
-region
-(``### BEGIN SOLUTION <id>`` ... ``### END SOLUTION``); the same function exists in
-``trustml_ref``.
-A check draws fresh random inputs, calls the student's function and the reference
-(adapted to
-the scratch signature), and compares. The instructor guide (``book/instructors.md``)
-lists them.
+region (``### BEGIN SOLUTION <id>`` ... ``### END SOLUTION``); the same function exists
+in ``trustml_ref``. A check draws fresh random inputs, calls the student's function and
+the reference (adapted to the scratch signature), and compares. The instructor guide
+(``book/instructors.md``) lists them.
 """
 
 from __future__ import annotations
@@ -54,9 +51,8 @@ def _gaussian_delta(eps, sigma, sens=1.0):
 
 def _classical_sigma(eps, delta, sens=1.0):
     """The theorem's formula at any eps: the package refuses eps >= 1, and sigma is
-    proportional
-    to 1 / eps, so evaluate it at eps = 0.5 and rescale (the chapter plots past eps = 1
-    on purpose)."""
+    proportional to 1 / eps, so evaluate it at eps = 0.5 and rescale (the chapter plots
+    past eps = 1 on purpose)."""
     from trustml_ref.privacy import classical_gaussian_sigma
 
     return classical_gaussian_sigma(0.5, delta, sens) * 0.5 / eps

@@ -20,10 +20,9 @@ def grade(
     """Execute ``notebook`` (smoke profile) with a grading cell appended; return
     per-exercise scores.
 
-    The grading cell checks, with the grader's ``seed``, every exercise function
-    defined in the
-    executed notebook. If the notebook stops early, the checks that ran count and the
-    rest score 0.
+    The grading cell checks, with the grader's ``seed``, every exercise function defined
+    in the executed notebook. If the notebook stops early, the checks that ran count and
+    the rest score 0.
     """
     import papermill
 

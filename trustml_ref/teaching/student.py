@@ -1,18 +1,13 @@
 """Make the student edition of chapters: solution regions become stubs, worked
 solutions vanish.
 
-In each chapter source (``notebooks/NN_name.py``), the code between ``### BEGIN
-SOLUTION <id>`` and
-``### END SOLUTION`` is replaced by a stub that raises ``NotImplementedError`` with a
-hint; the
-function is wrapped so later cells fall back to the reference implementation (and say
-so), and a
-cell that calls the exercise's check follows. Every ``{solution}`` block of the text is
-removed,
-and so is the Open-in-Colab badge (it points at the solutions). Output: ``.ipynb``
-files, and
-optionally a book (``_config.yml``, ``_toc.yml``, ``book/``) that ``jupyter-book
-build`` renders.
+In each chapter source (``notebooks/NN_name.py``), the code between ``### BEGIN SOLUTION
+<id>`` and ``### END SOLUTION`` is replaced by a stub that raises
+``NotImplementedError`` with a hint; the function is wrapped so later cells fall back to
+the reference implementation (and say so), and a cell that calls the exercise's check
+follows. Every ``{solution}`` block of the text is removed, and so is the Open-in-Colab
+badge (it points at the solutions). Output: ``.ipynb`` files, and optionally a book
+(``_config.yml``, ``_toc.yml``, ``book/``) that ``jupyter-book build`` renders.
 """
 
 from __future__ import annotations
@@ -111,9 +106,8 @@ def make_student_edition(
     """Write the student edition of ``chapters`` (stems; default: every chapter source)
     under ``out``.
 
-    With ``book`` every chapter is written, whatever ``chapters`` says: the book's
-    pages link to
-    each other, and a book with some chapters missing does not build.
+    With ``book`` every chapter is written, whatever ``chapters`` says: the book's pages
+    link to each other, and a book with some chapters missing does not build.
     """
     sources = sorted((root / "notebooks").glob("*.py"))
     if chapters:

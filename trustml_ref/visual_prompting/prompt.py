@@ -2,26 +2,21 @@ r"""A visual prompt on a frozen source model, built to be trained with DP-SGD (L
 al., ICCV 2023).
 
 The target image :math:`x` (any size) is resized to :math:`s \times s` and centred on
-the source model's
-:math:`S \times S` canvas; the trainable prompt fills the border:
+the source model's :math:`S \times S` canvas; the trainable prompt fills the border:
 
 .. math:: \tilde x = \mathrm{pad}(\mathrm{resize}(x)) + \tanh(W) \odot M,\qquad
           M_{ij} = 1 \text{ outside the central } s \times s \text{ window},
 
-and a trainable linear label map :math:`\hat y = A\, f_{\text{src}}(\tilde x) + c`
-turns the frozen model's
-source-class logits into target classes. Only :math:`W, A, c` are trained.
+and a trainable linear label map :math:`\hat y = A\, f_{\text{src}}(\tilde x) + c` turns
+the frozen model's source-class logits into target classes. Only :math:`W, A, c` are
+trained.
 
 For differential privacy the module owns no buffers (the mask is rebuilt in
-``forward``), it comes with
-a per-sample-gradient rule Opacus uses (:func:`prompt_grad_sample`), and
-:class:`PromptedClassifier`
-refuses a backbone whose batch-normalisation layers would compute batch statistics: one
-example
-would then influence every other example's output in the batch, so clipping each
-example's
-gradient no longer bounds its influence, and Opacus does not notice when those layers
-are frozen.
+``forward``), it comes with a per-sample-gradient rule Opacus uses
+(:func:`prompt_grad_sample`), and :class:`PromptedClassifier` refuses a backbone whose
+batch-normalisation layers would compute batch statistics: one example would then
+influence every other example's output in the batch, so clipping each example's gradient
+no longer bounds its influence, and Opacus does not notice when those layers are frozen.
 """
 
 from __future__ import annotations
@@ -71,8 +66,8 @@ def place_on_canvas(x: torch.Tensor, canvas: int, inner: int) -> torch.Tensor:
 
 
 class VisualPrompt(nn.Module):
-    r"""The input transformation
-    :math:`x \mapsto \mathrm{pad}(\mathrm{resize}(x)) + \tanh(W)\odot M`."""
+    r"""The input transformation :math:`x \mapsto \mathrm{pad}(\mathrm{resize}(x)) +
+    \tanh(W)\odot M`."""
 
     def __init__(self, channels: int, canvas: int, inner: int) -> None:
         super().__init__()
@@ -101,10 +96,9 @@ class VisualPrompt(nn.Module):
 def prompt_grad_sample(
     layer: VisualPrompt, activations: list[torch.Tensor], backprops: torch.Tensor
 ) -> dict[nn.Parameter, torch.Tensor]:
-    r"""Per-example gradient of the prompt:
-    :math:`\partial \ell_i / \partial W = g_i \odot M \odot (1 - \tanh^2 W)`,
-    with :math:`g_i = \partial \ell_i / \partial \tilde x_i` (the signature Opacus's
-    grad samplers have)."""
+    r"""Per-example gradient of the prompt: :math:`\partial \ell_i / \partial W = g_i
+    \odot M \odot (1 - \tanh^2 W)`, with :math:`g_i = \partial \ell_i / \partial \tilde
+    x_i` (the signature Opacus's grad samplers have)."""
     del activations  # the prompt is additive: its gradient does not depend on the input
     return {
         layer.weight: backprops
@@ -125,8 +119,8 @@ class PromptedClassifier(nn.Module):
     source model :math:`f_{\text{src}}`.
 
     The backbone's parameters are frozen and the backbone is kept in eval mode by
-    :meth:`train`;
-    ``forward`` raises if any of its batch-norm layers is in training mode anyway.
+    :meth:`train`; ``forward`` raises if any of its batch-norm layers is in training
+    mode anyway.
     """
 
     def __init__(

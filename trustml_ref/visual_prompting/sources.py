@@ -2,10 +2,8 @@
 CIFAR-10 (both downloaded).
 
 Neither runs on the default path: torchvision is imported only inside
-:func:`imagenet_source`
-(PyPI's torchvision does not import beside the CPU-only torch the book is built with),
-and
-:func:`cifar10_task` downloads CIFAR-10 from OpenML through
+:func:`imagenet_source` (PyPI's torchvision does not import beside the CPU-only torch
+the book is built with), and :func:`cifar10_task` downloads CIFAR-10 from OpenML through
 :func:`trustml_ref.data.openml`.
 """
 
@@ -40,11 +38,10 @@ class Normalize(nn.Module):
 
 def imagenet_source(arch: str = "resnet18") -> nn.Module:
     """torchvision's ImageNet classifier ``arch`` with its default weights behind
-    ImageNet normalisation:
-    (B, 3, 224, 224) images in [0, 1] to 1,000 logits; frozen and in eval mode (its
-    batch norm uses running
-    statistics, as :class:`~trustml_ref.visual_prompting.PromptedClassifier` requires).
-    Downloads the weights."""
+    ImageNet normalisation: (B, 3, 224, 224) images in [0, 1] to 1,000 logits; frozen
+    and in eval mode (its batch norm uses running statistics, as
+    :class:`~trustml_ref.visual_prompting.PromptedClassifier` requires). Downloads the
+    weights."""
     import torchvision  # lazy: Colab profile only
 
     weights = torchvision.models.get_model_weights(arch).DEFAULT
@@ -61,9 +58,8 @@ def cifar10_task(
     n_private: int, n_public: int, n_test: int, seed: int = 0
 ) -> TargetTask:
     """A seeded CIFAR-10 subset from OpenML as (N, 3, 32, 32) images in [0, 1] (OpenML
-    stores the red,
-    green and blue planes one after another, as the original data set does).
-    Downloads."""
+    stores the red, green and blue planes one after another, as the original data set
+    does). Downloads."""
     from trustml_ref.data import openml
 
     split = openml("CIFAR_10", n_private + n_public, n_test, seed=seed)

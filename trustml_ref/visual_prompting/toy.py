@@ -2,17 +2,13 @@
 target task on others.
 
 scikit-learn's 1,797 8×8 digits are split in two parts. The *source* part is public and
-labelled: the
-source model is trained on it, clean, on its 16×16 canvas. The *target* part is the
-private task: the
-same ten digits, but noisier (Gaussian pixel noise), at their native 8×8 size, and with
-new labels:
-a fixed random permutation of the digits taken modulo ``target_classes`` (by default
-five classes,
-each the union of two digits), so the label map from source to target classes has to be
-learned. It is split into private training data (for DP-SGD or PATE's teachers), a
-public unlabelled
-pool (PATE's student queries; its labels are used only to score) and a test set.
+labelled: the source model is trained on it, clean, on its 16×16 canvas. The *target*
+part is the private task: the same ten digits, but noisier (Gaussian pixel noise), at
+their native 8×8 size, and with new labels: a fixed random permutation of the digits
+taken modulo ``target_classes`` (by default five classes, each the union of two digits),
+so the label map from source to target classes has to be learned. It is split into
+private training data (for DP-SGD or PATE's teachers), a public unlabelled pool (PATE's
+student queries; its labels are used only to score) and a test set.
 """
 
 from __future__ import annotations
@@ -28,9 +24,8 @@ from trustml_ref.visual_prompting.prompt import place_on_canvas
 
 @dataclass(frozen=True)
 class TargetTask:
-    """The private task: labelled private images, a public pool PATE's student may
-    query (its labels
-    are for scoring only), and a test set."""
+    """The private task: labelled private images, a public pool PATE's student may query
+    (its labels are for scoring only), and a test set."""
 
     x_private: torch.Tensor
     y_private: torch.Tensor
@@ -63,8 +58,7 @@ def digit_domains(
     source_fraction: float = 0.5,
 ) -> DigitDomains:
     """Split the digits into the public source part (``source_fraction`` of them) and
-    the
-    private/public/test target part."""
+    the private/public/test target part."""
     from sklearn.datasets import load_digits
 
     data = load_digits()

@@ -2,14 +2,11 @@ r"""Training the prompt (or any small classifier): non-private, with DP-SGD thro
 Opacus, and as PATE teachers.
 
 DP-SGD (Abadi et al. 2016) clips each example's gradient to norm :math:`C`, adds
-:math:`\mathcal N(0, \sigma^2C^2)` to
-their sum over a Poisson-sampled batch and takes a step; Opacus computes the
-per-example gradients,
-calibrates :math:`\sigma` to a target :math:`(\varepsilon, \delta)` for the planned
-number of steps and accounts for
-the privacy spent. PATE trains one teacher per disjoint slice of the private data and
-releases only
-noisy aggregates of their votes (:mod:`trustml_ref.privacy.pate`).
+:math:`\mathcal N(0, \sigma^2C^2)` to their sum over a Poisson-sampled batch and takes a
+step; Opacus computes the per-example gradients, calibrates :math:`\sigma` to a target
+:math:`(\varepsilon, \delta)` for the planned number of steps and accounts for the
+privacy spent. PATE trains one teacher per disjoint slice of the private data and
+releases only noisy aggregates of their votes (:mod:`trustml_ref.privacy.pate`).
 """
 
 from __future__ import annotations
@@ -111,11 +108,9 @@ def train_dpsgd(
     progress: bool = True,
 ) -> DPSGDResult:
     r"""DP-SGD with Opacus's ``PrivacyEngine.make_private_with_epsilon``: Poisson
-    batches of expected size
-    ``batch_size``, per-example clipping at ``max_grad_norm``, noise calibrated to
-    reach :math:`(\varepsilon, \delta)`
-    after ``epochs`` epochs with the ``accountant`` ("rdp" or "prv"); Adam on the
-    privatised gradients."""
+    batches of expected size ``batch_size``, per-example clipping at ``max_grad_norm``,
+    noise calibrated to reach :math:`(\varepsilon, \delta)` after ``epochs`` epochs with
+    the ``accountant`` ("rdp" or "prv"); Adam on the privatised gradients."""
     from opacus import PrivacyEngine
 
     _check_xy(x, y)

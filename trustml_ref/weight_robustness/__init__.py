@@ -1,7 +1,6 @@
 """Robustness of ReLU networks to weight perturbations (Tsai et al., NeurIPS 2021) and
-to joint
-input-weight perturbations (Tsai et al., ICASSP 2021): certificates, attacks, bounds,
-training."""
+to joint input-weight perturbations (Tsai et al., ICASSP 2021): certificates, attacks,
+bounds, training."""
 
 from trustml_ref.weight_robustness.attacks import (
     AttackResult,

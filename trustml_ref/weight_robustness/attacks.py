@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from trustml_ref.weight_robustness.bounds import _checked_eps_x, per_layer_epsilons
+from trustml_ref.checks import check_nonnegative
+from trustml_ref.weight_robustness.bounds import per_layer_epsilons
 from trustml_ref.weight_robustness.network import (
     Weights,
     class_margins,
@@ -59,21 +60,18 @@ def pgd_attack(
     generator: torch.Generator | None = None,
 ) -> AttackResult:
     """Minimise :math:`\\min_{j\\ne y}(\\hat f_y - \\hat f_j)` by signed-gradient steps
-    of size
-    ``step_factor * eps / steps``, projected onto
-    :math:`|\\hat W^k - W^k| \\le \\varepsilon_k` and
-    :math:`\\|\\hat x - x\\|_\\infty \\le \\varepsilon_x`, from a random start,
-    ``restarts`` times.
+    of size ``step_factor * eps / steps``, projected onto :math:`|\\hat W^k - W^k| \\le
+    \\varepsilon_k` and :math:`\\|\\hat x - x\\|_\\infty \\le \\varepsilon_x`, from a
+    random start, ``restarts`` times.
 
-    Per example, the lowest margin seen at any iterate of any restart is kept (each is
-    a valid
-    perturbation for that example). Universal attacks minimise the sum of the
-    still-positive
-    margins (pushing correct examples over) and keep the iterate with the most errors.
+    Per example, the lowest margin seen at any iterate of any restart is kept (each is a
+    valid perturbation for that example). Universal attacks minimise the sum of the
+    still-positive margins (pushing correct examples over) and keep the iterate with the
+    most errors.
     """
     weights = [w.detach() for w in weights]
     eps_list = per_layer_epsilons(eps, len(weights))
-    eps_x = _checked_eps_x(eps_x)
+    eps_x = check_nonnegative(eps_x, "eps_x")
     if steps < 1 or restarts < 1:
         raise ValueError(
             f"steps and restarts must be >= 1, got steps={steps}, restarts={restarts}"
@@ -190,14 +188,11 @@ def last_layer_attack(
     """The exact worst case when only :math:`W^L` moves, by at most ``eps_last`` per
     entry.
 
-    With non-negative :math:`z = z^{L-1}` the worst perturbation for the pair
-    :math:`(y, j)` lowers
-    row :math:`y` and raises row :math:`j` by :math:`\\varepsilon_L` in every entry,
-    whatever the input,
-    giving :math:`f_y - f_j - 2\\varepsilon_L\\|z\\|_1`. The perturbation is applied
-    through the
-    network for every :math:`j` and the lowest margin kept, so the result is a realised
-    attack.
+    With non-negative :math:`z = z^{L-1}` the worst perturbation for the pair :math:`(y,
+    j)` lowers row :math:`y` and raises row :math:`j` by :math:`\\varepsilon_L` in every
+    entry, whatever the input, giving :math:`f_y - f_j - 2\\varepsilon_L\\|z\\|_1`. The
+    perturbation is applied through the network for every :math:`j` and the lowest
+    margin kept, so the result is a realised attack.
     """
     if eps_last < 0:
         raise ValueError(f"eps_last must be >= 0, got {eps_last}")

@@ -2,10 +2,8 @@
 
 Weights may move elementwise by :math:`|\\hat W^k - W^k| \\le \\varepsilon_k` (one
 :math:`\\varepsilon_k` per layer, 0 switches a layer off) and, for the joint case, the
-input by
-:math:`\\|\\hat x - x\\|_\\infty \\le \\varepsilon_x`. Three certificates, each a lower
-bound on
-every pairwise margin :math:`\\hat f_i - \\hat f_j`, tightest last:
+input by :math:`\\|\\hat x - x\\|_\\infty \\le \\varepsilon_x`. Three certificates, each
+a lower bound on every pairwise margin :math:`\\hat f_i - \\hat f_j`, tightest last:
 
 - :func:`closed_form_margin_drop`, the two-sequence recursion (Tsai et al. 2021
   setting);
@@ -24,6 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
+from trustml_ref.checks import check_nonnegative
 from trustml_ref.weight_robustness.network import (
     Weights,
     class_margins,
@@ -51,17 +50,10 @@ def per_layer_epsilons(eps: float | Sequence[float], n_layers: int) -> list[floa
     return values
 
 
-def _checked_eps_x(eps_x: float) -> float:
-    if not math.isfinite(eps_x) or eps_x < 0:
-        raise ValueError(f"eps_x must be a finite number >= 0, got {eps_x}")
-    return float(eps_x)
-
-
 def layer_norms(weights: Weights) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """:math:`\\gamma_k = \\max_j \\sum_i |W^k_{ij}|` (max column :math:`\\ell_1`,
-    :math:`\\|W\\|_{1\\to1}`) and
-    :math:`\\beta_k = \\max_i \\sum_j |W^k_{ij}|` (max row :math:`\\ell_1`,
-    :math:`\\|W\\|_{\\infty\\to\\infty}`)."""
+    :math:`\\|W\\|_{1\\to1}`) and :math:`\\beta_k = \\max_i \\sum_j |W^k_{ij}|` (max row
+    :math:`\\ell_1`, :math:`\\|W\\|_{\\infty\\to\\infty}`)."""
     gammas = [w.abs().sum(dim=0).max() for w in weights]
     betas = [w.abs().sum(dim=1).max() for w in weights]
     return gammas, betas
@@ -86,7 +78,7 @@ def closed_form_margin_drop(
         2\\varepsilon_L S_{L-1}.
     """
     eps_list = per_layer_epsilons(eps, len(weights))
-    eps_x = _checked_eps_x(eps_x)
+    eps_x = check_nonnegative(eps_x, "eps_x")
     gammas, betas = layer_norms(weights)
     s = x.abs().sum(dim=1) + x.shape[1] * eps_x
     delta = torch.full_like(s, eps_x)
@@ -104,19 +96,16 @@ def tightened_margin_drop(
     """Data-dependent tightening of :func:`closed_form_margin_drop`, shape ``(B, K,
     K)``.
 
-    Tracks a deviation bound per neuron,
-    :math:`d_k = |W^k| d_{k-1} + \\varepsilon_k S_{k-1}\\mathbf 1`
-    (:math:`d_0 = \\varepsilon_x \\mathbf 1`), and
-    :math:`S_k = \\min\\big((\\gamma_k + n_k\\varepsilon_k)S_{k-1},\\
-    \\|z^k\\|_1 + \\mathbf 1^\\top
-    d_k\\big)` from the clean activations :math:`z^k`; then
-    :math:`|\\Delta(f_i - f_j)| \\le |W^L_i - W^L_j|^\\top d_{L-1} + 2\\varepsilon_L
-    S_{L-1}`.
-    Never looser than the closed form; exact (:math:`2\\varepsilon_L\\|z^{L-1}\\|_1`)
-    when only the last layer moves.
+    Tracks a deviation bound per neuron, :math:`d_k = |W^k| d_{k-1} + \\varepsilon_k
+    S_{k-1}\\mathbf 1` (:math:`d_0 = \\varepsilon_x \\mathbf 1`), and :math:`S_k =
+    \\min\\big((\\gamma_k + n_k\\varepsilon_k)S_{k-1},\\ \\|z^k\\|_1 + \\mathbf 1^\\top
+    d_k\\big)` from the clean activations :math:`z^k`; then :math:`|\\Delta(f_i - f_j)|
+    \\le |W^L_i - W^L_j|^\\top d_{L-1} + 2\\varepsilon_L S_{L-1}`. Never looser than the
+    closed form; exact (:math:`2\\varepsilon_L\\|z^{L-1}\\|_1`) when only the last layer
+    moves.
     """
     eps_list = per_layer_epsilons(eps, len(weights))
-    eps_x = _checked_eps_x(eps_x)
+    eps_x = check_nonnegative(eps_x, "eps_x")
     gammas, _ = layer_norms(weights)
     _, hidden = mlp_forward(weights, x, return_hidden=True)
     s = x.abs().sum(dim=1) + x.shape[1] * eps_x
@@ -141,8 +130,7 @@ def _interval_product_sum(
     :math:`z \\in [l, u]`.
 
     ``w_*`` has shape ``(*S, m)``, ``l, u`` shape ``(B, m)``; returns two tensors ``(B,
-    *S)``.
-    Each product's extremes lie at the corners of its box.
+    *S)``. Each product's extremes lie at the corners of its box.
     """
     shape = (l.shape[0],) + (1,) * (w_lo.dim() - 1) + (l.shape[1],)
     l, u = l.reshape(shape), u.reshape(shape)
@@ -156,7 +144,7 @@ def ibp_bounds(
     """Interval bounds :math:`[l_k, u_k]` of every hidden activation :math:`\\hat z^k`,
     ``k = 0..L-1``."""
     eps_list = per_layer_epsilons(eps, len(weights))
-    eps_x = _checked_eps_x(eps_x)
+    eps_x = check_nonnegative(eps_x, "eps_x")
     l, u = x - eps_x, x + eps_x
     bounds = [(l, u)]
     for w, e in zip(weights[:-1], eps_list[:-1]):
@@ -172,12 +160,10 @@ def ibp_margin_lower(
     """IBP lower bound on :math:`\\hat f_i - \\hat f_j` for all pairs, shape ``(B, K,
     K)``.
 
-    The margin is bounded as one interval product,
-    :math:`(\\hat W^L_i - \\hat W^L_j)^\\top \\hat z^{L-1}`
-    with :math:`\\hat W^L_i - \\hat W^L_j \\in [W^L_i - W^L_j \\pm 2\\varepsilon_L]`,
-    rather than
-    :math:`\\hat f_i` and :math:`\\hat f_j` separately (rows of :math:`W^L` move
-    independently).
+    The margin is bounded as one interval product, :math:`(\\hat W^L_i - \\hat
+    W^L_j)^\\top \\hat z^{L-1}` with :math:`\\hat W^L_i - \\hat W^L_j \\in [W^L_i -
+    W^L_j \\pm 2\\varepsilon_L]`, rather than :math:`\\hat f_i` and :math:`\\hat f_j`
+    separately (rows of :math:`W^L` move independently).
     """
     eps_last = per_layer_epsilons(eps, len(weights))[-1]
     l, u = ibp_bounds(weights, x, eps, eps_x)[-1]
@@ -222,11 +208,9 @@ def robust_cross_entropy(lower_margins: torch.Tensor) -> torch.Tensor:
     """Upper bound on the cross-entropy over the perturbation set, per example.
 
     :math:`\\mathrm{CE}(\\hat f, y) = \\log\\sum_j e^{-(\\hat f_y - \\hat f_j)} \\le
-    \\log\\sum_j e^{-\\underline m_{yj}}`
-    for certified lower margins :math:`\\underline m_{yj}`
-    (:math:`\\underline m_{yy} = 0`). It is at most
-    :math:`\\mathrm{CE}(f, y) + \\max_j \\text{drop}_{yj}`, the error bound of the
-    joint chapter.
+    \\log\\sum_j e^{-\\underline m_{yj}}` for certified lower margins :math:`\\underline
+    m_{yj}` (:math:`\\underline m_{yy} = 0`). It is at most :math:`\\mathrm{CE}(f, y) +
+    \\max_j \\text{drop}_{yj}`, the error bound of the joint chapter.
     """
     return torch.logsumexp(-lower_margins, dim=1)
 

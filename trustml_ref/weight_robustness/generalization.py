@@ -2,11 +2,9 @@
 margin bound.
 
 Derived in ``notebooks/05_weight_perturbation``. The perturbed network :math:`\\hat W`
-has rows
-of :math:`\\ell_1` norm at most :math:`\\beta_k + n_{k-1}\\varepsilon_k`, so the
-perturbed class sits
-inside an :math:`\\ell_1`-row-norm ball with inflated radii, and the bound of that ball
-applies.
+has rows of :math:`\\ell_1` norm at most :math:`\\beta_k + n_{k-1}\\varepsilon_k`, so
+the perturbed class sits inside an :math:`\\ell_1`-row-norm ball with inflated radii,
+and the bound of that ball applies.
 """
 
 from __future__ import annotations
@@ -28,10 +26,9 @@ def rademacher_bound(
        n_0)}{n}}\\ \\prod_{k=1}^{L} 2\\,(\\beta_k + n_{k-1}\\varepsilon_k)
 
     with :math:`X_\\infty = \\max_i \\|x_i\\|_\\infty`: Massart's lemma for the input
-    layer, then one
-    factor :math:`2B_k` per layer (an :math:`\\ell_1` ball of radius :math:`B_k` over a
-    1-Lipschitz
-    activation with :math:`\\sigma(0) = 0`, by the contraction lemma).
+    layer, then one factor :math:`2B_k` per layer (an :math:`\\ell_1` ball of radius
+    :math:`B_k` over a 1-Lipschitz activation with :math:`\\sigma(0) = 0`, by the
+    contraction lemma).
     """
     eps_list = per_layer_epsilons(eps, len(weights))
     if x_max_inf < 0 or n_samples < 1:
@@ -65,8 +62,7 @@ def margin_generalization_bound(
        R_n + \\sqrt{\\frac{\\ln(1/\\eta)}{2n}},
 
     where :math:`\\hat L_\\rho` is the fraction of training points with worst margin
-    below
-    :math:`\\rho` and :math:`\\eta` = ``confidence``.
+    below :math:`\\rho` and :math:`\\eta` = ``confidence``.
     """
     if rho <= 0 or not 0 < confidence < 1 or n_classes < 2:
         raise ValueError(

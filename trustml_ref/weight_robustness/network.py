@@ -1,10 +1,8 @@
 """Bias-free ReLU networks, the setting of both weight-perturbation chapters.
 
-:math:`z^0 = x`, :math:`z^k = \\sigma(W^k z^{k-1})` for :math:`k < L`,
-:math:`f = W^L z^{L-1}`,
-with :math:`\\sigma = \\mathrm{ReLU}` (non-negative, monotone, 1-Lipschitz,
-:math:`\\sigma(0)=0`).
-Derived in ``notebooks/05_weight_perturbation``.
+:math:`z^0 = x`, :math:`z^k = \\sigma(W^k z^{k-1})` for :math:`k < L`, :math:`f = W^L
+z^{L-1}`, with :math:`\\sigma = \\mathrm{ReLU}` (non-negative, monotone, 1-Lipschitz,
+:math:`\\sigma(0)=0`). Derived in ``notebooks/05_weight_perturbation``.
 """
 
 from __future__ import annotations
@@ -45,9 +43,9 @@ def weights_of(model: nn.Module | Weights) -> list[torch.Tensor]:
     """The weight matrices :math:`W^1..W^L` of a network the theory covers.
 
     Accepts a :class:`BiasFreeMLP`, an ``nn.Sequential`` alternating bias-free
-    ``nn.Linear``
-    and ``nn.ReLU`` (ending in a Linear), or a list of matrices with matching shapes.
-    Anything else (biases, other activations, shape mismatches) raises ``ValueError``.
+    ``nn.Linear`` and ``nn.ReLU`` (ending in a Linear), or a list of matrices with
+    matching shapes. Anything else (biases, other activations, shape mismatches) raises
+    ``ValueError``.
     """
     if isinstance(model, BiasFreeMLP):
         weights = list(model.weights)

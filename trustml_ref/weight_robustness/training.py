@@ -1,8 +1,7 @@
 """Training losses for weight and joint robustness, and a small training loop.
 
 Every loss has the signature ``loss(weights, x, y, progress) -> scalar`` where
-``progress``
-in [0, 1] is the fraction of training done (used by the epsilon ramp).
+``progress`` in [0, 1] is the fraction of training done (used by the epsilon ramp).
 """
 
 from __future__ import annotations
@@ -37,8 +36,8 @@ def cross_entropy_loss() -> Loss:
 
 def log_norm_penalty(weights: Weights, eps: float | Sequence[float]) -> torch.Tensor:
     """:math:`\\sum_k \\log(\\beta_k + n_{k-1}\\varepsilon_k)`: the log of the
-    weight-norm factor of
-    the Rademacher bound of the perturbed class (see :mod:`.generalization`)."""
+    weight-norm factor of the Rademacher bound of the perturbed class (see
+    :mod:`.generalization`)."""
     eps_list = per_layer_epsilons(eps, len(weights))
     _, betas = layer_norms(weights)
     return sum(
@@ -55,16 +54,14 @@ def certified_loss(
     norm_weight: float = 0.0,
     method: str = "ibp",
 ) -> Loss:
-    """The theory-driven loss:
-    :math:`(1-\\kappa)\\,\\mathrm{CE} +
+    """The theory-driven loss: :math:`(1-\\kappa)\\,\\mathrm{CE} +
     \\kappa\\,\\mathrm{CE}_{\\text{cert}}(t\\varepsilon) + \\lambda \\sum_k
     \\log(\\beta_k + n_{k-1}\\varepsilon_k)`.
 
     :math:`\\mathrm{CE}_{\\text{cert}}` is :func:`robust_cross_entropy` of the
-    certified margins with
-    every radius scaled by :math:`t = \\min(1, \\text{progress}/\\text{ramp})` (the
-    epsilon ramp);
-    the last term (weight ``norm_weight``) is :func:`log_norm_penalty`.
+    certified margins with every radius scaled by :math:`t = \\min(1,
+    \\text{progress}/\\text{ramp})` (the epsilon ramp); the last term (weight
+    ``norm_weight``) is :func:`log_norm_penalty`.
     """
     if not 0.0 <= kappa <= 1.0:
         raise ValueError(f"kappa must lie in [0, 1], got {kappa}")

@@ -1,10 +1,9 @@
 """Loaded by every Python process the notebook tests start (the directory is put on
 PYTHONPATH).
 
-When ``TRUSTML_NETGUARD_LOG`` names a file, any attempt to resolve a non-local host
-name or
-to connect or send to a non-loopback address is written to that file and refused with an
-OSError. The test then fails on the log even if a library swallowed the error.
+When ``TRUSTML_NETGUARD_LOG`` names a file, any attempt to resolve a non-local host name
+or to connect or send to a non-loopback address is written to that file and refused with
+an OSError. The test then fails on the log even if a library swallowed the error.
 """
 
 import os
