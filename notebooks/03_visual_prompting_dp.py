@@ -47,7 +47,7 @@
 # %% tags=["remove-cell"]
 # Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never
 # reinstalled).
-import importlib.metadata  # noqa: E401
+import importlib.metadata
 import subprocess
 import sys
 
@@ -64,7 +64,7 @@ if "google.colab" in sys.modules:
             torch_pin,
         ],
         check=True,
-    )  # noqa: E501
+    )
 
 # %% tags=["parameters"]
 # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
@@ -434,9 +434,9 @@ q_slack = max(b / max(e, 1 / draws) for _, e, b in q_rows)
 # versions; from here on the chapter uses the package.
 
 # %%
-from opacus import GradSampleModule  # noqa: E402
+from opacus import GradSampleModule
 
-from trustml_ref.visual_prompting.training import register_opacus_grad_sampler  # noqa: E402
+from trustml_ref.visual_prompting.training import register_opacus_grad_sampler
 
 prompt = VisualPrompt(1, CANVAS, INNER)
 with torch.no_grad():

@@ -47,7 +47,7 @@
 # %% tags=["remove-cell"]
 # Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never
 # reinstalled).
-import importlib.metadata  # noqa: E401
+import importlib.metadata
 import subprocess
 import sys
 
@@ -64,7 +64,7 @@ if "google.colab" in sys.modules:
             torch_pin,
         ],
         check=True,
-    )  # noqa: E501
+    )
 
 # %% tags=["parameters"]
 # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
@@ -362,7 +362,8 @@ def ibp_lower_scratch(weights, x, eps):
 # {prf:ref}`prop-wp-last-layer`, applied through the network, meets IBP exactly.
 
 # %%
-from trustml_ref.weight_robustness import BiasFreeMLP  # noqa: E402  (used only to draw random networks)
+# used only to draw random networks
+from trustml_ref.weight_robustness import BiasFreeMLP
 
 check_gen = torch.Generator().manual_seed(SEED + 1)
 gaps, last_layer_gap = [], 0.0

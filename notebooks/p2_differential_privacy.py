@@ -40,7 +40,7 @@
 # %% tags=["remove-cell"]
 # Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never
 # reinstalled).
-import importlib.metadata  # noqa: E401
+import importlib.metadata
 import subprocess
 import sys
 
@@ -57,7 +57,7 @@ if "google.colab" in sys.modules:
             torch_pin,
         ],
         check=True,
-    )  # noqa: E501
+    )
 
 # %% tags=["parameters"]
 # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
@@ -246,7 +246,7 @@ glue("p2_basic_factor", basic_factor)
 # (subsampled) Gaussian mechanism at sampling rate 1, which must equal {eq}`eq-p2-rdp-gauss` times the steps.
 
 # %%
-from opacus.accountants.analysis.rdp import compute_rdp  # noqa: E402
+from opacus.accountants.analysis.rdp import compute_rdp
 
 rdp_k = 100 * rdp_gaussian_scratch(ORDERS, sigma)
 trustml_ref.assert_close(

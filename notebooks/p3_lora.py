@@ -39,7 +39,7 @@
 # %% tags=["remove-cell"]
 # Colab only: install trustml_ref beside Colab's own torch (pinned, so it is never
 # reinstalled).
-import importlib.metadata  # noqa: E401
+import importlib.metadata
 import subprocess
 import sys
 
@@ -56,7 +56,7 @@ if "google.colab" in sys.modules:
             torch_pin,
         ],
         check=True,
-    )  # noqa: E501
+    )
 
 # %% tags=["parameters"]
 # "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)

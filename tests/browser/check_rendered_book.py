@@ -63,11 +63,13 @@ window.addEventListener("load", function () { setTimeout(function () {
   var blocks = "div.highlight pre, div.cell_output pre, div.cell_output table, "
     + "div.cell_output .output, table";
   article.querySelectorAll(blocks).forEach(function (el) {
-    if (!el.offsetParent) return;  // folded (hidden) cells are measured when opened
+    // folded (hidden) cells are measured when opened
+    if (!el.offsetParent || (el.checkVisibility && !el.checkVisibility())) return;
     var wide = el.scrollWidth - el.clientWidth;
     var past = el.getBoundingClientRect().right - edge;
+    var text = (el.textContent || "").trim().slice(0, 70);
     if (wide > 1 || past > 0) out.push(el.tagName.toLowerCase() + " +"
-      + Math.round(Math.max(wide, past)) + "px: " + (el.innerText || "").slice(0, 70));
+      + Math.round(Math.max(wide, past)) + "px: " + text);
   });
   document.body.setAttribute("data-overflow", JSON.stringify(out));
 }, 2000); });
