@@ -13,7 +13,7 @@ import torch
 from booktools import ROOT, toc_notebooks
 
 from trustml_ref.teaching import EXERCISES, check, run_check, with_fallback
-from trustml_ref.teaching.grader import grade
+from trustml_ref.teaching.grader import chapter_of, grade, without_colab_lines
 from trustml_ref.teaching.student import make_student_edition, strip_code_cell
 
 CHAPTERS = [nb.stem for nb in toc_notebooks()]
@@ -212,3 +212,49 @@ def test_instructor_guide_lists_every_exercise():
     )
     missing = [ex for ex in labels | set(EXERCISES) if f"`{ex}`" not in guide]
     assert not missing, f"exercises missing from book/instructors.md: {missing}"
+
+
+def test_chapter_is_read_from_colab_download_names(tmp_path):
+    for name in (
+        "Copy of 05_weight_perturbation.ipynb",
+        "05_weight_perturbation (1).ipynb",
+        "alice-05_weight_perturbation-final.ipynb",
+    ):
+        assert chapter_of(tmp_path / name) == "05_weight_perturbation"
+    with pytest.raises(ValueError, match="cannot tell the chapter of 'homework.ipynb'"):
+        chapter_of(tmp_path / "homework.ipynb")
+
+
+def test_colab_only_lines_are_skipped_and_counted():
+    source = (
+        "from google.colab import drive\n"
+        "drive.mount('/content/drive')\n"
+        "!pip install -q trustml_ref\n"
+        "%matplotlib inline\n"
+        "if True:\n"
+        "    !nvidia-smi\n"
+        "x = 1  # drive the model\n"
+    )
+    cleaned, skipped = without_colab_lines(source)
+    assert skipped == 5
+    assert cleaned.splitlines()[-1] == "x = 1  # drive the model"
+    compile(cleaned, "cell", "exec")  # still valid Python, indentation kept
+
+
+@pytest.mark.notebook
+def test_a_colab_download_with_drive_cells_scores_full_marks(tmp_path):
+    """Colab names a saved copy 'Copy of ...' and students mount Drive: neither may
+    cost marks."""
+    nb = nbformat.read(ROOT / "notebooks" / "00_conventions.ipynb", as_version=4)
+    nb.cells.insert(
+        1,
+        nbformat.v4.new_code_cell(
+            "from google.colab import drive\ndrive.mount('/content/drive')\n"
+            "!ls /content/drive"
+        ),
+    )
+    path = tmp_path / "Copy of 00_conventions.ipynb"
+    nbformat.write(nb, path)
+    report = grade(path)
+    assert report["chapter"] == "00_conventions" and report["skipped_colab_lines"] == 3
+    assert report["error"] is None and report["total"] == report["out_of"] == 2, report
