@@ -750,64 +750,75 @@ glue("vp_dp_scratch", dpsgd["scratch"][0][0])
 # so the guarantee holds without looking at the votes; the data-dependent cost of the same answers
 # is printed beside it. Prompt teachers with a prompt student is Prom-PATE.
 
+# %% [markdown]
+# The teachers first: $k$ models of one kind, each trained on its own slice, and their votes on
+# the public pool.
+
 # %%
 pool, pool_labels = world.x_public, world.y_public
 teacher_kinds = {
     "scratch teachers": LEARNERS["scratch"],
     "prompt teachers (Prom-PATE)": LEARNERS["prompt + label map"],
 }
+
+
+def teachers_and_votes(make, lr: float, k: int):
+    """k teachers on disjoint slices of the private set and their votes on the pool."""
+    teachers = train_teachers(
+        make, x_priv, y_priv, k, epochs=TEACHER_EPOCHS, lr=lr, seed=SEED, progress=False
+    )
+    predictions = torch.stack([predict(t, pool) for t in teachers])
+    return teachers, predictions, vote_counts(predictions, CLASSES)
+
+
+# %% [markdown]
+# Then one student per $\varepsilon$ and seed: GNMax labels for the first $Q$ pool images at the
+# calibrated $\sigma$, and a fresh model trained on them.
+
+# %%
+def pate_students(make, lr: float, votes) -> list[dict]:
+    """Per eps: sigma, the data-dependent eps of the same answers, and the students'
+    label and test accuracy over SEEDS fresh draws of the GNMax noise."""
+    students = []
+    for eps in EPS_GRID:
+        sigma = pate.calibrate_gnmax_sigma(QUERIES, eps, DELTA, ORDERS)
+        rdp = pate.confident_gnmax_rdp(votes[:QUERIES], -np.inf, 1.0, sigma, ORDERS)
+        dependent = pate.eps_from_rdp(ORDERS, rdp, DELTA)[0]
+        label_accs, student_accs = [], []
+        for s in range(SEEDS):  # fresh GNMax noise and a fresh student per seed
+            labels = pate.gnmax(votes[:QUERIES], sigma, np.random.default_rng(s))
+            torch.manual_seed(s)
+            student = fit(
+                make(),
+                pool[:QUERIES],
+                torch.as_tensor(labels),
+                epochs=TEACHER_EPOCHS,
+                lr=lr,
+                progress=False,
+            )
+            label_accs.append(float((labels == pool_labels[:QUERIES].numpy()).mean()))
+            student_accs.append(accuracy(student, x_test, y_test))
+        students.append(
+            {
+                "eps": eps,
+                "sigma": sigma,
+                "eps_data_dependent": dependent,
+                "label_accuracy": float(np.mean(label_accs)),
+                "student_accuracy": float(np.mean(student_accs)),
+                "student_std": float(np.std(student_accs)),
+                "student_runs": student_accs,
+            }
+        )
+    return students
+
+
+# %%
 pate_runs = {}
 for k in tqdm(TEACHER_COUNTS, desc="teacher counts"):
     for kind, (make, lr) in teacher_kinds.items():
-        teachers = train_teachers(
-            make,
-            x_priv,
-            y_priv,
-            k,
-            epochs=TEACHER_EPOCHS,
-            lr=lr,
-            seed=SEED,
-            progress=False,
-        )
-        # (teachers, pool)
-        predictions = torch.stack([predict(t, pool) for t in teachers])
-        votes = vote_counts(predictions, CLASSES)
-        students = []
-        for eps in EPS_GRID:
-            sigma = pate.calibrate_gnmax_sigma(QUERIES, eps, DELTA, ORDERS)
-            dependent = pate.eps_from_rdp(
-                ORDERS,
-                pate.confident_gnmax_rdp(votes[:QUERIES], -np.inf, 1.0, sigma, ORDERS),
-                DELTA,
-            )[0]
-            label_accs, student_accs = [], []
-            for s in range(SEEDS):  # fresh GNMax noise and a fresh student per seed
-                labels = pate.gnmax(votes[:QUERIES], sigma, np.random.default_rng(s))
-                torch.manual_seed(s)
-                student = fit(
-                    make(),
-                    pool[:QUERIES],
-                    torch.as_tensor(labels),
-                    epochs=TEACHER_EPOCHS,
-                    lr=lr,
-                    progress=False,
-                )
-                label_accs.append(
-                    float((labels == pool_labels[:QUERIES].numpy()).mean())
-                )
-                student_accs.append(accuracy(student, x_test, y_test))
-            students.append(
-                {
-                    "eps": eps,
-                    "sigma": sigma,
-                    "eps_data_dependent": dependent,
-                    "label_accuracy": float(np.mean(label_accs)),
-                    "student_accuracy": float(np.mean(student_accs)),
-                    "student_std": float(np.std(student_accs)),
-                    "student_runs": student_accs,
-                }
-            )
         # teacher i sees slice i for both kinds
+        teachers, predictions, votes = teachers_and_votes(make, lr, k)
+        students = pate_students(make, lr, votes)
         teacher_accs = [accuracy(t, x_test, y_test) for t in teachers]
         pate_runs[(k, kind)] = {
             "teacher_accuracy": float(np.mean(teacher_accs)),
@@ -939,6 +950,7 @@ claim(
 )
 
 
+# %%
 def student_runs(k: int, kind: str) -> list[float]:
     return [a for st in pate_runs[(k, kind)]["students"] for a in st["student_runs"]]
 
@@ -965,6 +977,8 @@ if SEEDS > 1:
         all(student_gain[k].lower <= 0 <= student_gain[k].upper for k in few_teachers),
         mean_difference={str(k): student_gain[k].mean for k in few_teachers},
     )
+
+# %%
 best_pate = [
     max(
         pate_runs[(k, kind)]["students"][i]["student_accuracy"]
