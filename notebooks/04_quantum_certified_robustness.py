@@ -370,6 +370,8 @@ assert np.abs(rho_kraus - rho_pl).max() < 1e-12 and np.abs(
     rho_mc - rho_kraus
 ).max() < 5 / math.sqrt(MC_SAMPLES)
 
+
+# %%
 p_check = 0.2
 ops_global = clf.heisenberg_operators(p_global=p_check)
 print(
@@ -378,6 +380,8 @@ print(
 )
 assert abs(kappa_scratch(ops_global) - depolarizing_kappa(p_check, clf.d_eff)) < 1e-9
 
+
+# %%
 tau_check, worst_log_ratio = 0.05, 0.0
 eps_check = math.log1p((kappa_scratch(ops_global) - 1) * tau_check)
 for _ in tqdm(

@@ -294,6 +294,7 @@ def random_channel(d, n_kraus, generator):
     return list(q.reshape(n_kraus, d, d))
 
 
+# %%
 p = 0.3
 depol_kraus = depolarizing_kraus(p)
 completeness = float((sum(K.mH @ K for K in depol_kraus) - I2).abs().max())
@@ -312,6 +313,8 @@ heisenberg_gap = float(
     .max()
 )
 
+
+# %%
 d = 8
 rho, sigma = random_density(40, d, 3, g), random_density(40, d, 2, g)
 T_rs = trace_distance(rho, sigma)
@@ -339,6 +342,8 @@ contraction_excess = max(
     )
     for K in (random_channel(d, r, g) for r in (1, 2, 4, 8))
 )
+
+# %%
 depol_gap = float(
     (
         trace_distance(
@@ -411,6 +416,7 @@ def pennylane_circuit(p_noise):
             qml.DepolarizingChannel(pennylane_depolarizing_parameter(p_noise), wires=w)
 
 
+# %%
 ket0 = torch.zeros(2**n, dtype=C)
 ket0[0] = 1
 state = ket0
@@ -425,6 +431,8 @@ trustml_ref.assert_close(
     state, torch.as_tensor(pl_state), atol=1e-12, name="state vector"
 )
 
+
+# %%
 p_noise = 0.2
 rho_scratch = state[:, None] * state.conj()[None, :]
 for w in range(n):
@@ -457,6 +465,8 @@ trustml_ref.assert_close(
     name="read-out probabilities",
 )
 
+
+# %%
 for axis in "XYZ":
     trustml_ref.assert_close(
         rot_scratch(axis, 0.7), rotation(axis, 0.7), atol=1e-15, name=f"R_{axis}"
