@@ -416,7 +416,6 @@ def pennylane_circuit(p_noise):
             qml.DepolarizingChannel(pennylane_depolarizing_parameter(p_noise), wires=w)
 
 
-# %%
 ket0 = torch.zeros(2**n, dtype=C)
 ket0[0] = 1
 state = ket0
