@@ -462,15 +462,23 @@ print("graduated: package kappa*, epsilon and radius equal the scratch versions"
 noise_levels = [0.05, 0.1, 0.2, 0.4]
 taus = np.linspace(0, 0.4, 81)
 tv_clean = trace_distance_radius(clean_probs)  # the noise-free certificate, p = 0
+
+
+def shot_counts(probs):
+    """N_SHOTS measurements of each row's two outcomes: counts, shape (batch, 2)."""
+    draws = torch.multinomial(probs, N_SHOTS, replacement=True, generator=gen)
+    return torch.stack([torch.bincount(row, minlength=2) for row in draws])
+
+
 dp_by_p, tv_by_p, shot_dp, shot_tv, predictions = {}, {}, {}, {}, {}
 for p in tqdm(noise_levels, desc="noise levels"):
     probs = clf(x_test, p).detach()
+    kappa = depolarizing_kappa(p, clf.d_eff)
     predictions[p] = probs.argmax(1)
-    dp_by_p[p] = certified_radius(probs, depolarizing_kappa(p, clf.d_eff))
+    dp_by_p[p] = certified_radius(probs, kappa)
     tv_by_p[p] = trace_distance_radius(probs, contraction=1 - p)
-    draws = torch.multinomial(probs, N_SHOTS, replacement=True, generator=gen)
-    counts = torch.stack([torch.bincount(row, minlength=2) for row in draws])
-    shot_dp[p] = shot_certified_radius(counts, depolarizing_kappa(p, clf.d_eff))
+    counts = shot_counts(probs)
+    shot_dp[p] = shot_certified_radius(counts, kappa)
     shot_tv[p] = shot_trace_distance_radius(counts, contraction=1 - p)
 
 
@@ -766,8 +774,7 @@ for where, label in placements.items():
         y = born_probabilities(ops, psi)
         kappa, c = kappa_star(ops), trace_distance_contraction(ops)
         tv, dp = trace_distance_radius(y, c), certified_radius(y, kappa)
-        draws = torch.multinomial(y, N_SHOTS, replacement=True, generator=gen)
-        counts = torch.stack([torch.bincount(row, minlength=2) for row in draws])
+        counts = shot_counts(y)
         mix = mixing_attack_radius(ops, psi)
         flip_local = feature_flip_radius(
             clf, x_local, 0.0, radii, p_local=p, local_noise=where
