@@ -63,6 +63,19 @@ def probabilities(ops: list[torch.Tensor], states: torch.Tensor) -> torch.Tensor
     )
 
 
+def shot_counts(probs: torch.Tensor, shots: int, g: torch.Generator) -> torch.Tensor:
+    """Measured counts (rows, outcomes): ``shots`` draws from each row, row by row."""
+    return torch.stack(
+        [
+            torch.bincount(
+                torch.multinomial(row, shots, replacement=True, generator=g),
+                minlength=len(row),
+            )
+            for row in probs
+        ]
+    )
+
+
 def trace_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return 0.5 * float(torch.linalg.eigvalsh(a - b).abs().sum())
 
@@ -365,14 +378,7 @@ def test_shot_certificates_never_exceed_exact_ones():
     probs = raw / raw.sum(1, keepdim=True)
     kappa = depolarizing_kappa(0.3, 4)
     exact = certified_radius(probs, kappa)
-    counts = torch.stack(
-        [
-            torch.bincount(
-                torch.multinomial(p, 2000, replacement=True, generator=g), minlength=3
-            )
-            for p in probs
-        ]
-    )
+    counts = shot_counts(probs, 2000, g)
     prediction, radius = shot_certified_radius(counts, kappa, alpha=0.01)
     agree = prediction == probs.argmax(1)
     assert torch.all(radius[agree] <= exact[agree] + 1e-12)
@@ -397,15 +403,7 @@ def class_bound_failures(
     class's lower bound or some other class's own upper bound misses (what a Bonferroni
     proof over the bounds must control). ``level`` overrides the package's choice of
     per-bound level."""
-    counts = torch.stack(
-        [
-            torch.bincount(
-                torch.multinomial(probs, shots, replacement=True, generator=g),
-                minlength=len(probs),
-            )
-            for _ in range(trials)
-        ]
-    ).double()
+    counts = shot_counts(probs.expand(trials, -1), shots, g).double()
     prediction = counts.argmax(1)
     if level is None:
         level = 0.05 / 2 if len(probs) == 2 else 0.05 / (2 * len(probs))
@@ -468,14 +466,7 @@ def test_shot_class_bounds_hold_with_probability_one_minus_alpha():
 def test_shot_trace_distance_radius_is_the_exact_one_on_its_bounds():
     g = torch.Generator().manual_seed(13)
     probs = torch.tensor([[0.8, 0.2], [0.6, 0.4], [0.5, 0.5]], dtype=torch.float64)
-    counts = torch.stack(
-        [
-            torch.bincount(
-                torch.multinomial(p, 5000, replacement=True, generator=g), minlength=2
-            )
-            for p in probs
-        ]
-    )
+    counts = shot_counts(probs, 5000, g)
     prediction, radius = shot_trace_distance_radius(counts, contraction=0.8, alpha=0.05)
     _, lower, upper = shot_class_bounds(counts, alpha=0.05)
     assert torch.allclose(radius, ((lower - upper) / 1.6).clamp(0, 1))
