@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from trustml_ref.quantum_cert.channels import DTYPE, born_probabilities
+from trustml_ref.quantum_cert.channels import DTYPE
 
 if TYPE_CHECKING:  # the classifier needs PennyLane; the radii and channels do not
     from trustml_ref.quantum_cert.classifier import QuantumClassifier
@@ -40,16 +40,10 @@ def feature_flip_radius(
     if not radii or radii[0] <= 0:
         raise ValueError("radii must be a non-empty list of positive numbers")
     x = clf.check_features(x).detach()
-    # the noisy circuit's operators, once: Born's rule on the encoded states
-    if p_local > 0:
-        ops = clf.heisenberg_operators(p_global, p_local, local_noise)
+    outcomes = clf.outcome_probs_fn(p_global, p_local, local_noise)  # operators once
 
-        def class_probs(z: torch.Tensor) -> torch.Tensor:
-            return born_probabilities(ops, clf.encoded_states(z))[:, : clf.n_classes]
-    else:
-
-        def class_probs(z: torch.Tensor) -> torch.Tensor:
-            return clf(z, p_global)
+    def class_probs(z: torch.Tensor) -> torch.Tensor:
+        return outcomes(z)[:, : clf.n_classes]
 
     with torch.no_grad():
         label = class_probs(x).argmax(1)

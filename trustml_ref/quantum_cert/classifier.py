@@ -12,6 +12,7 @@ ring of CNOTs. Read-out: the computational-basis outcomes of the first :math:`m 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pennylane as qml
 import torch
@@ -119,15 +120,14 @@ class QuantumClassifier(nn.Module):
             self._layer(weights[layer])
         return qml.probs(wires=self.wires[: self.n_readout])
 
-    def outcome_probs(
+    def outcome_probs_fn(
         self,
-        x: torch.Tensor,
         p_global: float = 0.0,
         p_local: float = 0.0,
         local_noise: str = "every_layer",
-    ) -> torch.Tensor:
-        """Read-out outcome probabilities, shape (batch, :math:`2^m`), differentiable
-        in ``x``.
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``x -> outcome probabilities`` of the noisy circuit, shape (batch,
+        :math:`2^m`), differentiable in ``x``; local noise's operators are built once.
 
         Global depolarising noise of replacement ``p_global`` on the encoded state gives
         :math:`(1-p)\\,y + p/2^m` (it commutes with the unitary and the maximally mixed
@@ -139,9 +139,27 @@ class QuantumClassifier(nn.Module):
         check_probability(p_local, "p_local", allow_zero=True)
         if p_local > 0:
             ops = self.heisenberg_operators(p_global, p_local, local_noise)
-            return born_probabilities(ops, self.encoded_states(x))
-        probs = self._pure(self.check_features(x), self.weights)
-        return (1 - p_global) * probs + p_global / self.d_eff
+
+            def noisy(x: torch.Tensor) -> torch.Tensor:
+                return born_probabilities(ops, self.encoded_states(x))
+
+            return noisy
+
+        def depolarised(x: torch.Tensor) -> torch.Tensor:
+            probs = self._pure(self.check_features(x), self.weights)
+            return (1 - p_global) * probs + p_global / self.d_eff
+
+        return depolarised
+
+    def outcome_probs(
+        self,
+        x: torch.Tensor,
+        p_global: float = 0.0,
+        p_local: float = 0.0,
+        local_noise: str = "every_layer",
+    ) -> torch.Tensor:
+        """Read-out outcome probabilities of :meth:`outcome_probs_fn` at ``x``."""
+        return self.outcome_probs_fn(p_global, p_local, local_noise)(x)
 
     def forward(
         self,
