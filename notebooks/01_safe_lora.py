@@ -148,6 +148,12 @@ aligned = toy.fit(
     seed=SEED,
     desc="aligned model",
 )
+
+# %% [markdown]
+# The two fine-tuning sets: (a) harmful prompts answered, (b) a new benign skill (SHIFT)
+# with a few harmful answers mixed in.
+
+# %%
 harmful_only = toy.make_examples(
     toy.HARMFUL_TOPICS, old_tasks, train_triples[:100], refuse=False
 )
@@ -158,6 +164,7 @@ mixed = toy.concat(
 )
 
 
+# %%
 def lora_finetune(data, steps, seed, jitter=None):
     model = get_peft_model(
         toy.clone(aligned),
@@ -177,6 +184,8 @@ def lora_finetune(data, steps, seed, jitter=None):
 
 lora_a = lora_finetune(harmful_only, STEPS["harmful"], SEED)
 lora_b = lora_finetune(mixed, STEPS["mixed"], SEED, jitter=(0.05, 1.0))
+
+# %%
 stages = {
     "base": base,
     "aligned": aligned,
@@ -184,15 +193,23 @@ stages = {
     "LoRA (b) mixed": lora_b,
 }
 stage_scores = {name: toy.evaluate(model, held_out) for name, model in stages.items()}
-for name, sc in stage_scores.items():
-    print(
-        f"{name:18s} refusal on harmful {sc.refusal_harmful:.2f}  benign accuracy "
-        f"{sc.benign_accuracy:.2f}  "
-        f"over-refusal {sc.benign_refusal:.2f}  new task {sc.new_task_accuracy:.2f}"
-    )
+results_table(
+    [
+        {
+            "model": name,
+            "refusal on harmful": sc.refusal_harmful,
+            "benign accuracy": sc.benign_accuracy,
+            "over-refusal": sc.benign_refusal,
+            "new task": sc.new_task_accuracy,
+        }
+        for name, sc in stage_scores.items()
+    ],
+    digits=2,
+    caption="The four models on held-out prompts",
+)
 
 # %% [markdown]
-# The aligned model refuses the held-out harmful prompts and the LoRA fine-tunes do not (numbers
+# The aligned model refuses the held-out harmful prompts and the LoRA fine-tunes do not (table
 # above): a few hundred steps on harmful compliant pairs, or a benign task with a handful of them
 # mixed in, undo the alignment. The held-out prompts use argument triples no stage trained on.
 #

@@ -17,7 +17,7 @@
 
 # %% [markdown]
 # (primer-adversarial)=
-# # Primer: adversarial examples and threat models
+# # Primer P1: adversarial examples and threat models
 #
 # [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/p1_adversarial_examples.ipynb)
 

@@ -17,7 +17,7 @@
 
 # %% [markdown]
 # (primer-dp)=
-# # Primer: differential privacy, from one query to training
+# # Primer P2: differential privacy, from one query to training
 #
 # [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/p2_differential_privacy.ipynb)
 

@@ -17,7 +17,7 @@
 
 # %% [markdown]
 # (primer-lora)=
-# # Primer: parameter-efficient fine-tuning and LoRA
+# # Primer P3: parameter-efficient fine-tuning and LoRA
 #
 # [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/p3_lora.ipynb)
 

@@ -17,7 +17,7 @@
 
 # %% [markdown]
 # (primer-diffusion)=
-# # Primer: diffusion models and text conditioning
+# # Primer P4: diffusion models and text conditioning
 #
 # [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/p4_diffusion.ipynb)
 

@@ -17,7 +17,7 @@
 
 # %% [markdown]
 # (primer-certified)=
-# # Primer: certified robustness, from margins to privacy
+# # Primer P5: certified robustness, from margins to privacy
 #
 # [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/p5_certified_robustness.ipynb)
 
@@ -474,33 +474,26 @@ print(
 # bounds). As a soundness check at every budget, every certified test point must also survive PGD.
 
 # %%
+def trained(loss, desc: str) -> list[torch.Tensor]:
+    fit = train(
+        WIDTHS,
+        data.x_train,
+        data.y_train,
+        loss,
+        epochs=EPOCHS,
+        generator=torch.Generator().manual_seed(SEED),
+        desc=desc,
+    )
+    return [w.detach() for w in fit.weights]
+
+
 nets = {
-    "standard": [
-        w.detach()
-        for w in train(
-            WIDTHS,
-            data.x_train,
-            data.y_train,
-            cross_entropy_loss(),
-            epochs=EPOCHS,
-            generator=torch.Generator().manual_seed(SEED),
-            desc="standard training",
-        ).weights
-    ],
+    "standard": trained(cross_entropy_loss(), "standard training"),
     "PGD-trained": W_pgd,
-    "IBP-trained": [
-        w.detach()
-        for w in train(
-            WIDTHS,
-            data.x_train,
-            data.y_train,
-            certified_loss(0.0, 0.1),
-            epochs=EPOCHS,
-            generator=torch.Generator().manual_seed(SEED),
-            desc="IBP training",
-        ).weights
-    ],
+    "IBP-trained": trained(certified_loss(0.0, 0.1), "IBP training"),
 }
+
+# %%
 budgets = run.pick(
     smoke=[0.0, 0.05, 0.1],
     book=[0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15],

@@ -17,7 +17,7 @@
 
 # %% [markdown]
 # (primer-quantum)=
-# # Primer: quantum circuits and noise channels for ML readers
+# # Primer P6: quantum circuits and noise channels for ML readers
 #
 # [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/p6_quantum_noise.ipynb)
 
@@ -88,6 +88,7 @@ from trustml_ref.quantum_cert import (
     pennylane_depolarizing_parameter,
     rotation,
 )
+from trustml_ref.tables import results_table
 
 # simulation runs on the CPU; DEVICE is unused here
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)
@@ -536,17 +537,30 @@ U_read = torch.as_tensor(
         readout_weights, wires=range(n6)
     )
 )
-noise_levels = run.pick(
-    smoke=[0.0, 0.2],
-    book=[0.0, 0.05, 0.1, 0.2, 0.3, 0.4],
-    colab=[0.0, 0.05, 0.1, 0.2, 0.3, 0.4],
-)
+
+# %% [markdown]
+# First the noise-free trace distance, against the pure-state formula
+# $T = \sqrt{1 - |\langle\psi_a|\psi_b\rangle|^2}$:
+
+# %%
 clean_a, clean_b = encoded(x_a, 0.0), encoded(x_b, 0.0)
 T_clean = trace_distance(clean_a, clean_b)
 overlap = (
     x_a / x_a.norm(dim=1, keepdim=True) * x_b / x_b.norm(dim=1, keepdim=True)
 ).sum(1)
 pure_formula_gap = float((T_clean - (1 - overlap**2).clamp_min(0).sqrt()).abs().max())
+print(f"pure-state formula for T: {pure_formula_gap:.1e}")
+assert pure_formula_gap < 1e-8
+
+# %% [markdown]
+# Then the same pairs under global and under local noise, and the read-out gap:
+
+# %%
+noise_levels = run.pick(
+    smoke=[0.0, 0.2],
+    book=[0.0, 0.05, 0.1, 0.2, 0.3, 0.4],
+    colab=[0.0, 0.05, 0.1, 0.2, 0.3, 0.4],
+)
 ratios = {"global": [], "every qubit": []}
 readout_points = []
 for p_level in tqdm(noise_levels, desc="noise levels"):
@@ -561,30 +575,31 @@ for p_level in tqdm(noise_levels, desc="noise levels"):
         (p_level, T_local.numpy(), (read(local_a) - read(local_b)).abs().numpy())
     )
 
+# %%
 global_law_gap = max(
     float(np.abs(r - (1 - p_level)).max())
     for r, p_level in zip(ratios["global"], noise_levels)
 )
 local_max_ratio = [float(r.max()) for r in ratios["every qubit"]]
 readout_excess = max(float((dp - t).max()) for _, t, dp in readout_points)
-print(
-    f"pure-state formula for T: {pure_formula_gap:.1e}; global noise vs the (1-p) law: "
-    f"{global_law_gap:.1e}"
-)
-print(
-    "T(noisy)/T(clean) with noise on every qubit, median [min, max]: "
-    + "; ".join(
-        f"p={p_level}: {np.median(r):.3f} [{r.min():.3f}, {r.max():.3f}]"
-        for p_level, r in zip(noise_levels, ratios["every qubit"])
-    )
-)
-print(
-    f"largest |change of the read-out probability| - T: {readout_excess:.3f} (must be "
-    "<= 0)"
-)
-assert pure_formula_gap < 1e-8 and global_law_gap < 1e-9 and readout_excess <= 1e-9
+print(f"global noise against the (1-p) law: {global_law_gap:.1e}")
+print(f"largest |change of the read-out probability| - T: {readout_excess:.3f}")
+assert global_law_gap < 1e-9 and readout_excess <= 1e-9
 # said in the text below
 assert all(m <= 1 - p_level + 1e-9 for m, p_level in zip(local_max_ratio, noise_levels))
+results_table(
+    [
+        {
+            "p": p_level,
+            "global law 1 - p": 1 - p_level,
+            "every qubit: median": float(np.median(r)),
+            "min": float(r.min()),
+            "max": float(r.max()),
+        }
+        for p_level, r in zip(noise_levels, ratios["every qubit"])
+    ],
+    caption="T(noisy) / T(clean) over the digit pairs",
+)
 
 # %% tags=["hide-input"]
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.5, 3.4))

@@ -115,3 +115,29 @@ def test_a_false_claim_fails_the_book_build_and_names_itself(tmp_path):
         "ClaimFailed" in done.stdout + done.stderr
         and "the moon is made of cheese" in done.stdout + done.stderr
     )
+
+
+def test_primers_number_their_exercises_and_equations_within_the_primer():
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from primer_numbers import _renumber
+
+    class Env:
+        toc_fignumbers = {
+            "notebooks/00_conventions": {"exercise": {"a": (1,), "b": (2,)}},
+            "notebooks/p1_adversarial_examples": {
+                "exercise": {"c": (4,), "d": (3,)},
+                "displaymath": {"e": (7,)},
+            },
+            "notebooks/01_safe_lora": {"exercise": {"f": (1, 1)}},
+        }
+
+    assert _renumber(None, Env) == ["notebooks/p1_adversarial_examples"]
+    numbers = Env.toc_fignumbers
+    # page order kept, numbering from 1 with the primer's label
+    assert numbers["notebooks/p1_adversarial_examples"] == {
+        "exercise": {"d": ("P1", 1), "c": ("P1", 2)},
+        "displaymath": {"e": ("P1", 1)},
+    }
+    # other pages untouched
+    assert numbers["notebooks/00_conventions"]["exercise"] == {"a": (1,), "b": (2,)}
+    assert numbers["notebooks/01_safe_lora"]["exercise"] == {"f": (1, 1)}
