@@ -23,7 +23,7 @@ test: $(STAMP)
 
 ## The contributor's loop: unit and conventions tests, no chapter runs, no fresh-venv installs (about 1 minute).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not notebook"
+	$(BIN)/python -m pytest -m "not notebook and not slow"
 
 ## Lint and format check at 88 columns (ruff, configured in pyproject.toml): package, tests,
 ## tools, benchmarks and the chapters' code cells (through their paired .ipynb).

@@ -4,9 +4,9 @@ bounds, training."""
 
 from trustml_ref.weight_robustness.attacks import (
     AttackResult,
-    last_layer_attack,
     pgd_attack,
     random_weight_noise,
+    strong_attack,
 )
 from trustml_ref.weight_robustness.bounds import (
     CERTIFICATES,
@@ -22,6 +22,7 @@ from trustml_ref.weight_robustness.bounds import (
 )
 from trustml_ref.weight_robustness.network import (
     BiasFreeMLP,
+    apply_weight,
     class_margins,
     mlp_forward,
     weights_of,
@@ -32,19 +33,20 @@ __all__ = [
     "CERTIFICATES",
     "AttackResult",
     "BiasFreeMLP",
+    "apply_weight",
     "certified_accuracy",
     "certified_margins",
     "class_margins",
     "closed_form_margin_drop",
     "ibp_bounds",
     "ibp_margin_lower",
-    "last_layer_attack",
     "layer_norms",
     "mlp_forward",
     "per_layer_epsilons",
     "pgd_attack",
     "random_weight_noise",
     "robust_cross_entropy",
+    "strong_attack",
     "tightened_margin_drop",
     "weights_of",
     "worst_margin",

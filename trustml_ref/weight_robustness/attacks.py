@@ -9,15 +9,17 @@ inputs only (all ``eps`` zero), and joint. Weight perturbations are either *per 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from trustml_ref.checks import check_nonnegative
-from trustml_ref.weight_robustness.bounds import per_layer_epsilons
+from trustml_ref.weight_robustness.bounds import certified_margins, per_layer_epsilons
 from trustml_ref.weight_robustness.network import (
     Weights,
+    apply_weight,
     class_margins,
     mlp_forward,
     worst_margin,
@@ -182,39 +184,277 @@ def random_weight_noise(
     return torch.stack(out)
 
 
-def last_layer_attack(
-    weights: Weights, x: torch.Tensor, y: torch.Tensor, eps_last: float
-) -> AttackResult:
-    """The exact worst case when only :math:`W^L` moves, by at most ``eps_last`` per
-    entry.
+def _best_response(
+    weights: Weights,
+    z: torch.Tensor,
+    y: torch.Tensor,
+    j: torch.Tensor,
+    eps_prev: float,
+    eps_last: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """The exact minimum of :math:`\\hat f_y - \\hat f_j` over the last two layers'
+    boxes, given the input ``z`` of layer :math:`L-1` (of layer :math:`L` when
+    :math:`L = 1`), one pair ``(y, j)`` per row.
 
-    With non-negative :math:`z = z^{L-1}` the worst perturbation for the pair :math:`(y,
-    j)` lowers row :math:`y` and raises row :math:`j` by :math:`\\varepsilon_L` in every
-    entry, whatever the input, giving :math:`f_y - f_j - 2\\varepsilon_L\\|z\\|_1`. The
-    perturbation is applied through the network for every :math:`j` and the lowest
-    margin kept, so the result is a realised attack.
+    With :math:`a = \\sigma(h)`, :math:`a \\ge 0`, the last layer's worst case is
+    :math:`\\sum_i d_i a_i`, :math:`d = W^L_y - W^L_j - 2\\varepsilon_L`; each
+    pre-activation :math:`h_i` ranges over :math:`W^{L-1}_i z \\pm
+    \\varepsilon_{L-1}\\|z\\|_1` independently, so :math:`h_i` takes its lower end
+    where :math:`d_i > 0` and its upper end elsewhere. Returns the value, shape
+    ``(P,)``; the slack :math:`\\sum_{i: d_i < 0} d_i \\min(\\hat h_i, 0)`, which the
+    descent adds, times a small leak, to get a gradient where every unit that would
+    lower the margin is off; and the two per-row perturbations that realise the value.
     """
-    if eps_last < 0:
-        raise ValueError(f"eps_last must be >= 0, got {eps_last}")
-    weights = [w.detach() for w in weights]
-    _, hidden = mlp_forward(weights, x, return_hidden=True)
-    if (hidden[-1] < 0).any():
-        raise ValueError(
-            "the last hidden layer has negative entries; the exact attack needs "
-            "non-negative activations"
+    rows = torch.arange(z.shape[0])
+    if len(weights) == 1:  # the last layer's input z may have either sign
+        a, delta_prev = z, None
+    else:
+        w_prev, radius = weights[-2], eps_prev * z.abs().sum(1, keepdim=True)
+        d = weights[-1][y] - weights[-1][j] - 2 * eps_last
+        lower = torch.where(d > 0, -1.0, 1.0).to(z.dtype)
+        h = apply_weight(w_prev, z) + lower * radius
+        a = torch.relu(h)
+        value = (d * a).sum(1)
+        slack = (d * torch.where(d < 0, h.clamp_max(0), 0)).sum(1)
+        delta_prev = (
+            eps_prev * lower[:, :, None] * z.sign()[:, None, :]
+            if eps_prev > 0
+            else None
         )
-    n_classes, batch = weights[-1].shape[0], x.shape[0]
-    best_margins = torch.full((batch,), float("inf"), dtype=x.dtype)
-    best_delta = torch.zeros(batch, *weights[-1].shape, dtype=x.dtype)
-    rows = torch.arange(batch)
-    for j in range(n_classes):
-        delta = torch.zeros(batch, *weights[-1].shape, dtype=x.dtype)
-        delta[rows, y] = -eps_last
-        # cancels to 0 where j == y: that pair's margin is not a candidate
-        delta[rows, j] += eps_last
-        logits = mlp_forward([*weights[:-1], weights[-1] + delta], x)
-        margin = logits[rows, y] - logits[:, j]
-        better = (margin < best_margins) & (y != j)
-        best_margins = torch.where(better, margin, best_margins)
-        best_delta[better] = delta[better]
-    return AttackResult(best_margins, [None] * (len(weights) - 1) + [best_delta], None)
+    if len(weights) == 1:
+        c = weights[-1][y] - weights[-1][j]
+        value = (c * a).sum(1) - 2 * eps_last * a.abs().sum(1)
+        slack = torch.zeros_like(value)
+    delta_last = torch.zeros(z.shape[0], *weights[-1].shape, dtype=z.dtype)
+    delta_last[rows, y] = -eps_last * a.sign()
+    delta_last[rows, j] += eps_last * a.sign()
+    return value, slack, delta_prev, delta_last
+
+
+def strong_attack(
+    weights: Weights,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float | Sequence[float],
+    eps_x: float = 0.0,
+    *,
+    steps: int = 100,
+    restarts: int = 8,
+    generator: torch.Generator | None = None,
+    stop_at: float | None = None,
+    pairs_per_chunk: int = 2048,
+) -> AttackResult:
+    """The strongest per-example attack of the package, for weights, inputs or both.
+
+    It starts from the untargeted :func:`pgd_attack` with the same budget, then attacks
+    every pair :math:`(y, j)` whose IBP lower bound is below the margin found so far
+    (the other pairs cannot lower it), targeted. In a pair the last two layers take
+    their exact best response (the worst last layer is :math:`\\hat W^L_y = W^L_y -
+    \\varepsilon_L`, :math:`\\hat W^L_j = W^L_j + \\varepsilon_L` on the non-negative
+    :math:`z^{L-1}`; then each unit of layer :math:`L-1` independently takes the end of
+    its pre-activation interval that lowers the margin, where IBP is exact), and the
+    earlier layers and the input are found by gradient descent on that exact value:
+    steps decaying from half the radius to zero (cosine), the gradient's sign and the
+    max-normalised gradient on alternate restarts, the first from the clean point, the
+    others from random corners and random interior points, each end point also
+    rounded to the box's nearest corner. When only the last two
+    layers move, the result is the exact worst case. Every margin returned is
+    realised: the perturbation is applied through the network and the lowest margin
+    over all classes kept.
+
+    With ``stop_at`` (say 0, when only accuracy matters), examples whose margin is
+    already at or below it after the untargeted start are not attacked further. In the
+    exact case the untargeted start is skipped.
+    """
+    eps_list = per_layer_epsilons(eps, len(weights))
+    # exact when nothing before the last two layers moves: no untargeted start needed
+    exact = eps_x == 0 and not any(eps_list[: max(len(weights) - 2, 0)])
+    best = pgd_attack(
+        weights,
+        x,
+        y,
+        eps_list if not exact else 0.0,
+        eps_x,
+        steps=steps,
+        restarts=restarts,
+        generator=generator,
+    )
+    if eps_x == 0 and not any(eps_list):
+        return best
+    weights = [w.detach() for w in weights]
+    best.weight_deltas = [
+        torch.zeros(x.shape[0], *w.shape, dtype=x.dtype) if d is None and e > 0 else d
+        for w, d, e in zip(weights, best.weight_deltas, eps_list)
+    ]
+    if best.input_delta is None and eps_x > 0:
+        best.input_delta = torch.zeros_like(x)
+    with torch.no_grad():
+        lower = certified_margins(weights, x, y, eps_list, eps_x, "ibp")
+    lower[torch.arange(x.shape[0]), y] = float("inf")
+    if stop_at is not None:
+        lower[best.margins <= stop_at] = float("inf")
+    example, j = torch.nonzero(lower < best.margins[:, None], as_tuple=True)
+    for start in range(0, len(j), pairs_per_chunk):
+        pairs = slice(start, start + pairs_per_chunk)
+        deltas, dx = _descend(
+            weights,
+            x[example[pairs]],
+            y[example[pairs]],
+            j[pairs],
+            eps_list,
+            eps_x,
+            steps,
+            restarts,
+            generator,
+        )
+        _keep_realised(
+            weights, x, y, example[pairs], j[pairs], eps_list, deltas, dx, best
+        )
+    return best
+
+
+def _through_free_layers(
+    weights: Weights,
+    x: torch.Tensor,
+    deltas: list,
+    dx: torch.Tensor | None,
+) -> torch.Tensor:
+    """The input of layer L-1 (of layer L if L = 1) under the descended
+    perturbations."""
+    z = x if dx is None else x + dx
+    for w, d in zip(weights[: max(len(weights) - 2, 0)], deltas):
+        z = torch.relu(apply_weight(w if d is None else w + d, z))
+    return z
+
+
+def _start(
+    shape: tuple[int, ...], r: float, restart: int, generator, dtype
+) -> torch.Tensor:
+    """Restart 0 starts at the clean point, odd restarts at a random corner of the box,
+    even ones uniformly inside it."""
+    if restart == 0:
+        return torch.zeros(shape, dtype=dtype)
+    start = _random_box(shape, r, generator, dtype)
+    return r * start.sign() if restart % 2 == 1 else start
+
+
+def _direction(g: torch.Tensor, restart: int) -> torch.Tensor:
+    """The step direction: the gradient's sign on even restarts, the gradient scaled to
+    unit max-norm per row on odd ones (it can follow a valley that is not diagonal)."""
+    if restart % 2 == 0:
+        return g.sign()
+    scale = g.abs().flatten(1).amax(1).clamp_min(1e-30)
+    return g / scale.view(-1, *[1] * (g.dim() - 1))
+
+
+def _descend(
+    weights: Weights,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    j: torch.Tensor,
+    eps_list: list[float],
+    eps_x: float,
+    steps: int,
+    restarts: int,
+    generator: torch.Generator | None,
+) -> tuple[list, torch.Tensor | None]:
+    """Per pair (row), the perturbations of the layers before the last two and of
+    the input that give the lowest best-response value found."""
+    n_free = max(len(weights) - 2, 0)
+    e_prev = eps_list[-2] if len(weights) > 1 else 0.0
+    radii = [*eps_list[:n_free], eps_x]
+    shapes = [(len(y), *w.shape) for w in weights[:n_free]] + [tuple(x.shape)]
+
+    def value(perturbation: list) -> tuple[torch.Tensor, torch.Tensor]:
+        z = _through_free_layers(weights, x, perturbation[:-1], perturbation[-1])
+        return _best_response(weights, z, y, j, e_prev, eps_list[-1])[:2]
+
+    best = [
+        torch.zeros(sh, dtype=x.dtype) if r > 0 else None
+        for sh, r in zip(shapes, radii)
+    ]
+    if not any(r > 0 for r in radii):
+        return best[:-1], best[-1]
+    with torch.no_grad():
+        best_value = value(best)[0]
+    for restart in range(restarts):
+        current = [
+            None
+            if r == 0
+            else _start(sh, r, restart, generator, x.dtype).requires_grad_()
+            for sh, r in zip(shapes, radii)
+        ]
+        leaves = [(t, r) for t, r in zip(current, radii) if t is not None]
+        for step in range(steps + 1):
+            exact, slack = value(current)
+            best_value = _keep_better(best, best_value, current, exact.detach())
+            if step == steps:
+                break
+            # the direction from a leaky surrogate: it moves off plateaus of dead units
+            surrogate = (exact + 0.01 * slack).sum()
+            grads = torch.autograd.grad(surrogate, [t for t, _ in leaves])
+            size = 0.25 * (1 + math.cos(math.pi * step / steps))
+            with torch.no_grad():
+                for (t, r), g in zip(leaves, grads):
+                    t.sub_(size * r * _direction(g, restart)).clamp_(-r, r)
+        corner = [None if t is None else r * t.sign() for t, r in zip(current, radii)]
+        with torch.no_grad():
+            best_value = _keep_better(best, best_value, corner, value(corner)[0])
+    return best[:-1], best[-1]
+
+
+def _keep_better(
+    best: list, best_value: torch.Tensor, candidate: list, value: torch.Tensor
+) -> torch.Tensor:
+    """Copy the rows of ``candidate`` whose value beats ``best_value`` into ``best``;
+    returns the updated values."""
+    better = value < best_value
+    if better.any():
+        for kept, c in zip(best, candidate):
+            if c is not None:
+                kept[better] = c.detach()[better]
+    return torch.where(better, value, best_value)
+
+
+def _keep_realised(
+    weights: Weights,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    example: torch.Tensor,
+    j: torch.Tensor,
+    eps_list: list[float],
+    deltas: list,
+    dx: torch.Tensor | None,
+    best: AttackResult,
+) -> None:
+    """Apply each pair's perturbation (with the last two layers' best response)
+    through the network and keep, per example, the lowest realised margin where it
+    beats ``best``."""
+    xb, yb = x[example], y[example]
+    with torch.no_grad():
+        z = _through_free_layers(weights, xb, deltas, dx)
+        e_prev = eps_list[-2] if len(weights) > 1 else 0.0
+        _, _, delta_prev, delta_last = _best_response(
+            weights, z, yb, j, e_prev, eps_list[-1]
+        )
+        last = delta_last if eps_list[-1] > 0 else None
+        full = [*deltas, delta_prev, last] if len(weights) > 1 else [last]
+        perturbed = [w if d is None else w + d for w, d in zip(weights, full)]
+        realised = worst_margin(
+            class_margins(mlp_forward(perturbed, xb if dx is None else xb + dx), yb), yb
+        )
+        # per example, its pair with the lowest realised margin
+        order = torch.argsort(realised, stable=True)
+        order = order[torch.argsort(example[order], stable=True)]
+        first = torch.ones(len(order), dtype=torch.bool)
+        first[1:] = example[order][1:] != example[order][:-1]
+        chosen = order[first]
+        winners = example[chosen]
+        better = realised[chosen] < best.margins[winners]
+        chosen, winners = chosen[better], winners[better]
+        best.margins[winners] = realised[chosen]
+        for k, d in enumerate(full):
+            if d is not None:
+                best.weight_deltas[k][winners] = d[chosen]
+        if dx is not None:
+            best.input_delta[winners] = dx[chosen]

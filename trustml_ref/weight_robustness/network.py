@@ -93,7 +93,7 @@ def weights_of(model: nn.Module | Weights) -> list[torch.Tensor]:
     return weights
 
 
-def _apply(w: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+def apply_weight(w: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """``W z`` for a shared matrix (n, m) or per-example matrices (B, n, m)."""
     return z @ w.T if w.dim() == 2 else torch.einsum("bij,bj->bi", w, z)
 
@@ -111,9 +111,9 @@ def mlp_forward(weights: Weights, x: torch.Tensor, *, return_hidden: bool = Fals
     hidden = [x]
     z = x
     for w in weights[:-1]:
-        z = torch.relu(_apply(w, z))
+        z = torch.relu(apply_weight(w, z))
         hidden.append(z)
-    logits = _apply(weights[-1], z)
+    logits = apply_weight(weights[-1], z)
     return (logits, hidden) if return_hidden else logits
 
 

@@ -88,15 +88,24 @@ def certified_loss(
 
 
 def adversarial_loss(
-    eps: float | Sequence[float], eps_x: float = 0.0, *, steps: int = 5
+    eps: float | Sequence[float],
+    eps_x: float = 0.0,
+    *,
+    steps: int = 5,
+    generator: torch.Generator | None = None,
 ) -> Loss:
     """Cross-entropy at a PGD perturbation (per-example weights and inputs) found for
-    the batch."""
+    the batch.
+
+    ``generator`` draws PGD's random starts; give each training run its own, seeded
+    like the run, so that runs paired by seed are paired in their attacks too (without
+    it the starts come from torch's global generator).
+    """
 
     def loss(
         weights: Weights, x: torch.Tensor, y: torch.Tensor, progress: float
     ) -> torch.Tensor:
-        attack = pgd_attack(weights, x, y, eps, eps_x, steps=steps)
+        attack = pgd_attack(weights, x, y, eps, eps_x, steps=steps, generator=generator)
         perturbed = [
             w if d is None else w + d for w, d in zip(weights, attack.weight_deltas)
         ]
