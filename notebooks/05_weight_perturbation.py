@@ -38,7 +38,7 @@
 # - attack weights with projected gradient descent, per example and universally, and compare with random noise;
 # - train with a certificate-based loss and explain why a weight-norm penalty alone can hurt.
 #
-# **Runtime.** `smoke`: under a minute; `book`: about a minute on a 2-core CPU; `colab`: tens of
+# **Runtime.** `smoke`: under a minute; `book`: about 3 minutes on a 2-core CPU; `colab`: tens of
 # minutes on a subset of MNIST or CIFAR-10 (downloaded there, set `COLAB_DATASET`), larger networks,
 # more seeds. Data in the other profiles: scikit-learn's digits, no download.
 #

@@ -10,6 +10,7 @@ import pennylane as qml
 import pytest
 import torch
 
+from trustml_ref.certification import clopper_pearson
 from trustml_ref.quantum_cert import (
     PAULIS,
     amplitude_input_radius,
@@ -17,7 +18,6 @@ from trustml_ref.quantum_cert import (
     born_probabilities,
     certified_radius,
     check_density_matrix,
-    clopper_pearson,
     depolarize,
     depolarize_qubit_adjoint,
     depolarizing_epsilon,

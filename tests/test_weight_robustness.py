@@ -199,6 +199,7 @@ def grid_minimum(weights, x, y, eps, eps_x, n: int = 201) -> torch.Tensor:
     return torch.stack(out)
 
 
+@pytest.mark.slow  # about a minute in all
 @pytest.mark.parametrize("seed", range(50))
 def test_the_strong_attack_reaches_a_dense_grid_minimum_on_tiny_networks(seed):
     g = torch.Generator().manual_seed(seed)

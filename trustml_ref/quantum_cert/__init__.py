@@ -5,7 +5,6 @@ from trustml_ref.quantum_cert.attacks import feature_flip_radius, mixing_attack_
 from trustml_ref.quantum_cert.certify import (
     amplitude_input_radius,
     certified_radius,
-    clopper_pearson,
     shot_certified_radius,
     shot_class_bounds,
     shot_trace_distance_radius,
@@ -38,7 +37,6 @@ __all__ = [
     "born_probabilities",
     "certified_radius",
     "check_density_matrix",
-    "clopper_pearson",
     "depolarize",
     "depolarize_qubit_adjoint",
     "feature_flip_radius",
