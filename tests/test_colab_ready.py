@@ -2,9 +2,10 @@
 is preinstalled.
 
 A fresh virtual environment gets torch, ipykernel and papermill, as Colab has. For each
-chapter a copy of it installs the package the way the chapter's first cell does, with
-the repository URL replaced by this checkout, and then runs the chapter in the smoke
-profile, offline and with the network guard. A chapter whose extra misses a dependency
+install spec (the package with one extra) a copy of it installs the package the way the
+chapters' first cell does, with the repository URL replaced by this checkout; each
+chapter then runs in its spec's environment in the smoke profile, offline and with the
+network guard. A chapter whose extra misses a dependency
 fails here.
 """
 
@@ -64,40 +65,49 @@ def install_spec(notebook: Path) -> str:
     return match[1].replace("trustml_ref", str(ROOT), 1)
 
 
-@pytest.mark.notebook
-@pytest.mark.parametrize("notebook", toc_notebooks(), ids=lambda p: p.stem)
-def test_chapter_installs_and_runs_like_on_colab(
-    notebook: Path, colab_like: Path, tmp_path: Path
-) -> None:
-    env = tmp_path / "env"
+@pytest.fixture(scope="module")
+def installed() -> dict[str, Path]:
+    """One environment per install spec, filled on first use: chapters with the same
+    extra install the same thing, so they share it (the chapters' own install cells
+    run on Colab only, so a chapter's run does not change its environment)."""
+    return {}
+
+
+def environment_for(spec: str, colab_like: Path, installed: dict, tmp_path_factory):
+    if spec in installed:
+        return installed[spec]
+    env = tmp_path_factory.mktemp("installed") / "env"
     shutil.copytree(colab_like, env, symlinks=True)
     python = str(env / "bin" / "python")
-    torch_version = subprocess.run(
-        [python, "-c", "import torch; print(torch.__version__)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+
+    def torch_version() -> str:
+        return subprocess.run(
+            [python, "-c", "import torch; print(torch.__version__)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    before = torch_version()
     # What the install cell does on Colab, with this checkout instead of the repository
     # URL.
     subprocess.run(
-        [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            install_spec(notebook),
-            f"torch=={torch_version}",
-        ],
-        check=True,
+        [python, "-m", "pip", "install", "-q", spec, f"torch=={before}"], check=True
     )
-    after = subprocess.run(
-        [python, "-c", "import torch; print(torch.__version__)"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    assert after == torch_version, "installing the chapter reinstalled torch"
+    assert torch_version() == before, "installing the chapter reinstalled torch"
+    installed[spec] = env
+    return env
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("notebook", toc_notebooks(), ids=lambda p: p.stem)
+def test_chapter_installs_and_runs_like_on_colab(
+    notebook: Path, colab_like: Path, installed: dict, tmp_path_factory, tmp_path: Path
+) -> None:
+    env = environment_for(
+        install_spec(notebook), colab_like, installed, tmp_path_factory
+    )
+    python = str(env / "bin" / "python")
     log = tmp_path / "network.log"
     log.touch()
     environment = {
