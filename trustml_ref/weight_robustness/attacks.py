@@ -189,8 +189,7 @@ def _best_response(
     z: torch.Tensor,
     y: torch.Tensor,
     j: torch.Tensor,
-    eps_prev: float,
-    eps_last: float,
+    eps_list: list[float],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """The exact minimum of :math:`\\hat f_y - \\hat f_j` over the last two layers'
     boxes, given the input ``z`` of layer :math:`L-1` (of layer :math:`L` when
@@ -206,13 +205,17 @@ def _best_response(
     lower the margin is off; and the two per-row perturbations that realise the value.
     """
     rows = torch.arange(z.shape[0])
+    eps_last = eps_list[-1]
     if len(weights) == 1:  # the last layer's input z may have either sign
         a, delta_prev = z, None
+        c = weights[-1][y] - weights[-1][j]
+        value = (c * a).sum(1) - 2 * eps_last * a.abs().sum(1)
+        slack = torch.zeros_like(value)
     else:
-        w_prev, radius = weights[-2], eps_prev * z.abs().sum(1, keepdim=True)
+        eps_prev = eps_list[-2]
         d = weights[-1][y] - weights[-1][j] - 2 * eps_last
         lower = torch.where(d > 0, -1.0, 1.0).to(z.dtype)
-        h = apply_weight(w_prev, z) + lower * radius
+        h = apply_weight(weights[-2], z) + lower * eps_prev * z.abs().sum(1, True)
         a = torch.relu(h)
         value = (d * a).sum(1)
         slack = (d * torch.where(d < 0, h.clamp_max(0), 0)).sum(1)
@@ -221,10 +224,6 @@ def _best_response(
             if eps_prev > 0
             else None
         )
-    if len(weights) == 1:
-        c = weights[-1][y] - weights[-1][j]
-        value = (c * a).sum(1) - 2 * eps_last * a.abs().sum(1)
-        slack = torch.zeros_like(value)
     delta_last = torch.zeros(z.shape[0], *weights[-1].shape, dtype=z.dtype)
     delta_last[rows, y] = -eps_last * a.sign()
     delta_last[rows, j] += eps_last * a.sign()
@@ -273,7 +272,7 @@ def strong_attack(
         weights,
         x,
         y,
-        eps_list if not exact else 0.0,
+        0.0 if exact else eps_list,
         eps_x,
         steps=steps,
         restarts=restarts,
@@ -361,13 +360,12 @@ def _descend(
     """Per pair (row), the perturbations of the layers before the last two and of
     the input that give the lowest best-response value found."""
     n_free = max(len(weights) - 2, 0)
-    e_prev = eps_list[-2] if len(weights) > 1 else 0.0
     radii = [*eps_list[:n_free], eps_x]
     shapes = [(len(y), *w.shape) for w in weights[:n_free]] + [tuple(x.shape)]
 
     def value(perturbation: list) -> tuple[torch.Tensor, torch.Tensor]:
         z = _through_free_layers(weights, x, perturbation[:-1], perturbation[-1])
-        return _best_response(weights, z, y, j, e_prev, eps_list[-1])[:2]
+        return _best_response(weights, z, y, j, eps_list)[:2]
 
     best = [
         torch.zeros(sh, dtype=x.dtype) if r > 0 else None
@@ -433,10 +431,7 @@ def _keep_realised(
     xb, yb = x[example], y[example]
     with torch.no_grad():
         z = _through_free_layers(weights, xb, deltas, dx)
-        e_prev = eps_list[-2] if len(weights) > 1 else 0.0
-        _, _, delta_prev, delta_last = _best_response(
-            weights, z, yb, j, e_prev, eps_list[-1]
-        )
+        _, _, delta_prev, delta_last = _best_response(weights, z, yb, j, eps_list)
         last = delta_last if eps_list[-1] > 0 else None
         full = [*deltas, delta_prev, last] if len(weights) > 1 else [last]
         perturbed = [w if d is None else w + d for w, d in zip(weights, full)]
