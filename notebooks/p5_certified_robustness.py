@@ -121,16 +121,24 @@ x_test, y_test = data.x_test, data.y_test
 
 # %%
 WIDTHS = (64, 64, 10)
-pgd_trained = train(
-    WIDTHS,
-    data.x_train,
-    data.y_train,
-    adversarial_loss(0.0, 0.1),
-    epochs=EPOCHS,
-    generator=torch.Generator().manual_seed(SEED),
-    desc="PGD training",
-)
-W_pgd = [w.detach() for w in pgd_trained.weights]
+
+
+def trained(loss, desc: str, progress_bar: bool = True) -> list[torch.Tensor]:
+    """The weights of a network trained on the digits with ``loss``, seeded by SEED."""
+    fit = train(
+        WIDTHS,
+        data.x_train,
+        data.y_train,
+        loss,
+        epochs=EPOCHS,
+        generator=torch.Generator().manual_seed(SEED),
+        desc=desc,
+        progress_bar=progress_bar,
+    )
+    return [w.detach() for w in fit.weights]
+
+
+W_pgd = trained(adversarial_loss(0.0, 0.1), "PGD training")
 one_step = pgd_attack(
     W_pgd, x_test, y_test, 0.0, 0.1, steps=1, step_factor=2.0, generator=run.generator
 )
@@ -474,19 +482,6 @@ print(
 # bounds). As a soundness check at every budget, every certified test point must also survive PGD.
 
 # %%
-def trained(loss, desc: str) -> list[torch.Tensor]:
-    fit = train(
-        WIDTHS,
-        data.x_train,
-        data.y_train,
-        loss,
-        epochs=EPOCHS,
-        generator=torch.Generator().manual_seed(SEED),
-        desc=desc,
-    )
-    return [w.detach() for w in fit.weights]
-
-
 nets = {
     "standard": trained(cross_entropy_loss(), "standard training"),
     "PGD-trained": W_pgd,
@@ -687,17 +682,11 @@ sigmas = run.pick(smoke=[0.25], book=[0.12, 0.25, 0.5], colab=[0.12, 0.25, 0.5])
 radii = np.linspace(0, 1.5, 31)
 smoothing = {}
 for sigma in tqdm(sigmas, desc="noise levels"):
-    base = train(
-        WIDTHS,
-        data.x_train,
-        data.y_train,
+    W_base = trained(
         noisy_loss(sigma, torch.Generator().manual_seed(SEED)),
-        epochs=EPOCHS,
-        generator=torch.Generator().manual_seed(SEED),
-        desc=f"training at sigma={sigma}",
+        f"training at sigma={sigma}",
         progress_bar=False,
     )
-    W_base = [w.detach() for w in base.weights]
     pred, p_lower, r_cohen = smoothed_certify(
         lambda z: mlp_forward(W_base, z).argmax(1),
         x_test,
