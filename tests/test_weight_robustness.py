@@ -19,6 +19,7 @@ from trustml_ref.weight_robustness import (
     mlp_forward,
     pgd_attack,
     random_weight_noise,
+    relative_radii,
     robust_cross_entropy,
     strong_attack,
     tightened_margin_drop,
@@ -156,6 +157,64 @@ def test_the_strong_attack_is_exact_when_only_the_last_two_layers_move(seed):
         attack = strong_attack(weights, x, y, radii)
         ibp = worst_margin(certified_margins(weights, x, y, radii, 0.0, "ibp"), y)
         assert torch.allclose(ibp, attack.margins, atol=1e-10), (radii, ibp, attack)
+
+
+def test_per_entry_radii_of_one_value_equal_the_scalar_radius():
+    weights, x, y, eps, eps_x, _ = medium_case(5)
+    entrywise = [torch.full_like(w, e) for w, e in zip(weights, eps)]
+    for e in (eps, entrywise):
+        assert torch.allclose(
+            certified_margins(weights, x, y, e, eps_x),
+            certified_margins(weights, x, y, eps, eps_x),
+            atol=1e-12,
+        )
+    runs = [
+        strong_attack(weights, x, y, e, eps_x, generator=torch.Generator())
+        for e in (eps, entrywise)
+    ]
+    assert torch.allclose(runs[0].margins, runs[1].margins, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_relative_radii_are_sound_and_exact_in_the_last_two_layers(seed):
+    """Per-entry radii rho |W|: the attack stays inside the box, realises its margins
+    and never goes below IBP; with only the last two layers moving, it equals IBP."""
+    weights, x, y, _, eps_x, g = random_case(seed)
+    rho = float(torch.rand(1, generator=g)) * 0.3
+    radii = relative_radii(weights, rho)
+    attack = strong_attack(
+        weights, x, y, radii, eps_x, steps=15, restarts=4, generator=g
+    )
+    for w, d, r in zip(weights, attack.weight_deltas, radii):
+        assert torch.all(d.abs() <= r + 1e-12)
+    perturbed = [w + d for w, d in zip(weights, attack.weight_deltas)]
+    realised = worst_margin(
+        class_margins(mlp_forward(perturbed, x + attack.input_delta), y), y
+    )
+    assert torch.allclose(realised, attack.margins, atol=1e-12)
+    ibp = worst_margin(certified_margins(weights, x, y, radii, eps_x), y)
+    assert torch.all(ibp <= attack.margins + TOL)
+    last_two = [0.0] * max(len(weights) - 2, 0) + radii[-2:]
+    exact = strong_attack(weights, x, y, last_two)
+    ibp = worst_margin(certified_margins(weights, x, y, last_two), y)
+    assert torch.allclose(ibp, exact.margins, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_relative_radii_do_not_see_a_function_preserving_rescaling(seed):
+    """W^1 -> c W^1, W^2 -> W^2 / c leaves the network and the relative ball the same
+    (ReLU is positively homogeneous), so IBP under relative radii is unchanged; one
+    absolute radius is not."""
+    weights, x, y, _, _, g = medium_case(seed)
+    c = 4.0
+    scaled = [c * weights[0], weights[1] / c, *weights[2:]]
+    assert torch.allclose(mlp_forward(scaled, x), mlp_forward(weights, x))
+    for ws_a, ws_b in [(weights, scaled)]:
+        a = certified_margins(ws_a, x, y, relative_radii(ws_a, 0.05))
+        b = certified_margins(ws_b, x, y, relative_radii(ws_b, 0.05))
+        assert torch.allclose(a, b, atol=1e-10)
+    absolute = [certified_margins(ws, x, y, 0.02) for ws in (weights, scaled)]
+    assert not torch.allclose(*absolute, atol=1e-6)
 
 
 def medium_case(seed: int):
@@ -392,6 +451,25 @@ def test_weights_of_accepts_the_theorys_networks_only():
             "steps and restarts must be >= 1",
         ),
         (lambda w, x, y: strong_attack(w, x, y, 0.1, -0.1), "eps_x must be"),
+        (
+            lambda w, x, y: certified_margins(
+                w, x, y, [torch.ones(4, 3), 0.1], 0.0, "tightened"
+            ),
+            "per-entry radii",
+        ),
+        (
+            lambda w, x, y: closed_form_margin_drop(w, x, relative_radii(w, 0.1)),
+            "per-entry radii",
+        ),
+        (
+            lambda w, x, y: ibp_margin_lower(w, x, [torch.ones(3, 4), 0.1]),
+            r"tensor of W\^1's shape \(4, 3\), got shape \(3, 4\)",
+        ),
+        (
+            lambda w, x, y: strong_attack(w, x, y, [-torch.ones(4, 3), 0.1]),
+            "eps for layer 1 must be finite and >= 0 entrywise",
+        ),
+        (lambda w, x, y: relative_radii(w, [0.1]), "one value per layer"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(call, match):

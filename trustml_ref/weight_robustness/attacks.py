@@ -16,7 +16,13 @@ from dataclasses import dataclass
 import torch
 
 from trustml_ref.checks import check_nonnegative
-from trustml_ref.weight_robustness.bounds import certified_margins, per_layer_epsilons
+from trustml_ref.weight_robustness.bounds import (
+    Radius,
+    certified_margins,
+    is_active,
+    layer_radii,
+    pair_radius,
+)
 from trustml_ref.weight_robustness.network import (
     Weights,
     apply_weight,
@@ -43,7 +49,7 @@ class AttackResult:
 
 
 def _random_box(
-    shape: tuple[int, ...], eps: float, generator: torch.Generator | None, dtype
+    shape: tuple[int, ...], eps: Radius, generator: torch.Generator | None, dtype
 ) -> torch.Tensor:
     return (torch.rand(shape, generator=generator, dtype=dtype) * 2 - 1) * eps
 
@@ -52,7 +58,7 @@ def pgd_attack(
     weights: Weights,
     x: torch.Tensor,
     y: torch.Tensor,
-    eps: float | Sequence[float],
+    eps: float | Sequence[Radius],
     eps_x: float = 0.0,
     *,
     steps: int = 20,
@@ -72,7 +78,7 @@ def pgd_attack(
     most errors.
     """
     weights = [w.detach() for w in weights]
-    eps_list = per_layer_epsilons(eps, len(weights))
+    eps_list = layer_radii(eps, weights)
     eps_x = check_nonnegative(eps_x, "eps_x")
     if steps < 1 or restarts < 1:
         raise ValueError(
@@ -85,7 +91,7 @@ def pgd_attack(
         None,
     )
     best_errors = int((best.margins <= 0).sum())
-    if eps_x == 0 and not any(eps_list):
+    if eps_x == 0 and not any(map(is_active, eps_list)):
         return best  # an empty ball: the clean network is the only point in it
     for _ in range(restarts):
         deltas = [
@@ -95,7 +101,7 @@ def pgd_attack(
                 generator,
                 w.dtype,
             ).requires_grad_()
-            if e > 0
+            if is_active(e)
             else None
             for w, e in zip(weights, eps_list)
         ]
@@ -156,7 +162,7 @@ def random_weight_noise(
     weights: Weights,
     x: torch.Tensor,
     y: torch.Tensor,
-    eps: float | Sequence[float],
+    eps: float | Sequence[Radius],
     *,
     samples: int = 20,
     generator: torch.Generator | None = None,
@@ -167,7 +173,7 @@ def random_weight_noise(
     Each sample is one perturbed network (a corner of the box, the largest random
     perturbation the box allows), applied to every input.
     """
-    eps_list = per_layer_epsilons(eps, len(weights))
+    eps_list = layer_radii(eps, weights)
     out = []
     with torch.no_grad():
         for _ in range(samples):
@@ -189,44 +195,54 @@ def _best_response(
     z: torch.Tensor,
     y: torch.Tensor,
     j: torch.Tensor,
-    eps_list: list[float],
+    eps_list: list[Radius],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """The exact minimum of :math:`\\hat f_y - \\hat f_j` over the last two layers'
     boxes, given the input ``z`` of layer :math:`L-1` (of layer :math:`L` when
     :math:`L = 1`), one pair ``(y, j)`` per row.
 
     With :math:`a = \\sigma(h)`, :math:`a \\ge 0`, the last layer's worst case is
-    :math:`\\sum_i d_i a_i`, :math:`d = W^L_y - W^L_j - 2\\varepsilon_L`; each
-    pre-activation :math:`h_i` ranges over :math:`W^{L-1}_i z \\pm
-    \\varepsilon_{L-1}\\|z\\|_1` independently, so :math:`h_i` takes its lower end
-    where :math:`d_i > 0` and its upper end elsewhere. Returns the value, shape
-    ``(P,)``; the slack :math:`\\sum_{i: d_i < 0} d_i \\min(\\hat h_i, 0)`, which the
-    descent adds, times a small leak, to get a gradient where every unit that would
-    lower the margin is off; and the two per-row perturbations that realise the value.
+    :math:`\\sum_i d_i a_i`, :math:`d = W^L_y - W^L_j - (\\varepsilon^L_y +
+    \\varepsilon^L_j)`; each pre-activation :math:`h_i` ranges over :math:`W^{L-1}_i z
+    \\pm \\varepsilon^{L-1}_i |z|` independently (:math:`\\varepsilon_{L-1}\\|z\\|_1`
+    for one radius per layer), so :math:`h_i` takes its lower end where :math:`d_i > 0`
+    and its upper end elsewhere. Returns the value, shape ``(P,)``; the slack
+    :math:`\\sum_{i: d_i < 0} d_i \\min(\\hat h_i, 0)`, which the descent adds, times a
+    small leak, to get a gradient where every unit that would lower the margin is off;
+    and the two per-row perturbations that realise the value.
     """
     rows = torch.arange(z.shape[0])
-    eps_last = eps_list[-1]
+    eps_last, w_last = eps_list[-1], weights[-1]
+    radius = pair_radius(eps_last, y, j)
     if len(weights) == 1:  # the last layer's input z may have either sign
         a, delta_prev = z, None
-        c = weights[-1][y] - weights[-1][j]
-        value = (c * a).sum(1) - 2 * eps_last * a.abs().sum(1)
+        value = ((w_last[y] - w_last[j]) * a - radius * a.abs()).sum(1)
         slack = torch.zeros_like(value)
     else:
         eps_prev = eps_list[-2]
-        d = weights[-1][y] - weights[-1][j] - 2 * eps_last
+        d = w_last[y] - w_last[j] - radius
         lower = torch.where(d > 0, -1.0, 1.0).to(z.dtype)
-        h = apply_weight(weights[-2], z) + lower * eps_prev * z.abs().sum(1, True)
+        reach = (
+            apply_weight(eps_prev, z.abs())
+            if isinstance(eps_prev, torch.Tensor)
+            else eps_prev * z.abs().sum(1, True)
+        )
+        h = apply_weight(weights[-2], z) + lower * reach
         a = torch.relu(h)
         value = (d * a).sum(1)
         slack = (d * torch.where(d < 0, h.clamp_max(0), 0)).sum(1)
         delta_prev = (
             eps_prev * lower[:, :, None] * z.sign()[:, None, :]
-            if eps_prev > 0
+            if is_active(eps_prev)
             else None
         )
-    delta_last = torch.zeros(z.shape[0], *weights[-1].shape, dtype=z.dtype)
-    delta_last[rows, y] = -eps_last * a.sign()
-    delta_last[rows, j] += eps_last * a.sign()
+    if isinstance(eps_last, torch.Tensor):
+        radius_y, radius_j = eps_last[y], eps_last[j]
+    else:
+        radius_y = radius_j = eps_last
+    delta_last = torch.zeros(z.shape[0], *w_last.shape, dtype=z.dtype)
+    delta_last[rows, y] = -radius_y * a.sign()
+    delta_last[rows, j] += radius_j * a.sign()
     return value, slack, delta_prev, delta_last
 
 
@@ -234,7 +250,7 @@ def strong_attack(
     weights: Weights,
     x: torch.Tensor,
     y: torch.Tensor,
-    eps: float | Sequence[float],
+    eps: float | Sequence[Radius],
     eps_x: float = 0.0,
     *,
     steps: int = 100,
@@ -265,9 +281,10 @@ def strong_attack(
     already at or below it after the untargeted start are not attacked further. In the
     exact case the untargeted start is skipped.
     """
-    eps_list = per_layer_epsilons(eps, len(weights))
+    eps_list = layer_radii(eps, weights)
     # exact when nothing before the last two layers moves: no untargeted start needed
-    exact = eps_x == 0 and not any(eps_list[: max(len(weights) - 2, 0)])
+    n_free = max(len(weights) - 2, 0)
+    exact = eps_x == 0 and not any(map(is_active, eps_list[:n_free]))
     best = pgd_attack(
         weights,
         x,
@@ -278,11 +295,13 @@ def strong_attack(
         restarts=restarts,
         generator=generator,
     )
-    if eps_x == 0 and not any(eps_list):
+    if eps_x == 0 and not any(map(is_active, eps_list)):
         return best
     weights = [w.detach() for w in weights]
     best.weight_deltas = [
-        torch.zeros(x.shape[0], *w.shape, dtype=x.dtype) if d is None and e > 0 else d
+        torch.zeros(x.shape[0], *w.shape, dtype=x.dtype)
+        if d is None and is_active(e)
+        else d
         for w, d, e in zip(weights, best.weight_deltas, eps_list)
     ]
     if best.input_delta is None and eps_x > 0:
@@ -327,7 +346,7 @@ def _through_free_layers(
 
 
 def _start(
-    shape: tuple[int, ...], r: float, restart: int, generator, dtype
+    shape: tuple[int, ...], r: Radius, restart: int, generator, dtype
 ) -> torch.Tensor:
     """Restart 0 starts at the clean point, odd restarts at a random corner of the box,
     even ones uniformly inside it."""
@@ -351,7 +370,7 @@ def _descend(
     x: torch.Tensor,
     y: torch.Tensor,
     j: torch.Tensor,
-    eps_list: list[float],
+    eps_list: list[Radius],
     eps_x: float,
     steps: int,
     restarts: int,
@@ -368,17 +387,17 @@ def _descend(
         return _best_response(weights, z, y, j, eps_list)[:2]
 
     best = [
-        torch.zeros(sh, dtype=x.dtype) if r > 0 else None
+        torch.zeros(sh, dtype=x.dtype) if is_active(r) else None
         for sh, r in zip(shapes, radii)
     ]
-    if not any(r > 0 for r in radii):
+    if not any(map(is_active, radii)):
         return best[:-1], best[-1]
     with torch.no_grad():
         best_value = value(best)[0]
     for restart in range(restarts):
         current = [
             None
-            if r == 0
+            if not is_active(r)
             else _start(sh, r, restart, generator, x.dtype).requires_grad_()
             for sh, r in zip(shapes, radii)
         ]
@@ -420,7 +439,7 @@ def _keep_realised(
     y: torch.Tensor,
     example: torch.Tensor,
     j: torch.Tensor,
-    eps_list: list[float],
+    eps_list: list[Radius],
     deltas: list,
     dx: torch.Tensor | None,
     best: AttackResult,
@@ -432,7 +451,7 @@ def _keep_realised(
     with torch.no_grad():
         z = _through_free_layers(weights, xb, deltas, dx)
         _, _, delta_prev, delta_last = _best_response(weights, z, yb, j, eps_list)
-        last = delta_last if eps_list[-1] > 0 else None
+        last = delta_last if is_active(eps_list[-1]) else None
         full = [*deltas, delta_prev, last] if len(weights) > 1 else [last]
         perturbed = [w if d is None else w + d for w, d in zip(weights, full)]
         realised = worst_margin(

@@ -1,9 +1,10 @@
 """Certified margins of bias-free ReLU networks under weight (and input) perturbations.
 
 Weights may move elementwise by :math:`|\\hat W^k - W^k| \\le \\varepsilon_k` (one
-:math:`\\varepsilon_k` per layer, 0 switches a layer off) and, for the joint case, the
-input by :math:`\\|\\hat x - x\\|_\\infty \\le \\varepsilon_x`. Three certificates, each
-a lower bound on every pairwise margin :math:`\\hat f_i - \\hat f_j`, tightest last:
+:math:`\\varepsilon_k` per layer, 0 switches a layer off; IBP and the attacks also take
+per-entry radii, :func:`layer_radii`) and, for the joint case, the input by
+:math:`\\|\\hat x - x\\|_\\infty \\le \\varepsilon_x`. Three certificates, each a
+lower bound on every pairwise margin :math:`\\hat f_i - \\hat f_j`, tightest last:
 
 - :func:`closed_form_margin_drop`, the two-sequence recursion (Tsai et al. 2021
   setting);
@@ -30,10 +31,20 @@ from trustml_ref.weight_robustness.network import (
     worst_margin,
 )
 
+Radius = float | torch.Tensor
+
 
 def per_layer_epsilons(eps: float | Sequence[float], n_layers: int) -> list[float]:
-    """Validate :math:`(\\varepsilon_1, ..., \\varepsilon_L)`; a single number applies
-    to every layer."""
+    """Validate :math:`(\\varepsilon_1, ..., \\varepsilon_L)`, one number per layer; a
+    single number applies to every layer. (Per-entry radii: :func:`layer_radii`.)"""
+    if isinstance(eps, torch.Tensor) or (
+        not isinstance(eps, (int, float))
+        and any(isinstance(e, torch.Tensor) for e in eps)
+    ):
+        raise ValueError(
+            "eps must give one number per layer here; per-entry radii (tensors) are "
+            "supported by the IBP certificate and the attacks only"
+        )
     values = (
         [float(eps)] * n_layers
         if isinstance(eps, (int, float))
@@ -48,6 +59,59 @@ def per_layer_epsilons(eps: float | Sequence[float], n_layers: int) -> list[floa
         if not math.isfinite(e) or e < 0:
             raise ValueError(f"eps for layer {k} must be a finite number >= 0, got {e}")
     return values
+
+
+def layer_radii(eps: float | Sequence[Radius], weights: Weights) -> list[Radius]:
+    """Validate the radii of the box :math:`|\\hat W^k_{ij} - W^k_{ij}| \\le
+    \\varepsilon^k_{ij}`: per layer a number (every entry) or a tensor shaped like
+    :math:`W^k` (per entry, as from :func:`relative_radii`). An all-zero tensor becomes
+    0.0, so that "does layer k move" is ``is_active(radius)``."""
+    if isinstance(eps, (int, float)) or not any(
+        isinstance(e, torch.Tensor) for e in eps
+    ):
+        return per_layer_epsilons(eps, len(weights))
+    if len(eps) != len(weights):
+        raise ValueError(
+            f"eps must give one value per layer ({len(weights)} layers), got "
+            f"{len(eps)} values"
+        )
+    radii: list[Radius] = []
+    for k, (e, w) in enumerate(zip(eps, weights), start=1):
+        if not isinstance(e, torch.Tensor):
+            radii.append(per_layer_epsilons([e], 1)[0])
+            continue
+        if e.shape != w.shape:
+            raise ValueError(
+                f"eps for layer {k} must be a number or a tensor of W^{k}'s shape "
+                f"{tuple(w.shape)}, got shape {tuple(e.shape)}"
+            )
+        if not bool(torch.isfinite(e).all()) or bool((e < 0).any()):
+            raise ValueError(f"eps for layer {k} must be finite and >= 0 entrywise")
+        radii.append(e.detach().to(w.dtype) if bool((e > 0).any()) else 0.0)
+    return radii
+
+
+def is_active(radius: Radius) -> bool:
+    """Whether a radius from :func:`layer_radii` lets its layer move."""
+    return isinstance(radius, torch.Tensor) or radius > 0
+
+
+def relative_radii(
+    weights: Weights, rho: float | Sequence[float]
+) -> list[torch.Tensor]:
+    """Per-entry relative radii :math:`\\varepsilon^k_{ij} = \\rho_k |W^k_{ij}|`: each
+    weight may move by a fraction :math:`\\rho_k` of its own size, a ball that a
+    function-preserving rescaling of the layers leaves unchanged."""
+    rhos = per_layer_epsilons(rho, len(weights))
+    return [r * w.detach().abs() for r, w in zip(rhos, weights)]
+
+
+def pair_radius(eps_last: Radius, i, j) -> Radius:
+    """Radius of :math:`\\hat W^L_i - \\hat W^L_j`: :math:`\\varepsilon^L_i +
+    \\varepsilon^L_j` per entry (rows move independently)."""
+    if isinstance(eps_last, torch.Tensor):
+        return eps_last[i] + eps_last[j]
+    return 2 * eps_last
 
 
 def layer_norms(weights: Weights) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -143,7 +207,7 @@ def ibp_bounds(
 ):
     """Interval bounds :math:`[l_k, u_k]` of every hidden activation :math:`\\hat z^k`,
     ``k = 0..L-1``."""
-    eps_list = per_layer_epsilons(eps, len(weights))
+    eps_list = layer_radii(eps, weights)
     eps_x = check_nonnegative(eps_x, "eps_x")
     l, u = x - eps_x, x + eps_x
     bounds = [(l, u)]
@@ -162,14 +226,16 @@ def ibp_margin_lower(
 
     The margin is bounded as one interval product, :math:`(\\hat W^L_i - \\hat
     W^L_j)^\\top \\hat z^{L-1}` with :math:`\\hat W^L_i - \\hat W^L_j \\in [W^L_i -
-    W^L_j \\pm 2\\varepsilon_L]`, rather than :math:`\\hat f_i` and :math:`\\hat f_j`
-    separately (rows of :math:`W^L` move independently).
+    W^L_j \\pm (\\varepsilon^L_i + \\varepsilon^L_j)]`, rather than :math:`\\hat
+    f_i` and :math:`\\hat f_j` separately (rows of :math:`W^L` move independently).
     """
-    eps_last = per_layer_epsilons(eps, len(weights))[-1]
+    eps_last = layer_radii(eps, weights)[-1]
     l, u = ibp_bounds(weights, x, eps, eps_x)[-1]
     w_last = weights[-1]
+    k = torch.arange(w_last.shape[0])
     diff = w_last[:, None, :] - w_last[None, :, :]
-    lower, _ = _interval_product_sum(diff - 2 * eps_last, diff + 2 * eps_last, l, u)
+    radius = pair_radius(eps_last, k[:, None], k[None, :])
+    lower, _ = _interval_product_sum(diff - radius, diff + radius, l, u)
     return lower * (1 - torch.eye(w_last.shape[0], dtype=lower.dtype))
 
 
