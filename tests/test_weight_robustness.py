@@ -27,7 +27,11 @@ from trustml_ref.weight_robustness import (
     worst_margin,
 )
 from trustml_ref.weight_robustness.generalization import (
+    GRID_BASE,
+    GRID_LEVELS,
+    grid_value,
     margin_generalization_bound,
+    perturbed_row_norms,
     rademacher_bound,
 )
 from trustml_ref.weight_robustness.training import (
@@ -380,16 +384,29 @@ def test_attack_is_deterministic_under_a_seed():
 def test_rademacher_and_margin_bounds():
     w1 = torch.tensor([[1.0, -2.0], [0.5, 1.0]])
     w2 = torch.eye(2)
-    # beta = (3, 1); with eps = (0.1, 0.2): (2 (3 + 0.2)) (2 (1 + 0.4)) = 6.4 * 2.8 =
-    # 17.92
-    expected = 0.5 * math.sqrt(2 * math.log(4) / 100) * 17.92
-    assert rademacher_bound([w1, w2], [0.1, 0.2], 0.5, 100) == pytest.approx(
-        expected, rel=1e-6
-    )
-    assert rademacher_bound([w1, w2], [0.0, 0.0], 0.5, 100) < expected
+    # beta = (3, 1); with eps = (0.1, 0.2): B = (3.2, 1.4); two layers, one activation:
+    # 2^(L-1) B_1 B_2 = 2 * 4.48 = 8.96
+    norms = perturbed_row_norms([w1, w2], [0.1, 0.2])
+    assert norms == pytest.approx([3.2, 1.4])
+    expected = 0.5 * math.sqrt(2 * math.log(4) / 100) * 8.96
+    assert rademacher_bound(norms, 2, 0.5, 100) == pytest.approx(expected, rel=1e-6)
+    assert rademacher_bound([3.0, 1.0], 2, 0.5, 100) < expected
     assert margin_generalization_bound(0.1, 0.01, 10, 2.0, 100, 0.05) == pytest.approx(
         0.1 + 0.2 + math.sqrt(math.log(20) / 200)
     )
+    # a union over N grid points pays ln N inside the square root
+    assert margin_generalization_bound(
+        0.1, 0.01, 10, 2.0, 100, 0.05, union_size=1000
+    ) == pytest.approx(0.1 + 0.2 + math.sqrt(math.log(20_000) / 200))
+
+
+@pytest.mark.parametrize("value", [0.003, 0.7, 1.0, 3.2, 250.0])
+def test_grid_values_bracket_the_value_within_one_grid_step(value):
+    up, down = grid_value(value, up=True), grid_value(value, up=False)
+    assert down <= value <= up and up / down <= GRID_BASE * (1 + 1e-12)
+    assert grid_value(up, up=True) == pytest.approx(up)  # grid points stay put
+    with pytest.raises(ValueError, match="outside the grid"):
+        grid_value(GRID_BASE ** (GRID_LEVELS + 2), up=True)
 
 
 def test_weights_of_accepts_the_theorys_networks_only():

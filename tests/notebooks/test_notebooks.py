@@ -108,8 +108,10 @@ def check_joint_robustness(results: dict) -> None:
     assert (
         certified["regularised"] == max(certified.values()) > 0
     )  # only the certified loss certifies
+    strong = results["weight_verdict_rows"][-1]  # eps_x = 0.3, on both-correct points
+    assert strong["input radius"] == 0.3
     assert (
-        results["weight_change_by_input_radius"]["0.3"] < 0
+        strong["absolute: input-adv - standard"] < 0
     )  # strong input training: weights more fragile
 
 
