@@ -106,7 +106,7 @@ from trustml_ref.weight_robustness.training import (
 )
 
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)
-EPOCHS = run.pick(smoke=6, book=40, colab=60)
+EPOCHS = run.pick(smoke=6, book=30, colab=60)
 N_SEEDS = run.pick(smoke=1, book=3, colab=5)  # seeds of the five-way comparison
 # seeds of the controlled weight-fragility verdict (its two cheap recipes only)
 N_VERDICT_SEEDS = run.pick(smoke=2, book=5, colab=5)

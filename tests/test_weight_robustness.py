@@ -15,6 +15,7 @@ from trustml_ref.weight_robustness import (
     certified_margins,
     class_margins,
     closed_form_margin_drop,
+    hidden_activations,
     ibp_margin_lower,
     mlp_forward,
     pgd_attack,
@@ -23,6 +24,7 @@ from trustml_ref.weight_robustness import (
     robust_cross_entropy,
     strong_attack,
     tightened_margin_drop,
+    universal_pgd_attack,
     weights_of,
     worst_margin,
 )
@@ -330,19 +332,16 @@ def test_ibp_is_tighter_than_bounding_logits_separately():
 
 
 @pytest.mark.parametrize("universal", [False, True])
-def test_attacks_stay_inside_their_balls(universal):
+def test_attacks_stay_inside_their_balls_and_realise_their_margins(universal):
     weights, x, y, eps, eps_x, g = random_case(11, n_inputs=6)
-    attack = pgd_attack(
-        weights,
-        x,
-        y,
-        eps,
-        eps_x,
-        steps=10,
-        restarts=2,
-        universal=universal,
-        generator=g,
-    )
+    if universal:
+        attack = universal_pgd_attack(
+            weights, x, y, eps, steps=10, restarts=2, generator=g
+        )
+    else:
+        attack = pgd_attack(
+            weights, x, y, eps, eps_x, steps=10, restarts=2, generator=g
+        )
     for w, d, e in zip(weights, attack.weight_deltas, eps):
         if d is not None:
             assert d.shape == (w.shape if universal else (6, *w.shape))
@@ -350,24 +349,30 @@ def test_attacks_stay_inside_their_balls(universal):
     if attack.input_delta is not None:
         assert attack.input_delta.abs().max() <= eps_x + 1e-12
     # The reported margins are those of the reported perturbation.
-    if universal:
-        perturbed = [
-            w if d is None else w + d for w, d in zip(weights, attack.weight_deltas)
-        ]
-        x_adv = x if attack.input_delta is None else x + attack.input_delta
-        assert torch.allclose(
-            worst_margin(class_margins(mlp_forward(perturbed, x_adv), y), y),
-            attack.margins,
-        )
+    perturbed = [
+        w if d is None else w + d for w, d in zip(weights, attack.weight_deltas)
+    ]
+    x_adv = x if attack.input_delta is None else x + attack.input_delta
+    assert torch.allclose(
+        worst_margin(class_margins(mlp_forward(perturbed, x_adv), y), y),
+        attack.margins,
+        atol=1e-12,
+    )
 
 
 def test_attack_in_an_empty_ball_returns_the_clean_margins():
     weights, x, y, _, _, _ = random_case(2)
     clean = worst_margin(class_margins(mlp_forward(weights, x), y), y)
-    for universal in (False, True):
-        assert torch.equal(
-            pgd_attack(weights, x, y, 0.0, 0.0, universal=universal).margins, clean
-        )
+    assert torch.equal(pgd_attack(weights, x, y, 0.0, 0.0).margins, clean)
+    assert torch.equal(universal_pgd_attack(weights, x, y, 0.0).margins, clean)
+
+
+def test_hidden_activations_feed_the_logits():
+    weights, x, _, _, _, _ = random_case(4)
+    hidden = hidden_activations(weights, x)
+    assert len(hidden) == len(weights) and torch.equal(hidden[0], x)
+    assert all(bool((z >= 0).all()) for z in hidden[1:])
+    assert torch.allclose(mlp_forward(weights, x), hidden[-1] @ weights[-1].T)
 
 
 def test_attack_is_deterministic_under_a_seed():

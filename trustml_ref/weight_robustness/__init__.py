@@ -7,6 +7,7 @@ from trustml_ref.weight_robustness.attacks import (
     pgd_attack,
     random_weight_noise,
     strong_attack,
+    universal_pgd_attack,
 )
 from trustml_ref.weight_robustness.bounds import (
     CERTIFICATES,
@@ -28,6 +29,7 @@ from trustml_ref.weight_robustness.network import (
     BiasFreeMLP,
     apply_weight,
     class_margins,
+    hidden_activations,
     mlp_forward,
     weights_of,
     worst_margin,
@@ -42,6 +44,7 @@ __all__ = [
     "certified_margins",
     "class_margins",
     "closed_form_margin_drop",
+    "hidden_activations",
     "ibp_bounds",
     "ibp_margin_lower",
     "is_active",
@@ -56,6 +59,7 @@ __all__ = [
     "robust_cross_entropy",
     "strong_attack",
     "tightened_margin_drop",
+    "universal_pgd_attack",
     "weights_of",
     "worst_margin",
 ]

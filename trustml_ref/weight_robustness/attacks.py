@@ -1,16 +1,17 @@
 """Empirical attacks inside the certified balls: projected gradient descent on the
-margin.
+margin, and the strong attack built on it.
 
-One routine covers every threat model of the two chapters: weights only (``eps_x = 0``),
+Every attack covers the threat models of the two chapters: weights only (``eps_x = 0``),
 inputs only (all ``eps`` zero), and joint. Weight perturbations are either *per example*
-(each input gets its own :math:`\\hat W`, the setting of the certificate) or *universal*
-(one :math:`\\hat W` for the whole batch, a faulty or tampered model).
+(each input gets its own :math:`\\hat W`, the setting of the certificate:
+:func:`pgd_attack`, :func:`strong_attack`) or *universal* (one :math:`\\hat W` for the
+whole batch, a faulty or tampered model: :func:`universal_pgd_attack`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -54,45 +55,38 @@ def _random_box(
     return (torch.rand(shape, generator=generator, dtype=dtype) * 2 - 1) * eps
 
 
-def pgd_attack(
-    weights: Weights,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eps: float | Sequence[Radius],
-    eps_x: float = 0.0,
-    *,
-    steps: int = 20,
-    restarts: int = 1,
-    universal: bool = False,
-    step_factor: float = 2.5,
-    generator: torch.Generator | None = None,
-) -> AttackResult:
-    """Minimise :math:`\\min_{j\\ne y}(\\hat f_y - \\hat f_j)` by signed-gradient steps
-    of size ``step_factor * eps / steps``, projected onto :math:`|\\hat W^k - W^k| \\le
-    \\varepsilon_k` and :math:`\\|\\hat x - x\\|_\\infty \\le \\varepsilon_x`, from a
-    random start, ``restarts`` times.
-
-    Per example, the lowest margin seen at any iterate of any restart is kept (each is a
-    valid perturbation for that example). Universal attacks minimise the sum of the
-    still-positive margins (pushing correct examples over) and keep the iterate with the
-    most errors.
-    """
-    weights = [w.detach() for w in weights]
-    eps_list = layer_radii(eps, weights)
-    eps_x = check_nonnegative(eps_x, "eps_x")
+def _check_budget(steps: int, restarts: int) -> None:
     if steps < 1 or restarts < 1:
         raise ValueError(
             f"steps and restarts must be >= 1, got steps={steps}, restarts={restarts}"
         )
+
+
+def _clean(weights: Weights, x: torch.Tensor, y: torch.Tensor) -> AttackResult:
+    """The clean network as an attack result (no perturbation)."""
+    margins = worst_margin(class_margins(mlp_forward(weights, x), y), y)
+    return AttackResult(margins, [None] * len(weights), None)
+
+
+def _pgd_iterates(
+    weights: Weights,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps_list: list[Radius],
+    eps_x: float,
+    *,
+    steps: int,
+    restarts: int,
+    step_factor: float,
+    generator: torch.Generator | None,
+    universal: bool,
+) -> Iterator[tuple[torch.Tensor, list, torch.Tensor | None]]:
+    """Signed-gradient descent on the margins from random starts, projected onto the
+    boxes; yields ``(margins, weight deltas, input delta)`` at every iterate of every
+    restart. Universal weight deltas have the weights' shapes (one for the batch) and
+    descend on the sum of the still-positive margins; per-example ones have a batch
+    dimension and descend on the sum of the margins."""
     batch = x.shape[0]
-    best = AttackResult(
-        worst_margin(class_margins(mlp_forward(weights, x), y), y),
-        [None] * len(weights),
-        None,
-    )
-    best_errors = int((best.margins <= 0).sum())
-    if eps_x == 0 and not any(map(is_active, eps_list)):
-        return best  # an empty ball: the clean network is the only point in it
     for _ in range(restarts):
         deltas = [
             _random_box(
@@ -118,36 +112,7 @@ def pgd_attack(
             margins = worst_margin(
                 class_margins(mlp_forward(perturbed, x if dx is None else x + dx), y), y
             )
-            with torch.no_grad():
-                if universal:
-                    errors = int((margins <= 0).sum())
-                    if errors > best_errors or (
-                        errors == best_errors and margins.mean() < best.margins.mean()
-                    ):
-                        best_errors = errors
-                        best = AttackResult(
-                            margins.detach().clone(),
-                            [None if d is None else d.detach().clone() for d in deltas],
-                            None if dx is None else dx.detach().clone(),
-                        )
-                else:
-                    better = margins < best.margins
-                    best.margins = torch.where(better, margins, best.margins).detach()
-                    best.weight_deltas = [
-                        None
-                        if d is None
-                        else torch.where(
-                            better[:, None, None], d, d if old is None else old
-                        )
-                        .detach()
-                        .clone()
-                        for d, old in zip(deltas, best.weight_deltas)
-                    ]
-                    if dx is not None:
-                        old = dx if best.input_delta is None else best.input_delta
-                        best.input_delta = (
-                            torch.where(better[:, None], dx, old).detach().clone()
-                        )
+            yield margins.detach(), deltas, dx
             if step == steps:
                 break
             objective = margins.clamp_min(0).sum() if universal else margins.sum()
@@ -155,6 +120,109 @@ def pgd_attack(
             with torch.no_grad():
                 for (t, bound), g in zip(leaves, grads):
                     t.sub_(step_factor * bound / steps * g.sign()).clamp_(-bound, bound)
+
+
+def pgd_attack(
+    weights: Weights,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float | Sequence[Radius],
+    eps_x: float = 0.0,
+    *,
+    steps: int = 20,
+    restarts: int = 1,
+    step_factor: float = 2.5,
+    generator: torch.Generator | None = None,
+) -> AttackResult:
+    """Minimise :math:`\\min_{j\\ne y}(\\hat f_y - \\hat f_j)` per example (each input
+    its own :math:`\\hat W`, the setting of the certificates) by signed-gradient steps
+    of size ``step_factor * eps / steps``, projected onto :math:`|\\hat W^k - W^k| \\le
+    \\varepsilon_k` and :math:`\\|\\hat x - x\\|_\\infty \\le \\varepsilon_x`, from a
+    random start, ``restarts`` times; per example, the lowest margin seen at any iterate
+    of any restart is kept (each is a valid perturbation for that example).
+    """
+    weights = [w.detach() for w in weights]
+    eps_list = layer_radii(eps, weights)
+    eps_x = check_nonnegative(eps_x, "eps_x")
+    _check_budget(steps, restarts)
+    best = _clean(weights, x, y)
+    if eps_x == 0 and not any(map(is_active, eps_list)):
+        return best  # an empty ball: the clean network is the only point in it
+    for margins, deltas, dx in _pgd_iterates(
+        weights,
+        x,
+        y,
+        eps_list,
+        eps_x,
+        steps=steps,
+        restarts=restarts,
+        step_factor=step_factor,
+        generator=generator,
+        universal=False,
+    ):
+        with torch.no_grad():
+            better = margins < best.margins
+            best.margins = torch.where(better, margins, best.margins)
+            best.weight_deltas = [
+                None
+                if d is None
+                else torch.where(better[:, None, None], d, d if old is None else old)
+                .detach()
+                .clone()
+                for d, old in zip(deltas, best.weight_deltas)
+            ]
+            if dx is not None:
+                old = dx if best.input_delta is None else best.input_delta
+                best.input_delta = (
+                    torch.where(better[:, None], dx, old).detach().clone()
+                )
+    return best
+
+
+def universal_pgd_attack(
+    weights: Weights,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float | Sequence[Radius],
+    *,
+    steps: int = 20,
+    restarts: int = 1,
+    step_factor: float = 2.5,
+    generator: torch.Generator | None = None,
+) -> AttackResult:
+    """One :math:`\\hat W` for the whole batch (a faulty or tampered model): PGD as in
+    :func:`pgd_attack` on the sum of the still-positive margins (pushing correct
+    examples over), keeping the iterate with the most errors (ties: the lowest mean
+    margin). Weight deltas have the weights' shapes."""
+    weights = [w.detach() for w in weights]
+    eps_list = layer_radii(eps, weights)
+    _check_budget(steps, restarts)
+    best = _clean(weights, x, y)
+    if not any(map(is_active, eps_list)):
+        return best
+    best_errors = int((best.margins <= 0).sum())
+    for margins, deltas, _ in _pgd_iterates(
+        weights,
+        x,
+        y,
+        eps_list,
+        0.0,
+        steps=steps,
+        restarts=restarts,
+        step_factor=step_factor,
+        generator=generator,
+        universal=True,
+    ):
+        errors = int((margins <= 0).sum())
+        if errors > best_errors or (
+            errors == best_errors and margins.mean() < best.margins.mean()
+        ):
+            best_errors = errors
+            best = AttackResult(
+                margins.clone(),
+                [None if d is None else d.detach().clone() for d in deltas],
+                None,
+            )
     return best
 
 

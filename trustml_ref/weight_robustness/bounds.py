@@ -27,6 +27,7 @@ from trustml_ref.checks import check_nonnegative
 from trustml_ref.weight_robustness.network import (
     Weights,
     class_margins,
+    hidden_activations,
     mlp_forward,
     worst_margin,
 )
@@ -171,7 +172,7 @@ def tightened_margin_drop(
     eps_list = per_layer_epsilons(eps, len(weights))
     eps_x = check_nonnegative(eps_x, "eps_x")
     gammas, _ = layer_norms(weights)
-    _, hidden = mlp_forward(weights, x, return_hidden=True)
+    hidden = hidden_activations(weights, x)
     s = x.abs().sum(dim=1) + x.shape[1] * eps_x
     d = torch.full_like(x, eps_x)
     for w, e, gamma, z in zip(weights[:-1], eps_list[:-1], gammas[:-1], hidden[1:]):

@@ -98,8 +98,8 @@ def apply_weight(w: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return z @ w.T if w.dim() == 2 else torch.einsum("bij,bj->bi", w, z)
 
 
-def mlp_forward(weights: Weights, x: torch.Tensor, *, return_hidden: bool = False):
-    """Logits :math:`f(x)`; with ``return_hidden`` also :math:`[z^0, ..., z^{L-1}]`.
+def hidden_activations(weights: Weights, x: torch.Tensor) -> list[torch.Tensor]:
+    """The inputs of every layer, :math:`[z^0 = x, z^1, ..., z^{L-1}]`.
 
     Each weight may be shared, shape ``(n_k, n_{k-1})``, or per example, ``(B, n_k,
     n_{k-1})``.
@@ -109,12 +109,14 @@ def mlp_forward(weights: Weights, x: torch.Tensor, *, return_hidden: bool = Fals
             f"x must have shape (batch, {weights[0].shape[-1]}), got {tuple(x.shape)}"
         )
     hidden = [x]
-    z = x
     for w in weights[:-1]:
-        z = torch.relu(apply_weight(w, z))
-        hidden.append(z)
-    logits = apply_weight(weights[-1], z)
-    return (logits, hidden) if return_hidden else logits
+        hidden.append(torch.relu(apply_weight(w, hidden[-1])))
+    return hidden
+
+
+def mlp_forward(weights: Weights, x: torch.Tensor) -> torch.Tensor:
+    """Logits :math:`f(x) = W^L z^{L-1}` (shapes as in :func:`hidden_activations`)."""
+    return apply_weight(weights[-1], hidden_activations(weights, x)[-1])
 
 
 def class_margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
