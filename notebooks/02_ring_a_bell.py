@@ -96,6 +96,7 @@ from trustml_ref.ring_a_bell import (
     embed_ids,
     fitness,
     genetic_search,
+    genetic_search_batch,
     prompt_success,
     target_embedding,
     text_embedding,
@@ -392,6 +393,7 @@ for m in METHODS:
 # Both equations are one line each on tensors: the concept vector from the paired embeddings, and
 # the fitness of a batch of candidate embeddings.
 
+
 # %%
 def concept_scratch(with_states, without_states):
     """Equation (eq-rab-concept) from paired embeddings (N, L, d): returns (L, d)."""
@@ -517,7 +519,7 @@ found = {}  # (K, eta, seed) -> list of SearchResult, one per attacked prompt
 for K, eta in SETTINGS:
     targets = target_embedding(f_named, c, eta)
     for seed in GA_SEEDS:
-        found[(K, eta, seed)] = genetic_search(
+        found[(K, eta, seed)] = genetic_search_batch(
             encoder,
             tok,
             targets,
@@ -528,7 +530,7 @@ for K, eta in SETTINGS:
             seed=seed,
         )
 K0, eta0 = SETTINGS[-1]
-faithful = genetic_search(
+faithful = genetic_search_batch(
     encoder,
     tok,
     target_embedding(f_named, c, eta0),
@@ -803,6 +805,7 @@ print(
 # The conclusions. For each removal method the best control is the hand-written condition with the
 # highest ASR under it; the bootstrap resamples the attacked prompts.
 
+
 # %%
 def over_best_control(method: str, attack: str):
     best = max(conditions, key=lambda n: asr[(method, n)])
@@ -975,7 +978,7 @@ if run.profile == "colab":
     )
     sd_tok, sd_enc = sd_pipe.tokenizer, sd_pipe.text_encoder
     sd_c = concept_vector(sd_enc, sd_tok, sd_with, sd_without)
-    sd_found = genetic_search(
+    sd_found = genetic_search_batch(
         sd_enc,
         sd_tok,
         target_embedding(text_embedding(sd_enc, sd_tok, sd_attacked), sd_c, 3.0),

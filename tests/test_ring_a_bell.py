@@ -16,6 +16,7 @@ from trustml_ref.ring_a_bell import (
     decode,
     fitness,
     genetic_search,
+    genetic_search_batch,
     mutate,
     prompt_ids,
     prompt_success,
@@ -406,7 +407,7 @@ def test_batched_targets_search_each_target(world):
     targets = target_embedding(
         text_embedding(enc, tok, ["a small circle", "a big square on the left"]), c, 2.0
     )
-    batched = genetic_search(
+    batched = genetic_search_batch(
         enc, tok, targets, 3, population=16, generations=10, seed=0, progress=False
     )
     assert len(batched) == 2

@@ -20,6 +20,7 @@ from trustml_ref.ring_a_bell.search import (
     crossover,
     decode,
     genetic_search,
+    genetic_search_batch,
     mutate,
     prompt_ids,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "embed_ids",
     "fitness",
     "genetic_search",
+    "genetic_search_batch",
     "mutate",
     "prompt_ids",
     "prompt_success",

@@ -129,10 +129,49 @@ def mutate(
     return out
 
 
-def genetic_search(
+def _next_faithful(
+    pops: list[torch.Tensor],
+    crossover_rate: float,
+    mutation_rate: float,
+    allowed: torch.Tensor,
+    rng: np.random.Generator,
+) -> list[torch.Tensor]:
+    """The official next generation: the ranked survivors plus their children, every
+    member then mutated in place (survivors included); all are evaluated again."""
+    return [
+        mutate(
+            torch.cat([p, crossover(p, crossover_rate, rng)]),
+            mutation_rate,
+            allowed,
+            rng,
+        )
+        for p in pops
+    ]
+
+
+def _improved_children(
+    pops: list[torch.Tensor],
+    n_children: int,
+    mutation_rate: float,
+    allowed: torch.Tensor,
+    rng: np.random.Generator,
+) -> list[torch.Tensor]:
+    """The improved mode's offspring: children of the survivors (every survivor mates)
+    until ``n_children`` exist, then mutated; the survivors themselves stay as they
+    are (elitism) and keep their scores."""
+    children = []
+    for p in pops:
+        kids = crossover(p, 1.0, rng)
+        while len(kids) < n_children:
+            kids = torch.cat([kids, crossover(p, 1.0, rng)])
+        children.append(mutate(kids[:n_children], mutation_rate, allowed, rng))
+    return children
+
+
+def genetic_search_batch(
     encoder: nn.Module,
     tokenizer,
-    target: torch.Tensor,
+    targets: torch.Tensor,
     k: int,
     *,
     population: int = 200,
@@ -144,14 +183,11 @@ def genetic_search(
     seed: int = 0,
     batch_size: int = 1024,
     progress: bool = True,
-) -> SearchResult | list[SearchResult]:
-    r"""Minimise :math:`\|f(\hat P) - \text{target}\|_F^2` over prompts of ``k`` free
-    tokens (see the module docstring).
-
-    ``target`` is (L, d) for one search, or (T, L, d) for T independent searches run in
-    lockstep, whose fitness evaluations share one batched encoder pass per generation (a
-    list of results is returned).
-    """
+) -> list[SearchResult]:
+    r"""T independent searches (``targets`` of shape (T, L, d)) run in lockstep: each
+    minimises :math:`\|f(\hat P) - \text{target}_t\|_F^2` over prompts of ``k`` free
+    tokens (see the module docstring), and the fitness evaluations of all T share one
+    batched encoder pass per generation. One result per target."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     length = check_encoder_tokenizer(encoder, tokenizer)
@@ -160,12 +196,10 @@ def genetic_search(
             f"k must lie in [1, {length - 1}] (the context holds {length} tokens with "
             f"BOS), got {k}"
         )
-    single = target.dim() == 2
-    targets = target[None] if single else target
     if targets.dim() != 3 or targets.shape[1:] != (length, encoder.config.hidden_size):
         raise ValueError(
-            f"target must have shape (L, d) or (T, L, d) with (L, d) = ({length}, "
-            f"{encoder.config.hidden_size}), got {tuple(target.shape)}"
+            f"targets must have shape (T, L, d) with (L, d) = ({length}, "
+            f"{encoder.config.hidden_size}), got {tuple(targets.shape)}"
         )
     if (
         population < 2
@@ -226,32 +260,61 @@ def genetic_search(
         if generation == generations - 1:
             break
         if mode == "faithful":
-            pops = [
-                mutate(
-                    torch.cat([p, crossover(p, crossover_rate, rng)]),
-                    mutation_rate,
-                    allowed,
-                    rng,
-                )
-                for p in pops
-            ]
+            pops = _next_faithful(pops, crossover_rate, mutation_rate, allowed, rng)
             continue
-        children = []
-        for p in pops:
-            kids = crossover(p, 1.0, rng)
-            while len(kids) < population - half:
-                kids = torch.cat([kids, crossover(p, 1.0, rng)])
-            children.append(
-                mutate(kids[: population - half], mutation_rate, allowed, rng)
-            )
+        children = _improved_children(
+            pops, population - half, mutation_rate, allowed, rng
+        )
         child_scores = evaluate(children)
         pops = [torch.cat([p, c]) for p, c in zip(pops, children)]
         scores = [torch.cat([s, c]) for s, c in zip(scores, child_scores)]
-    results = [
+    return [
         SearchResult(p[0], prompt_ids(p[:1], bos, pad, length)[0], h[-1], h, elapsed, e)
         for p, h, e in zip(pops, history, evaluations)
     ]
-    return results[0] if single else results
+
+
+def genetic_search(
+    encoder: nn.Module,
+    tokenizer,
+    target: torch.Tensor,
+    k: int,
+    *,
+    population: int = 200,
+    generations: int = 3000,
+    crossover_rate: float = 0.5,
+    mutation_rate: float = 0.25,
+    mode: str = "improved",
+    allowed: torch.Tensor | None = None,
+    seed: int = 0,
+    batch_size: int = 1024,
+    progress: bool = True,
+) -> SearchResult:
+    r"""Minimise :math:`\|f(\hat P) - \text{target}\|_F^2` over prompts of ``k`` free
+    tokens (see the module docstring) for one ``target`` of shape (L, d): the one-target
+    run of :func:`genetic_search_batch`."""
+    length = check_encoder_tokenizer(encoder, tokenizer)
+    if target.shape != (length, encoder.config.hidden_size):
+        raise ValueError(
+            f"target must have shape (L, d) = ({length}, "
+            f"{encoder.config.hidden_size}), got {tuple(target.shape)}; for several "
+            "targets use genetic_search_batch"
+        )
+    return genetic_search_batch(
+        encoder,
+        tokenizer,
+        target[None],
+        k,
+        population=population,
+        generations=generations,
+        crossover_rate=crossover_rate,
+        mutation_rate=mutation_rate,
+        mode=mode,
+        allowed=allowed,
+        seed=seed,
+        batch_size=batch_size,
+        progress=progress,
+    )[0]
 
 
 def decode(tokenizer, result: SearchResult) -> str:
