@@ -6,9 +6,11 @@ import torch
 
 from trustml_ref.claims import start_ledger
 from trustml_ref.io import (
+    checkpoint_files,
     iter_tensors,
     load_state_dict,
     load_tensors,
+    read_tensor,
     record_results,
     save_tensors,
 )
@@ -97,3 +99,42 @@ def test_record_results_refuses_non_finite(bad):
 def test_record_results_refuses_unknown_types():
     with pytest.raises(TypeError, match="'model' has type Linear"):
         record_results(None, model=torch.nn.Linear(1, 1))
+
+
+def test_read_tensor_and_checkpoint_files_single_and_sharded(tmp_path):
+    a, b = torch.arange(6.0).reshape(2, 3), torch.ones(4)
+    single = tmp_path / "single"
+    save_tensors({"a": a, "b": b}, single / "model.safetensors")
+    where = checkpoint_files(single)
+    assert where == {
+        "a": single / "model.safetensors",
+        "b": single / "model.safetensors",
+    }
+    assert torch.equal(read_tensor(where["a"], "a"), a)
+    with pytest.raises(KeyError, match="names not in"):
+        read_tensor(where["a"], "c")
+    sharded = tmp_path / "sharded"
+    save_tensors({"a": a}, sharded / "model-00001-of-00002.safetensors")
+    save_tensors({"b": b}, sharded / "model-00002-of-00002.safetensors")
+    (sharded / "model.safetensors.index.json").write_text(
+        json.dumps(
+            {
+                "weight_map": {
+                    "a": "model-00001-of-00002.safetensors",
+                    "b": "model-00002-of-00002.safetensors",
+                }
+            }
+        )
+    )
+    where = checkpoint_files(sharded)
+    assert torch.equal(read_tensor(where["b"], "b"), b)
+    assert where["a"].name == "model-00001-of-00002.safetensors"
+
+
+def test_checkpoint_files_refuses_empty_or_missing_directories(tmp_path):
+    (tmp_path / "pickled").mkdir()
+    torch.save({"a": torch.ones(1)}, tmp_path / "pickled" / "pytorch_model.bin")
+    with pytest.raises(FileNotFoundError, match="pickled checkpoints are not read"):
+        checkpoint_files(tmp_path / "pickled", "base")
+    with pytest.raises(FileNotFoundError, match="the aligned checkpoint .* is not a"):
+        checkpoint_files(tmp_path / "nowhere", "aligned")

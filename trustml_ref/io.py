@@ -76,6 +76,42 @@ def iter_tensors(
             yield name, handle.get_tensor(name)
 
 
+def read_tensor(path: str | Path, name: str) -> torch.Tensor:
+    """One tensor of a ``.safetensors`` file, read lazily (the others stay on disk); a
+    missing name raises ``KeyError``."""
+    return next(iter_tensors(path, [name]))[1]
+
+
+def checkpoint_files(
+    directory: str | Path, role: str = "checkpoint"
+) -> dict[str, Path]:
+    """Which file of a checkpoint directory holds each tensor: the shards listed by
+    ``model.safetensors.index.json``, or else every ``.safetensors`` file in it.
+    ``role`` names the checkpoint in errors; pickled checkpoints are never read."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"the {role} checkpoint {str(directory)!r} is not a directory"
+        )
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        return {
+            k: directory / v
+            for k, v in json.loads(index.read_text())["weight_map"].items()
+        }
+    files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(
+            f"no .safetensors files in the {role} checkpoint {str(directory)!r} "
+            "(pickled checkpoints are not read)"
+        )
+    where: dict[str, Path] = {}
+    for f in files:
+        with safe_open(str(f), framework="pt") as handle:
+            where.update({k: f for k in handle.keys()})
+    return where
+
+
 def load_state_dict(
     module: torch.nn.Module, path: str | Path, *, strict: bool = True
 ) -> torch.nn.Module:

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from trustml_ref.io import checkpoint_files, read_tensor, save_tensors
 from trustml_ref.safe_lora.projection import (
     alignment_matrix,
     check_lora_factors,
@@ -74,15 +75,10 @@ class SafeLoRAResult:
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``adapter_model.safetensors`` and ``adapter_config.json`` in PEFT's
         layout."""
-        from safetensors.torch import save_file
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.peft_config.save_pretrained(str(directory))
-        save_file(
-            {k: v.detach().cpu().contiguous() for k, v in self.state_dict.items()},
-            str(directory / "adapter_model.safetensors"),
-        )
+        save_tensors(self.state_dict, directory / "adapter_model.safetensors")
         (directory / "safe_lora_report.json").write_text(
             json.dumps([r.__dict__ for r in self.report], indent=1)
         )
@@ -156,38 +152,12 @@ def weight_reader(source: nn.Module | str | Path, role: str) -> WeightReader:
             raise KeyError(f"the {role} model has no weight {name!r}")
 
         return from_module
-    directory = Path(source)
-    if not directory.is_dir():
-        raise FileNotFoundError(
-            f"the {role} checkpoint {str(directory)!r} is not a directory"
-        )
-    index = directory / "model.safetensors.index.json"
-    if index.is_file():
-        weight_map = {
-            k: directory / v
-            for k, v in json.loads(index.read_text())["weight_map"].items()
-        }
-    else:
-        files = sorted(directory.glob("*.safetensors"))
-        if not files:
-            raise FileNotFoundError(
-                f"no .safetensors files in the {role} checkpoint {str(directory)!r} "
-                "(pickled checkpoints are not read)"
-            )
-        from safetensors import safe_open
-
-        weight_map = {}
-        for f in files:
-            with safe_open(str(f), framework="pt") as handle:
-                weight_map.update({k: f for k in handle.keys()})
+    weight_map = checkpoint_files(source, role)
 
     def from_files(name: str) -> torch.Tensor:
-        from safetensors import safe_open
-
         if name not in weight_map:
             raise KeyError(f"the {role} checkpoint has no weight {name!r}")
-        with safe_open(str(weight_map[name]), framework="pt") as handle:
-            return handle.get_tensor(name)
+        return read_tensor(weight_map[name], name)
 
     return from_files
 
