@@ -733,6 +733,8 @@ glue("j_large_abs", rows[-1]["absolute: input-adv - standard"])
 glue("j_large_rel", rows[-1]["relative: input-adv - standard"])
 glue("j_small_abs", rows[0]["absolute: input-adv - standard"])
 glue("j_large_scale", rows[-1]["mean |W1| ratio"])
+absolute_gap = rows[-1]["absolute: input-adv - standard"] or 1e-12  # never 0
+glue("j_rel_share", 1 - rows[-1]["relative: input-adv - standard"] / absolute_gap)
 
 # %%
 results = record_results(
@@ -756,9 +758,9 @@ results = record_results(
 # input-trained model survives the weight attack less often by {glue:text}`j_large_abs:.2f` at the
 # absolute radius and by {glue:text}`j_large_rel:.2f` at the per-entry relative radius, in every
 # seed ("{glue:text}`j_large_verdict`" by the rule fixed before the run). The relative radius
-# removes about a third of the absolute gap (the first layer is {glue:text}`j_large_scale:.2f` times
-# the standard one's size), the both-correct subset removes the under-fitting; what is left is
-# fragility. At $\varepsilon_x$ = {glue:text}`j_small_radius` the rule says
+# removes {glue:text}`j_rel_share:.0%` of the absolute gap (the first layer is
+# {glue:text}`j_large_scale:.2f` times the standard one's size), the both-correct subset removes
+# the under-fitting; what is left is fragility. At $\varepsilon_x$ = {glue:text}`j_small_radius` the rule says
 # "{glue:text}`j_small_verdict`" ({glue:text}`j_small_abs:+.2f` at the absolute radius): "input
 # robustness hurts weight robustness" is a statement about strong input training, not a law.
 # Third, the models trained for the joint threat, by joint PGD or by the certified bound, do best

@@ -82,7 +82,8 @@ from trustml_ref.data import digits
 from trustml_ref.io import record_results
 from trustml_ref.privacy import gaussian_delta
 from trustml_ref.privacy.pate import eps_from_rdp
-from trustml_ref.visual_prompting import accuracy, fit, train_dpsgd
+from trustml_ref.training import accuracy, fit
+from trustml_ref.visual_prompting import train_dpsgd
 
 warnings.filterwarnings("ignore", module="opacus")
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)

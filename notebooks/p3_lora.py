@@ -78,7 +78,7 @@ import trustml_ref
 from trustml_ref.claims import claim, glue, proportion_difference
 from trustml_ref.data import digits
 from trustml_ref.io import record_results
-from trustml_ref.visual_prompting import accuracy, fit
+from trustml_ref.training import accuracy, fit
 
 run = trustml_ref.setup(PROFILE, SEED, DEVICE)
 EPOCHS = run.pick(smoke=5, book=40, colab=40)

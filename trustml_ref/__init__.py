@@ -11,7 +11,9 @@ The shared core lives in a few modules that every chapter imports:
 - :mod:`trustml_ref.claims` -- the chapters' conclusions as checked claims, and
   ``glue``;
 - :mod:`trustml_ref.tables` -- results as HTML tables in the notebook, aligned text
-  when printed.
+  when printed;
+- :mod:`trustml_ref.training` -- the one training loop of every subpackage, and a plain
+  classifier ``fit``.
 
 One subpackage per method sits on top (``trustml_ref.privacy`` first).
 """

@@ -25,6 +25,7 @@ from trustml_ref.quantum_cert.channels import (
     depolarize_qubit_adjoint,
     pennylane_depolarizing_parameter,
 )
+from trustml_ref.training import epoch_batches, minimise
 
 ENCODINGS = ("amplitude", "angle")
 LOCAL_NOISE = ("every_layer", "input")
@@ -283,30 +284,27 @@ def train_classifier(
     desc: str | None = None,
 ) -> list[float]:
     """Adam on the negative log-likelihood of the class probabilities renormalised over
-    the classes (outcomes that belong to no class are dropped); returns the mean loss
-    per epoch."""
-    from tqdm.auto import tqdm
-
+    the classes (outcomes that belong to no class are dropped), on the shared loop of
+    :mod:`trustml_ref.training`; returns the mean loss per epoch."""
     x = clf.check_features(x)
     if y.shape != (x.shape[0],) or y.min() < 0 or y.max() >= clf.n_classes:
         raise ValueError(
             f"y must hold {x.shape[0]} labels in [0, {clf.n_classes}), got shape "
             f"{tuple(y.shape)}"
         )
-    opt = torch.optim.Adam(clf.parameters(), lr=lr)
-    history = []
-    for _ in tqdm(range(epochs), desc=desc, leave=False):
-        order = torch.randperm(x.shape[0], generator=generator)
-        losses = []
-        for start in range(0, x.shape[0], batch_size):
-            idx = order[start : start + batch_size]
-            probs = clf(x[idx], p_global)
-            loss = -torch.log(
-                probs.gather(1, y[idx, None]).squeeze(1) / probs.sum(1)
-            ).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-        history.append(sum(losses) / len(losses))
-    return history
+
+    def nll(indices: torch.Tensor, _: float) -> torch.Tensor:
+        probs = clf(x[indices], p_global)
+        return -torch.log(
+            probs.gather(1, y[indices, None]).squeeze(1) / probs.sum(1)
+        ).mean()
+
+    batches = epoch_batches(x.shape[0], batch_size, epochs, generator)
+    losses = minimise(
+        torch.optim.Adam(clf.parameters(), lr=lr), nll, batches, desc=desc
+    )
+    per_epoch = math.ceil(x.shape[0] / batch_size)
+    return [
+        sum(losses[i : i + per_epoch]) / per_epoch
+        for i in range(0, len(losses), per_epoch)
+    ]

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trustml_ref.training import minimise
+
 SPECIALS = ["PAD", "BOS", "SEP", "EOS", "REFUSE"]
 TASKS = ["COPY", "REVERSE", "SHIFT"]
 BENIGN_TOPICS = ["B0", "B1", "B2"]
@@ -156,25 +158,31 @@ def fit(
     drawn uniformly from ``[lo, hi]`` at each step (restored afterwards), so the learned
     skill survives shrinking the update of any subset of modules.
     """
-    from tqdm.auto import tqdm
-
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(seed)
     scalings = lora_scalings(model) if scale_jitter else {}
+
+    def batches():
+        """Per step: the jitter factors (if any) are drawn and applied, then a batch
+        of ``batch_size`` examples drawn with replacement."""
+        for step in range(steps):
+            if scale_jitter:
+                factors = scale_jitter[0] + (
+                    scale_jitter[1] - scale_jitter[0]
+                ) * torch.rand(len(scalings), generator=g)
+                for (module, s), factor in zip(scalings.items(), factors.tolist()):
+                    module.scaling["default"] = s * factor
+            yield (
+                step / steps,
+                torch.randint(0, data.ids.shape[0], (batch_size,), generator=g),
+            )
+
+    def loss(indices: torch.Tensor, _: float) -> torch.Tensor:
+        return answer_loss(model, Batch(data.ids[indices], data.answer_mask[indices]))
+
     model.train()
-    for _ in tqdm(range(steps), desc=desc, leave=False):
-        if scale_jitter:
-            factors = scale_jitter[0] + (
-                scale_jitter[1] - scale_jitter[0]
-            ) * torch.rand(len(scalings), generator=g)
-            for (module, s), factor in zip(scalings.items(), factors.tolist()):
-                module.scaling["default"] = s * factor
-        idx = torch.randint(0, data.ids.shape[0], (batch_size,), generator=g)
-        loss = answer_loss(model, Batch(data.ids[idx], data.answer_mask[idx]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    minimise(optimizer, loss, batches(), total=steps, desc=desc)
     for module, s in scalings.items():
         module.scaling["default"] = s
     model.eval()

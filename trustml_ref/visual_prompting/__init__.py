@@ -1,6 +1,8 @@
 """Visual prompting on a frozen source model under differential privacy: DP-SGD and
-PATE (Li et al., ICCV 2023)."""
+PATE (Li et al., ICCV 2023). ``fit``, ``predict`` and ``accuracy`` are the shared ones
+of :mod:`trustml_ref.training`, re-exported for the chapter."""
 
+from trustml_ref.training import accuracy, fit, predict
 from trustml_ref.visual_prompting.prompt import (
     PromptedClassifier,
     VisualPrompt,
@@ -10,10 +12,7 @@ from trustml_ref.visual_prompting.prompt import (
 )
 from trustml_ref.visual_prompting.training import (
     DPSGDResult,
-    accuracy,
     disjoint_partition,
-    fit,
-    predict,
     train_dpsgd,
     train_teachers,
     vote_counts,

@@ -20,61 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from trustml_ref.training import check_xy, fit, minimise, model_device, predict
 from trustml_ref.visual_prompting.prompt import VisualPrompt, prompt_grad_sample
-
-
-def _device(model: nn.Module) -> torch.device:
-    """Where the model lives: batches are moved there (data may stay on the CPU)."""
-    return next(model.parameters()).device
-
-
-def _check_xy(x: torch.Tensor, y: torch.Tensor) -> None:
-    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
-        raise ValueError(
-            f"x and y must be non-empty with the same length, got {tuple(x.shape)} and "
-            f"{tuple(y.shape)}"
-        )
-
-
-def fit(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    epochs: int,
-    batch_size: int = 64,
-    lr: float = 0.05,
-    seed: int = 0,
-    progress: bool = True,
-) -> nn.Module:
-    """Minibatch Adam on cross-entropy over the model's trainable parameters; returns
-    the model (trained in place)."""
-    _check_xy(x, y)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("model has no trainable parameters")
-    optimizer = torch.optim.Adam(params, lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    model.train()
-    dev = _device(model)
-    for _ in tqdm(range(epochs), desc="fit", disable=not progress, leave=False):
-        for batch in torch.randperm(len(y), generator=g).split(batch_size):
-            optimizer.zero_grad()
-            F.cross_entropy(model(x[batch].to(dev)), y[batch].to(dev)).backward()
-            optimizer.step()
-    return model.eval()
-
-
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    model.eval()
-    dev = _device(model)
-    return torch.cat([model(b.to(dev)).argmax(1).cpu() for b in x.split(batch_size)])
-
-
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    _check_xy(x, y)
-    return float((predict(model, x) == y.cpu()).float().mean())
 
 
 def register_opacus_grad_sampler() -> None:
@@ -113,7 +60,7 @@ def train_dpsgd(
     the ``accountant`` ("rdp" or "prv"); Adam on the privatised gradients."""
     from opacus import PrivacyEngine
 
-    _check_xy(x, y)
+    check_xy(x, y)
     if not epsilon > 0:
         raise ValueError(f"epsilon must be > 0, got {epsilon}")
     if not 0 < delta < 1:
@@ -139,16 +86,21 @@ def train_dpsgd(
         max_grad_norm=max_grad_norm,
     )
     private.train()
-    dev = _device(model)
-    for _ in tqdm(
-        range(epochs), desc=f"DP-SGD eps={epsilon:g}", disable=not progress, leave=False
-    ):
-        for xb, yb in loader:
-            if len(yb) == 0:  # Poisson sampling can draw an empty batch
-                continue
-            optimizer.zero_grad()
-            F.cross_entropy(private(xb.to(dev)), yb.to(dev)).backward()
-            optimizer.step()
+    dev = model_device(model)
+
+    def batches():
+        for epoch in range(epochs):
+            for xb, yb in loader:
+                if len(yb):  # Poisson sampling can draw an empty batch
+                    yield epoch / epochs, (xb, yb)
+
+    def loss(batch, _: float) -> torch.Tensor:
+        xb, yb = batch
+        return F.cross_entropy(private(xb.to(dev)), yb.to(dev))
+
+    minimise(
+        optimizer, loss, batches(), desc=f"DP-SGD eps={epsilon:g}", progress=progress
+    )
     spent = float(engine.get_epsilon(delta))
     trained = private._module
     # Opacus leaves per-sample gradients on the parameters
@@ -178,7 +130,7 @@ def train_teachers(
 ) -> list[nn.Module]:
     """One model per disjoint slice of the private data (PATE's teachers); each sees
     only its slice."""
-    _check_xy(x, y)
+    check_xy(x, y)
     slices = disjoint_partition(len(y), teachers, seed)
     return [
         fit(make_model(), x[s], y[s], seed=seed + i, progress=False, **fit_kwargs)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
+from trustml_ref.training import epoch_batches, minimise
 from trustml_ref.weight_robustness.attacks import pgd_attack
 from trustml_ref.weight_robustness.bounds import (
     certified_margins,
@@ -128,8 +128,9 @@ def train(
     desc: str | None = None,
     progress_bar: bool = True,
 ) -> BiasFreeMLP:
-    """Train a fresh :class:`BiasFreeMLP` with Adam on minibatches; returns the
-    model."""
+    """Train a fresh :class:`BiasFreeMLP` with Adam on minibatches (the shared loop of
+    :mod:`trustml_ref.training`; ``generator`` draws the initial weights, then each
+    epoch's order); returns the model."""
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"x and y must have the same number of examples, got {x.shape[0]} and "
@@ -137,16 +138,15 @@ def train(
         )
     model = BiasFreeMLP(widths, generator=generator).to(x.dtype)
     weights = list(model.weights)
-    opt = torch.optim.Adam(weights, lr=lr)
-    n = x.shape[0]
-    steps_per_epoch = (n + batch_size - 1) // batch_size
-    total = epochs * steps_per_epoch
-    for epoch in tqdm(range(epochs), desc=desc, disable=not progress_bar, leave=False):
-        order = torch.randperm(n, generator=generator)
-        for i in range(steps_per_epoch):
-            idx = order[i * batch_size : (i + 1) * batch_size]
-            progress = (epoch * steps_per_epoch + i) / total
-            opt.zero_grad()
-            loss(weights, x[idx], y[idx], progress).backward()
-            opt.step()
+
+    def batch_loss(indices: torch.Tensor, progress: float) -> torch.Tensor:
+        return loss(weights, x[indices], y[indices], progress)
+
+    minimise(
+        torch.optim.Adam(weights, lr=lr),
+        batch_loss,
+        epoch_batches(x.shape[0], batch_size, epochs, generator),
+        desc=desc,
+        progress=progress_bar,
+    )
     return model
