@@ -434,9 +434,7 @@ q_slack = max(b / max(e, 1 / draws) for _, e, b in q_rows)
 # versions; from here on the chapter uses the package.
 
 # %%
-from opacus import GradSampleModule
-
-from trustml_ref.visual_prompting.training import register_opacus_grad_sampler
+from trustml_ref.visual_prompting import opacus_grad_samples
 
 prompt = VisualPrompt(1, CANVAS, INNER)
 with torch.no_grad():
@@ -450,19 +448,15 @@ trustml_ref.assert_close(
 
 model = PromptedClassifier(source, prompt, 10, CLASSES)
 model.label_map.load_state_dict(label_map.state_dict())
-register_opacus_grad_sampler()
-wrapped = GradSampleModule(model, loss_reduction="sum")
-F.cross_entropy(wrapped(x_check), y_check, reduction="sum").backward()
 # float32, the same terms summed in another order: agreement to about 1e-5 relative is
 # rounding
 trustml_ref.assert_close(
-    wrapped._module.prompt.weight.grad_sample,
+    opacus_grad_samples(model, x_check, y_check)["prompt.weight"],
     per_example,
     rtol=1e-4,
     atol=1e-6,
     name="Opacus per-example prompt gradients",
 )
-wrapped._close()
 
 votes_check = np.random.default_rng(SEED).multinomial(
     50, [0.5, 0.2, 0.1, 0.1, 0.1], size=20

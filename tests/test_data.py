@@ -40,10 +40,17 @@ def test_openml_loader_converts_and_splits(monkeypatch, tmp_path):
         calls.append((name, kwargs))
         return fake_x, fake_y
 
+    import sys
+    import types
+
     import sklearn.datasets
 
     monkeypatch.setattr(sklearn.datasets, "fetch_openml", fake_fetch)
     monkeypatch.setenv("TRUSTML_CACHE", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "pandas", None)  # not installed: a clear error
+    with pytest.raises(ImportError, match="openml needs pandas"):
+        data.openml("mnist_784", n_train=30, n_test=10, seed=1)
+    monkeypatch.setitem(sys.modules, "pandas", types.ModuleType("pandas"))
     split = data.openml("mnist_784", n_train=30, n_test=10, seed=1)
     assert calls[0][0] == "mnist_784" and calls[0][1]["as_frame"] is False
     assert split.x_train.shape == (30, 784) and split.x_test.shape == (10, 784)

@@ -14,6 +14,7 @@ from trustml_ref.visual_prompting import (
     border_mask,
     disjoint_partition,
     fit,
+    opacus_grad_samples,
     place_on_canvas,
     train_dpsgd,
     train_teachers,
@@ -21,7 +22,6 @@ from trustml_ref.visual_prompting import (
     vote_histogram,
 )
 from trustml_ref.visual_prompting.toy import SourceCNN, digit_domains
-from trustml_ref.visual_prompting.training import register_opacus_grad_sampler
 
 
 def _backbone(classes: int = 4, norm: str = "group") -> nn.Module:
@@ -63,8 +63,6 @@ def test_mask_and_prompt_geometry():
 
 
 def test_prompt_grad_sample_equals_per_example_autograd_and_opacus():
-    from opacus import GradSampleModule
-
     model = _model()
     x, y = torch.rand(5, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1])
     per_example = []
@@ -76,14 +74,19 @@ def test_prompt_grad_sample_equals_per_example_autograd_and_opacus():
         per_example.append(
             {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
         )
-    register_opacus_grad_sampler()
-    wrapped = GradSampleModule(_model(), loss_reduction="sum")
-    nn.functional.cross_entropy(wrapped(x), y, reduction="sum").backward()
-    for name, p in wrapped._module.named_parameters():
-        if p.requires_grad:
-            expected = torch.stack([g[name] for g in per_example])
-            assert torch.allclose(p.grad_sample, expected, atol=1e-6), name
-    assert all(not p.requires_grad for p in wrapped._module.backbone.parameters())
+    fresh = _model()
+    samples = opacus_grad_samples(fresh, x, y)
+    assert set(samples) == {n for n, p in fresh.named_parameters() if p.requires_grad}
+    for name, sample in samples.items():
+        expected = torch.stack([g[name] for g in per_example])
+        assert torch.allclose(sample, expected, atol=1e-6), name
+    assert all(not p.requires_grad for p in fresh.backbone.parameters())
+    # the model comes back as it was: no hooks, no per-example gradients, no grads
+    assert all(not m._forward_hooks and not m._backward_hooks for m in fresh.modules())
+    assert all(
+        not hasattr(p, "grad_sample") and p.grad is None for p in fresh.parameters()
+    )
+    assert torch.equal(fresh(x), _model()(x))
 
 
 def test_batchnorm_guard():
@@ -212,6 +215,9 @@ def test_colab_sources_wrap_torchvision_and_openml(monkeypatch):
         def forward(self, x):
             return self.body(x)
 
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # not installed
+    with pytest.raises(ImportError, match="imagenet_source needs torchvision"):
+        sources.imagenet_source("resnet18")
     fake = types.ModuleType("torchvision")
     fake.models = types.SimpleNamespace(
         get_model_weights=lambda arch: types.SimpleNamespace(DEFAULT=f"{arch}-w"),

@@ -99,6 +99,14 @@ def openml(
 
     from trustml_ref.config import cache_dir
 
+    try:
+        import pandas  # noqa: F401  (fetch_openml parses dense data with it)
+    except ImportError as error:
+        raise ImportError(
+            "openml needs pandas, which Colab ships; elsewhere pip install pandas "
+            "(trustml_ref[openml])"
+        ) from error
+
     x, y = fetch_openml(
         name,
         version=1,

@@ -13,6 +13,7 @@ from trustml_ref.visual_prompting.prompt import (
 from trustml_ref.visual_prompting.training import (
     DPSGDResult,
     disjoint_partition,
+    opacus_grad_samples,
     train_dpsgd,
     train_teachers,
     vote_counts,
@@ -26,6 +27,7 @@ __all__ = [
     "accuracy",
     "border_mask",
     "disjoint_partition",
+    "opacus_grad_samples",
     "fit",
     "place_on_canvas",
     "predict",

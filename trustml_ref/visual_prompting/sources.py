@@ -42,7 +42,13 @@ def imagenet_source(arch: str = "resnet18") -> nn.Module:
     and in eval mode (its batch norm uses running statistics, as
     :class:`~trustml_ref.visual_prompting.PromptedClassifier` requires). Downloads the
     weights."""
-    import torchvision  # lazy: Colab profile only
+    try:
+        import torchvision  # lazy: Colab profile only
+    except ImportError as error:
+        raise ImportError(
+            "imagenet_source needs torchvision, which Colab ships; elsewhere install "
+            "the torchvision build that matches your torch (trustml_ref[vision])"
+        ) from error
 
     weights = torchvision.models.get_model_weights(arch).DEFAULT
     model = nn.Sequential(

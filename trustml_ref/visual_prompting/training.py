@@ -32,6 +32,43 @@ def register_opacus_grad_sampler() -> None:
     register_grad_sampler(VisualPrompt)(prompt_grad_sample)
 
 
+def opacus_grad_samples(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Per-example gradients of the summed cross-entropy, as Opacus computes them, for
+    every trainable parameter by name (shape ``(batch, *parameter.shape)``).
+
+    The model is wrapped in a ``GradSampleModule`` only for this call: its hooks are
+    removed and the ``grad_sample`` attributes deleted afterwards through Opacus's
+    public API, so ``model`` comes back as it was (gradients zeroed).
+    """
+    from opacus import GradSampleModule
+
+    check_xy(x, y)
+    register_opacus_grad_sampler()
+    wrapped = GradSampleModule(model, loss_reduction="sum")
+    try:
+        device = model_device(model)
+        F.cross_entropy(wrapped(x.to(device)), y.to(device), reduction="sum").backward()
+        samples = {
+            name: p.grad_sample.detach().clone()
+            for name, p in model.named_parameters()
+            if p.requires_grad
+        }
+    finally:
+        wrapped.remove_hooks()
+        for p in model.parameters():  # the attributes Opacus's hooks set
+            for attribute in (
+                "grad_sample",
+                "_forward_counter",
+                "_current_grad_sample",
+            ):
+                if hasattr(p, attribute):
+                    delattr(p, attribute)
+            p.grad = None
+    return samples
+
+
 @dataclass(frozen=True)
 class DPSGDResult:
     model: nn.Module  #: the trained model (unwrapped from Opacus)
