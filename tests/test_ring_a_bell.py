@@ -24,7 +24,11 @@ from trustml_ref.ring_a_bell import (
     text_embedding,
     union_success_rate,
 )
-from trustml_ref.ring_a_bell.text import build_text_encoder, build_tokenizer
+from trustml_ref.ring_a_bell.text import (
+    build_text_encoder,
+    build_tokenizer,
+    save_text_encoder,
+)
 
 WORDS = [
     "a",
@@ -311,8 +315,8 @@ def save_tiny_checkpoint(path):
 
     tok = build_tokenizer(toy.vocabulary(), 12)
     tok.save_pretrained(path / "tokenizer")
-    build_text_encoder(tok, hidden=16, layers=1, heads=2).save_pretrained(
-        path / "text_encoder"
+    save_text_encoder(
+        build_text_encoder(tok, hidden=16, layers=1, heads=2), path / "text_encoder"
     )
     torch.manual_seed(0)
     TinyTextDenoiser(width=8, text_dim=16, heads=2).save_pretrained(path / "denoiser")
@@ -327,19 +331,65 @@ def tiny_pipeline(tmp_path_factory):
     )
 
 
-def test_a_checkpoint_missing_weights_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    "part,file,edit,match",
+    [
+        (
+            "denoiser",
+            "diffusion_pytorch_model.safetensors",
+            lambda state: state.pop("text_pool.0.weight"),
+            r"missing keys: \['text_pool.0.weight'\]",
+        ),
+        (  # keys under names this transformers does not map: random weights before
+            "text_encoder",
+            "model.safetensors",
+            lambda state: state.update(
+                {"encoder_v9." + k: state.pop(k) for k in list(state)}
+            ),
+            "does not match CLIPTextModel",
+        ),
+        (
+            "text_encoder",
+            "model.safetensors",
+            lambda state: state.update({"text_model.extra.weight": torch.ones(1)}),
+            "unexpected keys",
+        ),
+    ],
+)
+def test_a_checkpoint_whose_weights_do_not_match_is_refused(
+    tmp_path, part, file, edit, match
+):
     from safetensors.torch import load_file, save_file
 
-    weights = (
-        save_tiny_checkpoint(tmp_path)
-        / "denoiser"
-        / "diffusion_pytorch_model.safetensors"
-    )
+    weights = save_tiny_checkpoint(tmp_path) / part / file
     state = load_file(weights)
-    del state["text_pool.0.weight"]
-    save_file(state, weights)
-    with pytest.raises(ValueError, match=r"lacks weights for \['text_pool.0.weight'\]"):
+    edit(state)
+    save_file(state, weights, metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=match):
         ToyPipeline.from_pretrained(tmp_path)
+
+
+def test_text_encoders_are_saved_in_the_layout_every_transformers_reads(tmp_path):
+    """text_model.-prefixed names (what transformers 4 writes and every Hub CLIP has),
+    for the tests' checkpoints and the shipped one; they reload exactly."""
+    from trustml_ref.io import load_tensors
+    from trustml_ref.ring_a_bell.pipeline import CHECKPOINT
+
+    tok = build_tokenizer(toy.vocabulary(), 12)
+    encoder = build_text_encoder(tok, hidden=16, layers=1, heads=2)
+    save_text_encoder(encoder, tmp_path / "te")
+    for directory in (tmp_path / "te", CHECKPOINT / "text_encoder"):
+        names = list(load_tensors(directory / "model.safetensors"))
+        assert names and all(n.startswith("text_model.") for n in names)
+    from transformers import CLIPTextModel
+
+    reloaded, info = CLIPTextModel.from_pretrained(
+        tmp_path / "te", output_loading_info=True
+    )
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    reloaded = reloaded.state_dict()
+    for name, value in encoder.state_dict().items():
+        assert torch.equal(reloaded[name], value), name
 
 
 def test_pipeline_loads_and_generates_deterministically(tiny_pipeline):

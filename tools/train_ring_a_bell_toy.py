@@ -24,7 +24,11 @@ from trustml_ref.ring_a_bell import toy
 from trustml_ref.ring_a_bell.concept import encode
 from trustml_ref.ring_a_bell.denoiser import TinyTextDenoiser
 from trustml_ref.ring_a_bell.diffusion import diffusion_loss
-from trustml_ref.ring_a_bell.text import build_text_encoder, build_tokenizer
+from trustml_ref.ring_a_bell.text import (
+    build_text_encoder,
+    build_tokenizer,
+    save_text_encoder,
+)
 
 MAX_LENGTH, HIDDEN = 12, 64
 
@@ -85,7 +89,7 @@ def main() -> int:
     out = Path(args.out)
     encoder.eval(), denoiser.eval()
     tokenizer.save_pretrained(out / "tokenizer")
-    encoder.save_pretrained(out / "text_encoder", safe_serialization=True)
+    save_text_encoder(encoder, out / "text_encoder")
     denoiser.save_pretrained(out / "denoiser", safe_serialization=True)
     scheduler.save_pretrained(out / "scheduler")
     provenance = {

@@ -21,6 +21,29 @@ from trustml_ref.ring_a_bell.diffusion import sample
 CHECKPOINT = Path(__file__).resolve().parent / "checkpoint"
 
 
+def _load_exact(model_class, directory: Path) -> nn.Module:
+    """``model_class.from_pretrained(directory)`` in eval mode, refusing any missing,
+    unexpected or mis-shaped weight (a checkpoint another library version wrote under
+    other names would otherwise load as random weights, with warnings only)."""
+    model, info = model_class.from_pretrained(directory, output_loading_info=True)
+    problems = {
+        kind: sorted(info.get(kind) or [])
+        for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")
+    }
+    problems = {kind: names for kind, names in problems.items() if names}
+    if problems or info.get("error_msgs"):
+        listed = "; ".join(
+            f"{kind.replace('_', ' ')}: {names[:3]}{' ...' if len(names) > 3 else ''}"
+            for kind, names in problems.items()
+        )
+        raise ValueError(
+            f"{directory} does not match {model_class.__name__} ({listed or info}): "
+            "the checkpoint was saved under other weight names (another library "
+            "version?); retrain it with tools/train_ring_a_bell_toy.py"
+        )
+    return model.eval()
+
+
 @dataclass
 class ToyPipeline:
     tokenizer: object
@@ -43,26 +66,12 @@ class ToyPipeline:
                 f"no toy checkpoint at {path} (expected tokenizer/, text_encoder/, "
                 "denoiser/, scheduler/)"
             )
-        pipe = cls(
+        return cls(
             PreTrainedTokenizerFast.from_pretrained(path / "tokenizer"),
-            CLIPTextModel.from_pretrained(path / "text_encoder").eval(),
-            TinyTextDenoiser.from_pretrained(path / "denoiser").eval(),
+            _load_exact(CLIPTextModel, path / "text_encoder"),
+            _load_exact(TinyTextDenoiser, path / "denoiser"),
             DDIMScheduler.from_pretrained(path / "scheduler"),
         )
-        for part in ("text_encoder", "denoiser"):
-            missing = [
-                n
-                for n, p in getattr(pipe, part).named_parameters()
-                if p.device.type == "meta"
-            ]
-            if missing:
-                raise ValueError(
-                    f"{path / part} lacks weights for {missing[:3]}...: the checkpoint "
-                    "was saved by "
-                    "another version of the model; retrain it with "
-                    "tools/train_ring_a_bell_toy.py"
-                )
-        return pipe
 
     def with_denoiser(self, denoiser: nn.Module) -> ToyPipeline:
         """The same pipeline with another denoiser (e.g. a concept-erased one)."""

@@ -10,6 +10,7 @@ any Hub tokenizer; sequences are ``[BOS] words [EOS]`` padded with EOS to
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -65,3 +66,28 @@ def build_text_encoder(
     with torch.no_grad():
         model.get_input_embeddings().weight.normal_(0.0, 1.0)
     return model.eval()
+
+
+TEXT_MODEL_PREFIX = "text_model."
+
+
+def save_text_encoder(encoder, directory: str | Path) -> Path:
+    """``encoder.save_pretrained(directory)``, with the weights' names in the layout
+    every transformers version reads: ``text_model.``-prefixed, as transformers 4
+    writes them (transformers 5 writes them unprefixed, which 4 loads as random
+    weights) and as every CLIP checkpoint on the Hub has them."""
+    from trustml_ref.io import load_tensors, save_tensors
+
+    directory = Path(directory)
+    encoder.save_pretrained(directory, safe_serialization=True)
+    path = directory / "model.safetensors"
+    tensors = load_tensors(path)
+    save_tensors(
+        {
+            k if k.startswith(TEXT_MODEL_PREFIX) else TEXT_MODEL_PREFIX + k: v
+            for k, v in tensors.items()
+        },
+        path,
+        metadata={"format": "pt"},
+    )
+    return directory
