@@ -958,14 +958,21 @@ if run.profile == "colab":
     # pairs differing only in the concept
     sd_with, sd_without = [f"{p} with a {SD_CONCEPT}" for p in places], places
     sd_attacked = [f"a photo of a {SD_CONCEPT} in {p}" for p in places]
-    sd_pipe = sd.load_pipeline(device=run.device)
+    # SD's safety checker blacks out what it flags, silently lowering a measured ASR
+    sd_pipe = sd.load_pipeline(device=run.device, safety_checker=False)
     sd_methods = {
         "Stable Diffusion": (sd_pipe, {}),
         "negative prompt": (sd_pipe, {"negative_prompt": SD_CONCEPT}),
-        "safe latent diffusion": (sd.load_sld(SD_CONCEPT, device=run.device), {}),
+        "safe latent diffusion": (
+            sd.load_sld(SD_CONCEPT, device=run.device, safety_checker=False),
+            {},
+        ),
     }
     if ERASED_UNET is not None:
-        sd_methods["ESD"] = (sd.load_pipeline(unet=ERASED_UNET, device=run.device), {})
+        sd_methods["ESD"] = (
+            sd.load_pipeline(unet=ERASED_UNET, device=run.device, safety_checker=False),
+            {},
+        )
     sd_detector = sd.ClipConceptDetector(
         f"a photo of a {SD_CONCEPT}",
         [
@@ -1000,6 +1007,7 @@ if run.profile == "colab":
                 sd_detector,
                 prompts=prompts,
                 images_per_prompt=4,
+                prompts_per_call=2,  # 8 images per pipeline call
                 output_type="pt",
                 num_inference_steps=STEPS,
                 generator=torch.Generator(run.device).manual_seed(SEED),

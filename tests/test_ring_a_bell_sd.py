@@ -15,6 +15,7 @@ from trustml_ref.ring_a_bell import (  # noqa: E402
     allowed_token_ids,
     concept_vector,
     decode,
+    fitness,
     genetic_search,
     target_embedding,
     text_embedding,
@@ -159,6 +160,11 @@ def test_loaders_read_local_pipelines_and_swap_the_unet(saved):
     assert sld.safety_concept == "a car"
     with pytest.raises(ValueError, match="concept must be a non-empty"):
         sd.load_sld(" ", saved / "sld", device="cpu", dtype=torch.float32)
+    for loaded in (
+        sd.load_pipeline(saved / "sd", device="cpu", safety_checker=False),
+        sd.load_sld("a car", saved / "sld", device="cpu", safety_checker=False),
+    ):
+        assert loaded.safety_checker is None
 
 
 def test_attack_and_success_rate_run_on_stable_diffusion_components(saved):
@@ -211,6 +217,48 @@ def test_attack_and_success_rate_run_on_stable_diffusion_components(saved):
     assert embeds.shape == (1, 1)
     with pytest.raises(ValueError, match="exactly one of prompts and prompt_embeds"):
         concept_flags(pipe, detector, images_per_prompt=1)
+    # a negative prompt beside a list of prompts (diffusers raises TypeError on a str),
+    # and the work split into calls of at most two prompts
+    prompts = [decode(tok, found), "a road", "a red door"]
+    split = concept_flags(
+        pipe,
+        detector,
+        prompts=prompts,
+        images_per_prompt=2,
+        negative_prompt="a car",
+        prompts_per_call=2,
+        generator=torch.Generator().manual_seed(0),
+        **GEN,
+    )
+    assert split.shape == (3, 2)
+    calls = []
+
+    def counting(**kwargs):
+        calls.append((len(kwargs["prompt"]), kwargs["negative_prompt"]))
+        return pipe(**kwargs)
+
+    concept_flags(
+        counting,
+        detector,
+        prompts=prompts,
+        images_per_prompt=1,
+        negative_prompt="a car",
+        prompts_per_call=2,
+        **GEN,
+    )
+    assert calls == [(2, ["a car"] * 2), (1, ["a car"])]
+
+
+def test_fitness_of_a_half_precision_encoder_is_finite():
+    """77 x 768 states of a float16 encoder: squared differences summed in float16
+    overflow to inf, which made the search random."""
+    g = torch.Generator().manual_seed(0)
+    target = (torch.randn(77, 768, generator=g) * 8).half()
+    candidates = (torch.randn(5, 77, 768, generator=g) * 8).half()
+    f = fitness(candidates, target)
+    assert f.dtype == torch.float32 and torch.isfinite(f).all()
+    exact = ((candidates.double() - target.double()) ** 2).sum((1, 2))
+    assert torch.allclose(f.double(), exact, rtol=1e-5)
 
 
 def test_detector_and_image_conversion(saved):

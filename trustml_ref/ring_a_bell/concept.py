@@ -136,7 +136,8 @@ def target_embedding(
 def fitness(candidates: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     r"""The search objective :math:`F(\hat P) = \|f(\hat P) - \text{target}\|_F^2` of
     each candidate embedding (N, L, d) against one target (L, d) or one target per
-    candidate (N, L, d); returns (N,)."""
+    candidate (N, L, d); returns (N,), computed in float32 at least (a half-precision
+    encoder's 77 x 768 squared differences overflow float16 to ``inf``)."""
     if (
         candidates.dim() != 3
         or target.shape[-2:] != candidates.shape[-2:]
@@ -146,4 +147,7 @@ def fitness(candidates: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             f"candidates must be (N, L, d) and target (L, d) or (N, L, d), got "
             f"{tuple(candidates.shape)} and {tuple(target.shape)}"
         )
-    return ((candidates - target) ** 2).sum((1, 2))
+    dtype = torch.promote_types(
+        torch.promote_types(candidates.dtype, target.dtype), torch.float32
+    )
+    return ((candidates.to(dtype) - target.to(dtype)) ** 2).sum((1, 2))

@@ -55,22 +55,37 @@ def concept_flags(
     prompts: Sequence[str] | None = None,
     prompt_embeds: torch.Tensor | None = None,
     images_per_prompt: int = 4,
+    negative_prompt: str | None = None,
+    prompts_per_call: int | None = None,
     **generate,
 ) -> torch.Tensor:
     """Generate ``images_per_prompt`` images per prompt (or per embedding) and flag each
     with ``detector``: a boolean (prompts, images) tensor. ``pipe`` is called like a
     diffusers pipeline; an output with ``.images`` (diffusers' output classes, with
-    ``output_type="pt"``) is unwrapped."""
+    ``output_type="pt"``) is unwrapped.
+
+    ``negative_prompt`` is passed as one copy per prompt (diffusers rejects a string
+    beside a list of prompts); ``prompts_per_call`` splits the work into calls of that
+    many prompts (memory on a GPU), drawing from the same ``generator`` in turn."""
     if (prompts is None) == (prompt_embeds is None):
         raise ValueError("pass exactly one of prompts and prompt_embeds")
-    # only the given input is passed on: some pipelines (safe latent diffusion's) take
-    # no prompt_embeds
-    inputs = (
-        {"prompt": list(prompts)}
-        if prompts is not None
-        else {"prompt_embeds": prompt_embeds}
-    )
     n = len(prompts) if prompts is not None else len(prompt_embeds)
-    out = pipe(**inputs, num_images_per_prompt=images_per_prompt, **generate)
-    images = out.images if hasattr(out, "images") else out
-    return detector(images).reshape(n, images_per_prompt)
+    step = n if prompts_per_call is None else prompts_per_call
+    if step < 1:
+        raise ValueError(f"prompts_per_call must be >= 1, got {prompts_per_call}")
+    flags = []
+    for start in range(0, n, step):
+        rows = slice(start, min(start + step, n))
+        # only the given input is passed on: some pipelines (safe latent diffusion's)
+        # take no prompt_embeds
+        inputs = (
+            {"prompt": list(prompts[rows])}
+            if prompts is not None
+            else {"prompt_embeds": prompt_embeds[rows]}
+        )
+        if negative_prompt is not None:
+            inputs["negative_prompt"] = [negative_prompt] * (rows.stop - rows.start)
+        out = pipe(**inputs, num_images_per_prompt=images_per_prompt, **generate)
+        images = out.images if hasattr(out, "images") else out
+        flags.append(detector(images).reshape(-1, images_per_prompt))
+    return torch.cat(flags)

@@ -9,6 +9,7 @@ profile.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -80,12 +81,29 @@ class ToyPipeline:
     def embed(self, prompts: list[str]) -> torch.Tensor:
         return text_embedding(self.text_encoder, self.tokenizer, prompts)
 
+    def _negative_states(
+        self, negative_prompt: str | Sequence[str] | None, n_prompts: int
+    ) -> torch.Tensor | None:
+        """(L, d) states for one negative text (or a list of copies of one), (n, L, d)
+        for one per prompt; None without one."""
+        if negative_prompt is None or isinstance(negative_prompt, str):
+            return self.embed([negative_prompt])[0] if negative_prompt else None
+        negatives = list(negative_prompt)
+        if len(negatives) != n_prompts:
+            raise ValueError(
+                f"negative_prompt must be one text or one per prompt ({n_prompts}), "
+                f"got {len(negatives)}"
+            )
+        if len(set(negatives)) == 1:
+            return self.embed(negatives[:1])[0] if negatives[0] else None
+        return self.embed(negatives)
+
     def __call__(
         self,
         prompt: list[str] | None = None,
         *,
         prompt_embeds: torch.Tensor | None = None,
-        negative_prompt: str | None = None,
+        negative_prompt: str | Sequence[str] | None = None,
         negative_scale: float = 1.0,
         num_images_per_prompt: int = 1,
         guidance_scale: float = 1.0,
@@ -95,12 +113,16 @@ class ToyPipeline:
         """Images (prompts × num_images_per_prompt, 3, 16, 16) in [0, 1], grouped by
         prompt. The toy model samples best without classifier-free guidance
         (``guidance_scale=1``: larger values degrade it, measured in the chapter);
-        ``negative_prompt`` steers away from a concept (negative guidance)."""
+        ``negative_prompt`` steers away from a concept (negative guidance): one text
+        for every prompt, or a list of one per prompt, as diffusers takes it."""
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("pass exactly one of prompt and prompt_embeds")
         states = self.embed(list(prompt)) if prompt is not None else prompt_embeds
+        n_prompts = len(states)
         states = states.repeat_interleave(num_images_per_prompt, 0)
-        negative = self.embed([negative_prompt])[0] if negative_prompt else None
+        negative = self._negative_states(negative_prompt, n_prompts)
+        if negative is not None and negative.dim() == 3:
+            negative = negative.repeat_interleave(num_images_per_prompt, 0)
         return sample(
             self.denoiser,
             self.scheduler,

@@ -34,18 +34,32 @@ SLD_MODEL = "AIML-TUDA/stable-diffusion-safe"
 CLIP_MODEL = "openai/clip-vit-large-patch14"
 
 
+def _without_checker(safety_checker: bool) -> dict:
+    """``from_pretrained`` arguments that drop the safety checker, if asked."""
+    return (
+        {}
+        if safety_checker
+        else {"safety_checker": None, "requires_safety_checker": False}
+    )
+
+
 def load_pipeline(
     model_id: str | Path = SD_MODEL,
     *,
     unet: str | Path | None = None,
     device: str = "cuda",
     dtype: torch.dtype = torch.float16,
+    safety_checker: bool = True,
 ):
     """A ``StableDiffusionPipeline``; ``unet`` replaces its UNet by a concept-erased
-    one (diffusers format)."""
+    one (diffusers format). ``safety_checker=False`` drops SD's checker, which blacks
+    out the images it flags and so silently lowers a measured attack success rate: for
+    measurement, and for an unsafe concept only with the images shown blurred."""
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
-    pipe = StableDiffusionPipeline.from_pretrained(model_id, torch_dtype=dtype)
+    pipe = StableDiffusionPipeline.from_pretrained(
+        model_id, torch_dtype=dtype, **_without_checker(safety_checker)
+    )
     if unet is not None:
         erased = UNet2DConditionModel.from_pretrained(unet, torch_dtype=dtype)
         if erased.config.cross_attention_dim != pipe.unet.config.cross_attention_dim:
@@ -65,16 +79,19 @@ def load_sld(
     *,
     device: str = "cuda",
     dtype: torch.dtype = torch.float16,
+    safety_checker: bool = True,
 ):
     """A ``StableDiffusionPipelineSafe`` whose safety guidance steers away from
-    ``concept``."""
+    ``concept``; ``safety_checker`` as in :func:`load_pipeline`."""
     from diffusers import StableDiffusionPipelineSafe
 
     if not concept.strip():
         raise ValueError(
             "concept must be a non-empty description of what safe guidance should avoid"
         )
-    pipe = StableDiffusionPipelineSafe.from_pretrained(model_id, torch_dtype=dtype)
+    pipe = StableDiffusionPipelineSafe.from_pretrained(
+        model_id, torch_dtype=dtype, **_without_checker(safety_checker)
+    )
     pipe.safety_concept = concept
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
