@@ -79,6 +79,7 @@ RESULTS_PATH = None  # tests pass a path here; the key results are written to it
 
 # %%
 import json
+import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -958,21 +959,24 @@ if run.profile == "colab":
     # pairs differing only in the concept
     sd_with, sd_without = [f"{p} with a {SD_CONCEPT}" for p in places], places
     sd_attacked = [f"a photo of a {SD_CONCEPT} in {p}" for p in places]
+    if run.device.type != "cuda":
+        warnings.warn(
+            "the Stable Diffusion part runs without a GPU: expect hours, not minutes "
+            "(Colab: Runtime > Change runtime type > GPU)",
+            stacklevel=1,
+        )
+    # half precision on a GPU; the CPU computes in float32
+    SD_DTYPE = torch.float16 if run.device.type == "cuda" else torch.float32
+    sd_load = dict(device=run.device, dtype=SD_DTYPE, safety_checker=False)
     # SD's safety checker blacks out what it flags, silently lowering a measured ASR
-    sd_pipe = sd.load_pipeline(device=run.device, safety_checker=False)
+    sd_pipe = sd.load_pipeline(**sd_load)
     sd_methods = {
         "Stable Diffusion": (sd_pipe, {}),
         "negative prompt": (sd_pipe, {"negative_prompt": SD_CONCEPT}),
-        "safe latent diffusion": (
-            sd.load_sld(SD_CONCEPT, device=run.device, safety_checker=False),
-            {},
-        ),
+        "safe latent diffusion": (sd.load_sld(SD_CONCEPT, **sd_load), {}),
     }
     if ERASED_UNET is not None:
-        sd_methods["ESD"] = (
-            sd.load_pipeline(unet=ERASED_UNET, device=run.device, safety_checker=False),
-            {},
-        )
+        sd_methods["ESD"] = (sd.load_pipeline(unet=ERASED_UNET, **sd_load), {})
     sd_detector = sd.ClipConceptDetector(
         f"a photo of a {SD_CONCEPT}",
         [

@@ -131,3 +131,24 @@ def test_setup_applies_everything(monkeypatch, tmp_path, capsys):
     assert "profile=smoke seed=3 device=cpu" in capsys.readouterr().out
     with pytest.raises(ValueError):
         trustml_ref.setup("nope")
+
+
+def test_sizes_of_another_profile_keep_the_code_path_and_follow_its_claim_rule(
+    monkeypatch,
+):
+    from trustml_ref.claims import claim
+
+    monkeypatch.delenv(config.PROFILE_ENV, raising=False)
+    monkeypatch.setenv("TRUSTML_SIZES", "smoke")
+    run = trustml_ref.setup("colab", 0, "cpu", style=False)
+    assert run.profile == "colab" and run.sizes == "smoke"
+    assert run.pick(smoke=1, book=2, colab=3) == 1
+    assert not claim("a false conclusion at smoke sizes", False).checked  # recorded
+    monkeypatch.setenv("TRUSTML_SIZES", "huge")
+    with pytest.raises(ValueError, match="TRUSTML_SIZES must be one of"):
+        trustml_ref.setup("colab", 0, "cpu", style=False)
+    monkeypatch.delenv("TRUSTML_SIZES")
+    assert (
+        trustml_ref.setup("colab", 0, "cpu", style=False).pick(smoke=1, book=2, colab=3)
+        == 3
+    )

@@ -24,6 +24,9 @@ PROFILES: tuple[str, ...] = ("smoke", "book", "colab")
 PROFILE_ENV = "TRUSTML_PROFILE"
 CACHE_ENV = "TRUSTML_CACHE"
 THREADS_ENV = "TRUSTML_THREADS"
+SIZES_ENV = "TRUSTML_SIZES"
+"""Run one profile's code paths at another profile's sizes (the tests run the colab
+cells at smoke sizes on tiny local models); claims follow the sizes."""
 
 DEFAULT_CPU_THREADS = 1
 """Torch threads on the CPU unless ``TRUSTML_THREADS`` says otherwise.
@@ -143,10 +146,14 @@ class RunConfig:
     threads: int
     cache: Path
     generator: torch.Generator
+    sizes: str = ""  # the profile whose sizes pick() returns; "" means ``profile``
 
     def pick(self, *, smoke: T, book: T, colab: T) -> T:
-        """The value for this run's profile (see :func:`by_profile`)."""
-        return by_profile(self.profile, smoke=smoke, book=book, colab=colab)
+        """The value for this run's sizes, normally its profile's (see
+        :func:`by_profile` and ``TRUSTML_SIZES``)."""
+        return by_profile(
+            self.sizes or self.profile, smoke=smoke, book=book, colab=colab
+        )
 
 
 def setup(
@@ -161,8 +168,13 @@ def setup(
 
     Also starts the chapter's ledger of claims (:mod:`trustml_ref.claims`): conclusions
     are checked in the ``book`` and ``colab`` profiles and only recorded in ``smoke``.
+    ``TRUSTML_SIZES`` (a profile name) keeps the profile's code paths but takes that
+    profile's sizes, and its rule for claims.
     """
     chosen_profile = resolve_profile(profile)
+    sizes = os.environ.get(SIZES_ENV, "")
+    if sizes and sizes not in PROFILES:
+        raise ValueError(f"{SIZES_ENV} must be one of {PROFILES}, got {sizes!r}")
     generator = seed_everything(seed)
     chosen_device = resolve_device(device)
     threads = set_torch_threads(chosen_device)
@@ -172,12 +184,18 @@ def setup(
         apply_style()
     from trustml_ref.claims import start_ledger
 
-    start_ledger(chosen_profile)
+    start_ledger(sizes or chosen_profile)
     config = RunConfig(
-        chosen_profile, int(seed), chosen_device, threads, cache_dir(), generator
+        chosen_profile,
+        int(seed),
+        chosen_device,
+        threads,
+        cache_dir(),
+        generator,
+        sizes if sizes != chosen_profile else "",
     )
     print(
         f"trustml: profile={config.profile} seed={config.seed} device={config.device} "
-        f"torch_threads={threads}"
+        f"torch_threads={threads}" + (f" sizes={sizes}" if config.sizes else "")
     )
     return config

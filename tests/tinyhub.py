@@ -1,0 +1,134 @@
+"""Tiny stand-ins for the hub models the colab profile loads, saved locally: Stable
+Diffusion (plain and safe) and CLIP at toy size, and a local hub cache that serves them
+under their hub ids offline (``HF_HUB_OFFLINE=1``, ``HF_HUB_CACHE``)."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import torch
+
+SNAPSHOT = "0" * 40  # the commit every stand-in snapshot is filed under
+
+
+def hub_snapshot(cache: Path, repo_id: str) -> Path:
+    """The snapshot folder of ``repo_id`` in a hub cache (created, with ``refs/main``
+    pointing at it): whatever is saved there loads as ``from_pretrained(repo_id)``."""
+    folder = cache / f"models--{repo_id.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / "main").write_text(SNAPSHOT)
+    snapshot = folder / "snapshots" / SNAPSHOT
+    snapshot.mkdir(parents=True, exist_ok=True)
+    return snapshot
+
+
+def tiny_tokenizer(length: int = 16):
+    """A character-level CLIP BPE tokenizer: every letter is a token, with and without
+    the end-of-word mark."""
+    from transformers import CLIPTokenizer
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for ch in string.ascii_lowercase + " ,.'-":
+        vocab[ch] = len(vocab)
+        vocab[ch + "</w>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=length)
+
+
+def save_tiny_stable_diffusion(path, context: int = 16):
+    """Stable Diffusion's five components at toy size, saved as both a plain and a safe
+    pipeline (``path / "sd"``, ``path / "sld"``) and an erased UNet; ``context`` is the
+    text encoder's length."""
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        StableDiffusionPipelineSafe,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    tokenizer = tiny_tokenizer(context)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=context,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        )
+    )
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(32, 64),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=32,
+        sample_size=16,
+    )
+    parts = dict(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=DDIMScheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    StableDiffusionPipeline(**parts).save_pretrained(path / "sd")
+    StableDiffusionPipelineSafe(**parts).save_pretrained(path / "sld")
+    torch.manual_seed(1)
+    UNet2DConditionModel.from_config(unet.config).save_pretrained(path / "erased_unet")
+    return path
+
+
+def save_tiny_clip(path):
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(0)
+    tokenizer = tiny_tokenizer(32)
+    config = CLIPConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=24,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=32,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        ),
+        vision_config=dict(
+            hidden_size=16,
+            intermediate_size=24,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=16,
+            patch_size=8,
+        ),
+        projection_dim=8,
+    )
+    CLIPModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
