@@ -67,7 +67,7 @@ if "google.colab" in sys.modules:
     )
 
 # %% tags=["parameters"]
-# "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+# "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (larger, GPU)
 PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
@@ -1179,6 +1179,13 @@ glue("vp_fraction_hi", max(fraction))
 colab_results = None
 if run.profile == "colab":
     from trustml_ref.visual_prompting.sources import cifar10_task, imagenet_source
+
+    if run.device.type != "cuda":
+        warnings.warn(
+            "the ImageNet part runs without a GPU: expect hours, not minutes "
+            "(Colab: Runtime > Change runtime type > GPU)",
+            stacklevel=1,
+        )
 
     cifar = cifar10_task(n_private=10_000, n_public=1_000, n_test=2_000, seed=SEED)
     imagenet = imagenet_source("resnet18").to(run.device)

@@ -63,7 +63,7 @@ if "google.colab" in sys.modules:
     )
 
 # %% tags=["parameters"]
-# "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (GPU)
+# "smoke" (seconds, for tests), "book" (default, 2-core CPU), "colab" (larger, CPU)
 PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available

@@ -205,3 +205,20 @@ def test_citations_exist_in_bibliography() -> None:
     }
     assert cited, "no citations found"
     assert cited <= keys, f"cited but not in references.bib: {sorted(cited - keys)}"
+
+
+GPU_CHAPTERS = {"02_ring_a_bell", "03_visual_prompting_dp"}
+
+
+def test_only_the_chapters_that_need_a_gpu_ask_colab_for_one():
+    """Colab opens 02 and 03 on a GPU runtime (their colab profile runs Stable
+    Diffusion and an ImageNet model); every other chapter runs on Colab's CPU, and its
+    parameters cell says so."""
+    import json
+
+    for source in sorted((ROOT / "notebooks").glob("[0-9p]*.py")):
+        metadata = json.loads(source.with_suffix(".ipynb").read_text())["metadata"]
+        gpu = source.stem in GPU_CHAPTERS
+        assert (metadata.get("accelerator") == "GPU") == gpu, source.name
+        expected = '"colab" (larger, GPU)' if gpu else '"colab" (larger, CPU)'
+        assert expected in source.read_text(), source.name
