@@ -814,7 +814,7 @@ glue("wp_margin_loss_max", margin_loss[-1])
 glue("wp_margin_loss_0", margin_loss[0])
 growth = max(bounds[-1] - bounds[0], 1e-12)
 glue("wp_margin_share", (margin_loss[-1] - margin_loss[0]) / growth)
-glue("wp_eps_max", gen_eps[-1])
+glue("wp_gen_eps_max", gen_eps[-1])
 
 
 # %% [markdown]
@@ -824,7 +824,7 @@ glue("wp_eps_max", gen_eps[-1])
 # through $\prod_k(\beta_k + n_{k-1}\varepsilon_k)$, faster for wide layers, and through the
 # certified margin term: the share of training points with a certified margin below
 # $\rho$ = {glue:text}`wp_rho:.2f` goes from {glue:text}`wp_margin_loss_0:.2f` at $\varepsilon = 0$ to
-# {glue:text}`wp_margin_loss_max:.2f` at $\varepsilon$ = {glue:text}`wp_eps_max`, which is
+# {glue:text}`wp_margin_loss_max:.2f` at $\varepsilon$ = {glue:text}`wp_gen_eps_max`, which is
 # {glue:text}`wp_margin_share:.0%` of the bound's growth over that range (the rest is the norm
 # factor, whose rounded norms change only once $n_{k-1}\varepsilon_k$ is a grid step of $\beta_k$).
 # With clean margins in that term the bound would see that part of the perturbation not at all.

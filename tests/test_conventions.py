@@ -222,3 +222,14 @@ def test_only_the_chapters_that_need_a_gpu_ask_colab_for_one():
         assert (metadata.get("accelerator") == "GPU") == gpu, source.name
         expected = '"colab" (larger, GPU)' if gpu else '"colab" (larger, CPU)'
         assert expected in source.read_text(), source.name
+
+
+def test_no_chapter_glues_one_name_twice():
+    """myst-nb refuses a duplicate glue key (the book build fails with -W)."""
+    import collections
+    import re
+
+    for source in sorted((ROOT / "notebooks").glob("[0-9p]*.py")):
+        names = re.findall(r'\bglue\(\s*"([^"]+)"', source.read_text())
+        twice = [n for n, k in collections.Counter(names).items() if k > 1]
+        assert not twice, (source.name, twice)
