@@ -30,6 +30,40 @@ def guarded_kernel_env(
     }
 
 
+def guard_kernels(tmp_path: Path, monkeypatch) -> Path:
+    """Set the environment of the notebook kernels a test starts: offline, smoke
+    profile, repository (and any ``PYTHONPATH``) importable, network guard on, inline
+    plots; returns the guard's log (empty while nothing tried to connect)."""
+    log = tmp_path / "network.log"
+    log.touch()
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    for key, value in guarded_kernel_env(
+        log, tmp_path / "cache", [ROOT, *extra]
+    ).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # kernels keep the inline backend
+    return log
+
+
+TIMEOUT_PER_CELL = 600
+
+
+def run_notebook(notebook: Path, out_dir: Path, **parameters):
+    """Execute ``notebook`` with papermill (in its folder, ``python3`` kernel) into
+    ``out_dir``; returns the executed notebook."""
+    import papermill
+
+    return papermill.execute_notebook(
+        str(notebook),
+        str(out_dir / f"executed_{notebook.name}"),
+        parameters=parameters,
+        kernel_name="python3",
+        cwd=str(notebook.parent),
+        execution_timeout=TIMEOUT_PER_CELL,
+        progress_bar=False,
+    )
+
+
 @cache
 def book_config() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "_config.yml").read_text())

@@ -9,11 +9,10 @@ hub ids (Stable Diffusion's text encoder with a context long enough for the chap
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
-from booktools import ROOT, guarded_kernel_env
+from booktools import ROOT, guard_kernels, run_notebook
 
 pytest.importorskip("diffusers")
 
@@ -37,33 +36,16 @@ def colab_env(tmp_path, monkeypatch):
     for repo, part in ((SD_MODEL, "sd"), (SLD_MODEL, "sld")):
         shutil.copytree(staged / part, hub_snapshot(hub, repo), dirs_exist_ok=True)
     save_tiny_clip(hub_snapshot(hub, CLIP_MODEL))
-    log = tmp_path / "network.log"
-    log.touch()
-    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    for key, value in guarded_kernel_env(
-        log, tmp_path / "cache", [ROOT, *extra]
-    ).items():
-        monkeypatch.setenv(key, value)
+    log = guard_kernels(tmp_path, monkeypatch)
     monkeypatch.setenv("TRUSTML_PROFILE", "colab")
     monkeypatch.setenv("TRUSTML_SIZES", "smoke")
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
-    monkeypatch.delenv("MPLBACKEND", raising=False)
     return log
 
 
 def test_ring_a_bell_runs_its_stable_diffusion_cells(colab_env, tmp_path):
-    import papermill
-
     notebook = ROOT / "notebooks" / "02_ring_a_bell.ipynb"
-    executed = papermill.execute_notebook(
-        str(notebook),
-        str(tmp_path / notebook.name),
-        parameters={"PROFILE": "colab"},
-        kernel_name="python3",
-        cwd=str(notebook.parent),
-        execution_timeout=600,
-        progress_bar=False,
-    )
+    executed = run_notebook(notebook, tmp_path, PROFILE="colab")
     printed = "".join(
         out.get("text", "")
         for cell in executed.cells

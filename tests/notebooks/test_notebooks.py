@@ -9,45 +9,20 @@ and records any connection to a non-loopback address.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import nbformat
 import papermill
 import pytest
-from booktools import ROOT, guarded_kernel_env, toc_notebooks
-
-TIMEOUT_PER_CELL = 600
+from booktools import guard_kernels, run_notebook, toc_notebooks
 
 
 @pytest.fixture
 def guarded_env(tmp_path, monkeypatch) -> Path:
     """Environment for a kernel: offline, smoke profile, repository on the path,
     network guard on."""
-    log = tmp_path / "network.log"
-    log.touch()
-    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    for key, value in guarded_kernel_env(
-        log, tmp_path / "cache", [ROOT, *extra]
-    ).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv(
-        "MPLBACKEND", raising=False
-    )  # kernels must keep the inline backend
-    return log
-
-
-def run_notebook(notebook: Path, out_dir: Path, **parameters) -> nbformat.NotebookNode:
-    return papermill.execute_notebook(
-        str(notebook),
-        str(out_dir / f"executed_{notebook.name}"),
-        parameters=parameters,
-        kernel_name="python3",
-        cwd=str(notebook.parent),
-        execution_timeout=TIMEOUT_PER_CELL,
-        progress_bar=False,
-    )
+    return guard_kernels(tmp_path, monkeypatch)
 
 
 GLUE_ROLE = re.compile(r"\{glue(?::\w*)?\}`([^`:]+)")
