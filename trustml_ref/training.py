@@ -46,15 +46,18 @@ class EpochBatches:
     epochs: int
     generator: torch.Generator | None = None
 
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
     def __len__(self) -> int:
-        return self.epochs * math.ceil(self.n / self.batch_size)
+        return self.epochs * self.steps_per_epoch
 
     def __iter__(self) -> Iterator[tuple[float, torch.Tensor]]:
-        per_epoch = math.ceil(self.n / self.batch_size)
         for epoch in range(self.epochs):
             order = torch.randperm(self.n, generator=self.generator)
             for i, indices in enumerate(order.split(self.batch_size)):
-                yield (epoch * per_epoch + i) / len(self), indices
+                yield (epoch * self.steps_per_epoch + i) / len(self), indices
 
 
 def epoch_batches(

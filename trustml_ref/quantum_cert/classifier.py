@@ -303,7 +303,7 @@ def train_classifier(
     losses = minimise(
         torch.optim.Adam(clf.parameters(), lr=lr), nll, batches, desc=desc
     )
-    per_epoch = math.ceil(x.shape[0] / batch_size)
+    per_epoch = batches.steps_per_epoch
     return [
         sum(losses[i : i + per_epoch]) / per_epoch
         for i in range(0, len(losses), per_epoch)
