@@ -90,8 +90,11 @@ from trustml_ref.io import record_results
 from trustml_ref.privacy import pate
 from trustml_ref.privacy.smooth_sensitivity import (
     check_conditions_gnmax,
+    local_sensitivity_gnmax,
+    local_sensitivity_threshold,
     sanitized_epsilon,
 )
+from trustml_ref.tables import results_table
 from trustml_ref.visual_prompting import (
     PromptedClassifier,
     VisualPrompt,
@@ -244,7 +247,7 @@ glue("vp_scratch_dp", motivation_dp)
 #
 # with a label map $A\in\mathbb R^{K_t\times K_s}$, $c\in\mathbb R^{K_t}$. Only $\theta = (W, A, c)$ is trained
 # ($16^2 + 5\cdot 10 + 5 = 311$ numbers here; the paper's border of 16 pixels around 192 on a
-# 224-pixel ImageNet model, 3 channels, is about 70,000). $\tanh$ keeps the prompt's pixels in
+# 224-pixel ImageNet model has $3\cdot(224^2 - 192^2) = 39{,}936$ pixels). $\tanh$ keeps the prompt's pixels in
 # $(-1, 1)$ whatever $W$ becomes.
 #
 # ### Per-example gradients, and why DP-SGD needs them
@@ -266,9 +269,10 @@ glue("vp_scratch_dp", motivation_dp)
 # \frac{\partial \ell_i}{\partial W} = \gamma_i \odot M \odot \big(1 - \tanh^2 W\big).
 # $$ (eq-vp-grad)
 #
-# Opacus {cite:p}`yousefpour2021opacus` computes per-example gradients layer by layer from such rules;
-# it has none for a custom module, so the package registers {eq}`eq-vp-grad`
-# ({func}`~trustml_ref.visual_prompting.prompt_grad_sample`). Two traps break the premise silently.
+# Opacus {cite:p}`yousefpour2021opacus` computes per-example gradients layer by layer from such rules.
+# For a module without one, Opacus 1.6 falls back to functorch (a vectorised per-example backward
+# pass); registering the closed form {eq}`eq-vp-grad` instead is a choice, made here so that the rule
+# is written down and checked ({func}`~trustml_ref.visual_prompting.prompt_grad_sample`). Two traps break the premise silently.
 # A module that keeps *buffers* updated in `forward` leaks data into state that is not privatised
 # (our prompt builds $M$ in `forward` instead). And a *batch-norm layer in training mode* normalises
 # each example with the batch's mean and variance, so $\ell_i$ depends on every $x_j$ in the batch: one
@@ -281,8 +285,18 @@ glue("vp_scratch_dp", motivation_dp)
 #
 # PATE {cite:p}`papernot2017semi,papernot2018scalable` splits the private data into $k$ disjoint
 # slices and trains one teacher on each. For a query $x$ from a public pool, $n_j(x)$ teachers vote
-# for class $j$. Changing one private example changes one teacher, so the vote histogram $n$ moves
-# by one vote from one class to another. GNMax answers
+# for class $j$.
+#
+# **The unit of privacy** in this chapter is one private image, and two data sets are neighbours
+# when one has one image more than the other (add/remove). DP-SGD's accountant analyses Poisson
+# sampling under exactly this relation. PATE's analysis needs one image to change one teacher,
+# and that depends on how slices are drawn: a random permutation of $0..n-1$ cut into $k$ pieces
+# shifts every later image into another slice when one image is added. The package assigns image
+# $i$ to teacher $h(\mathrm{id}_i) \bmod k$ for a hash $h$
+# ({func}`~trustml_ref.visual_prompting.hash_partition`): adding or removing an image changes one
+# slice, one teacher's vote moves to another class at most, and the histogram $n$ moves by one vote
+# from one class to another. (Under substitution, replacing one image, two teachers can change.)
+# GNMax answers
 #
 # $$
 # \mathcal M_\sigma(n) = \arg\max_j\,\big(n_j + \mathcal N(0,\sigma^2)\big),
@@ -298,32 +312,77 @@ glue("vp_scratch_dp", motivation_dp)
 # \;\ge\; \Pr[\mathcal M_\sigma(n)\ne j^*],
 # $$ (eq-pate-q)
 #
-# and Theorem 6 of {cite:t}`papernot2018scalable` bounds the RDP at $\alpha$ by a function of $q$ alone that
-# tends to 0 as $q\to 0$, valid when $q$ is small enough for the order (its conditions are checked
-# per query in {func}`~trustml_ref.privacy.pate.rdp_gnmax`, and the smaller of the two bounds is
-# used). Confident-GNMax first asks whether $\max_j n_j + \mathcal N(0,\sigma_1^2) \ge T$ and answers only
-# then, so queries the teachers disagree on cost only the threshold test. Per query the expected
-# cost is $\mathrm{RDP}_{\text{thr}}(\alpha) + \Pr[\text{answered}]\,\mathrm{RDP}_{\text{GNMax}}(\alpha)$, summed over queries; PATE
-# converts the total by
+# and Theorem 6 of {cite:t}`papernot2018scalable` turns $q$ into a bound on the RDP. It applies to a
+# mechanism that is $(\mu_1, \varepsilon_1)$- and $(\mu_2, \varepsilon_2)$-RDP for two orders
+# $\mu_1, \mu_2 > 1$ of our choice and whose output is $j^*$ with probability at least $1 - q$. GNMax is
+# $(\mu, \mu/\sigma^2)$-RDP at every $\mu$; PATE's choice, which nearly minimises the bound, is
+#
+# $$
+# \mu_2 = \sigma\sqrt{\ln(1/q)},\qquad \mu_1 = \mu_2 + 1,\qquad \varepsilon_i = \mu_i/\sigma^2 .
+# $$
+#
+# If $\mu_2 > 1$, $q\,e^{\varepsilon_2} < 1$ and $q \le e^{(\mu_2-1)\varepsilon_2}\big/\big(\tfrac{\mu_1}{\mu_1-1}\cdot\tfrac{\mu_2}{\mu_2-1}\big)^{\mu_2}$,
+# then for every order $\alpha < \mu_1$
+#
+# $$
+# \mathrm{RDP}(\alpha) \le \frac{1}{\alpha-1}\ln\Big((1-q)\,A^{\alpha-1} + q\,B^{\alpha-1}\Big),\qquad
+# A = \frac{1-q}{1 - (q e^{\varepsilon_2})^{(\mu_2-1)/\mu_2}},\quad B = \frac{e^{\varepsilon_1}}{q^{1/(\mu_1-1)}},
+# $$ (eq-pate-thm6)
+#
+# which tends to 0 as $q \to 0$. The conditions are checked per query in
+# {func}`~trustml_ref.privacy.pate.rdp_gnmax`, and the smaller of {eq}`eq-pate-thm6` and
+# $\alpha/\sigma^2$ is used. Confident-GNMax first asks whether $\max_j n_j + \mathcal N(0,\sigma_1^2) \ge T$ and
+# answers only then, so queries the teachers disagree on cost only the threshold test. Which
+# queries were answered is published, so the cost of a run is the *realised* sum
+# $\sum_i \mathrm{RDP}_{\text{thr}, i}(\alpha) + \sum_{i \text{ answered}} \mathrm{RDP}_{\text{GNMax}, i}(\alpha)$; weighting the second
+# sum by $\Pr[\text{answered}]$ instead gives the *expected* cost, a forecast before the run. Both
+# methods here convert RDP to $(\varepsilon, \delta)$ with the conversion of {cite:t}`balle2020hypothesis`,
+# which Opacus uses for DP-SGD,
+#
+# $$
+# \varepsilon(\delta) = \min_\alpha\ \mathrm{RDP}(\alpha) + \ln\frac{\alpha-1}{\alpha} - \frac{\ln\delta + \ln\alpha}{\alpha-1};
+# $$ (eq-rdp-eps-balle)
+#
+# PATE's paper uses the simpler one of {cite:t}`mironov2017renyi`,
 #
 # $$
 # \varepsilon(\delta) = \min_\alpha\ \mathrm{RDP}(\alpha) + \frac{\ln(1/\delta)}{\alpha-1},
 # $$ (eq-rdp-eps)
 #
-# while Opacus uses the tighter conversion of {cite:t}`balle2020hypothesis`
-# ({func}`~trustml_ref.privacy.pate.eps_from_rdp` offers both; we use PATE's to compare with the paper).
+# which gives a larger $\varepsilon$ for the same curve: calibrated with it, PATE would add more noise than
+# DP-SGD at the same nominal budget ({func}`~trustml_ref.privacy.pate.eps_from_rdp` offers both;
+# Experiment 3 prints the two noise scales).
 # The package's PATE analysis is pinned in its tests to values computed with TF-Privacy's reference
 # implementation ({ref}`API reference <api-privacy>`; the prompt and training code are under
 # {ref}`api-visual-prompting`).
 #
 # ### Releasing a data-dependent cost
 #
-# The data-dependent $\varepsilon$ is computed from the private votes, so publishing it leaks. Papernot et
-# al. release it with smooth sensitivity {cite:p}`nissim2007smooth`: the local sensitivity $LS(d)$ is
-# the largest change of the cost that one more teacher change can cause at distance $d$ from the
-# actual votes, $SS_b = \max_d e^{-bd}LS(d)$, and the released cost is the true one plus
-# $SS_b\cdot\mathcal N(0,\sigma_{ss}^2)$, which itself costs the RDP of their Theorem 23
-# ({mod}`trustml_ref.privacy.smooth_sensitivity`).
+# ```{important}
+# A data-dependent $\varepsilon$ is computed from the private votes. Publishing it, or choosing $T$ and
+# $\sigma$ by it, leaks information about the data, so it is **not** a differential-privacy guarantee
+# until it has been sanitised. In this chapter:
+# - DP-SGD's $\varepsilon$ (Opacus's accountant, for the planned steps) and GNMax's data-independent
+#   $\varepsilon$ calibrated before any vote is seen are guarantees;
+# - Confident-GNMax's data-independent realised $\varepsilon$ depends on the run only through the public
+#   set of answered queries (strictly, a cost known only after the run needs fully adaptive
+#   composition, a privacy filter that stops at a budget fixed in advance; PATE reports it as is,
+#   and so do we);
+# - the expected cost is a forecast of a run, not a guarantee for the run that happened;
+# - the data-dependent realised $\varepsilon$ is private; its smooth-sensitivity release (below) is the
+#   publishable value, and it carries its own cost.
+# ```
+#
+# Papernot et al. release the data-dependent cost with smooth sensitivity {cite:p}`nissim2007smooth`:
+# the local sensitivity $LS(d)$ is the largest change of the cost that one more teacher change can
+# cause at distance $d$ from the actual votes, $SS_b = \max_d e^{-bd}LS(d)$, and the released cost is
+# the true one plus $SS_b\cdot\mathcal N(0,\sigma_{ss}^2)$, which itself costs the RDP of their
+# Theorem 23 ({mod}`trustml_ref.privacy.smooth_sensitivity`). *Which* cost is released matters. For
+# the realised cost one teacher moves query $i$'s term by at most $LS_{\text{thr},i} +
+# [i\text{ answered}]\,LS_{\text{GNMax},i}$, and these add up over queries. For the expected cost the
+# analogous sum $LS_{\text{thr},i} + \Pr[\text{answered}_i]\,LS_{\text{GNMax},i}$ is *not* a bound: one
+# teacher also moves $\Pr[\text{answered}_i]$. The package releases the realised cost; Experiment 4
+# checks both statements by brute force.
 #
 # ## From scratch
 #
@@ -474,6 +533,37 @@ print(
 
 
 # %% [markdown]
+# What {eq}`eq-pate-thm6` buys, for one query of 50 teachers at $\sigma = 8$: the more the teachers
+# agree, the smaller $q$, and the cheaper the answer at every order where the theorem applies;
+# where it does not, the data-independent $\alpha/\sigma^2$ is all we have.
+
+# %% tags=["hide-input"]
+alphas = np.linspace(1.5, 40, 200)
+fig, ax = plt.subplots(figsize=(6, 3.4))
+ax.plot(
+    alphas,
+    pate.rdp_gnmax_data_independent(8.0, alphas),
+    "k--",
+    label="data-independent",
+)
+for votes in ([46, 1, 1, 1, 1], [40, 6, 2, 1, 1], [30, 15, 5, 0, 0]):
+    lq = pate.log_q_gnmax([votes], 8.0)
+    ax.plot(
+        alphas,
+        pate.rdp_gnmax(lq, 8.0, alphas)[0],
+        label=f"votes {votes}, q = {math.exp(lq[0]):.1e}",
+    )
+ax.set(
+    xlabel=r"Rényi order $\alpha$",
+    ylabel=r"RDP($\alpha$) of one answer",
+    yscale="log",
+    title=r"GNMax, $\sigma = 8$: Theorem 6's bound against $\alpha/\sigma^2$",
+)
+ax.legend(fontsize=7)
+plt.show()
+
+
+# %% [markdown]
 # ## Experiment 1: what the frozen model is worth, without privacy
 #
 # Four learners on the private training data, by number of labelled examples: a network from
@@ -606,6 +696,23 @@ claim(
 )
 glue("vp_gap_few", gap_few)
 glue("vp_gap_all", gap_all)
+halving = [(n, n // 2) for n in shots if n // 2 in shots and n % 2 == 0]
+
+
+def halving_cost(name: str, n: int) -> float:
+    """Mean accuracy at n // 2 examples minus at n."""
+    return few_shot[name][shots.index(n // 2)][0] - few_shot[name][shots.index(n)][0]
+
+
+glue(
+    "vp_halving",
+    "; ".join(
+        f"from {n} to {h} examples, scratch {halving_cost('scratch', n):+.3f} and "
+        f"prompt + label map {halving_cost('prompt + label map', n):+.3f}"
+        for n, h in reversed(halving)
+    )
+    or "no halving pair in this profile",
+)
 glue(
     "vp_prompt_vs_map",
     float(
@@ -725,6 +832,23 @@ if SEEDS > 1:
         test=probe_vs_prompt[0].test,
         probe_minus_prompt=[d.mean for d in probe_vs_prompt],
     )
+    probe_pooled = paired_difference(
+        [a for acc in dpsgd_runs["linear probe"] for a in acc],
+        [b for acc in dpsgd_runs["prompt + label map"] for b in acc],
+    )
+    claim(
+        "under DP-SGD the linear probe beats the prompt, pooled over eps",
+        probe_pooled.lower > 0,
+        test=probe_pooled.test + " (eps x seeds)",
+        **probe_pooled.evidence,
+    )
+glue(
+    "vp_dp_probe_gain",
+    100
+    * float(
+        np.mean(dpsgd_runs["linear probe"]) - np.mean(dpsgd_runs["prompt + label map"])
+    ),
+)
 glue("vp_dp_prompt", dpsgd["prompt + label map"][0][0])
 glue("vp_dp_probe", dpsgd["linear probe"][0][0])
 glue("vp_dp_scratch", dpsgd["scratch"][0][0])
@@ -732,15 +856,17 @@ glue("vp_dp_scratch", dpsgd["scratch"][0][0])
 # %% [markdown]
 # At $\varepsilon$ = {glue:text}`vp_eps_strict` DP-SGD reaches {glue:text}`vp_dp_scratch:.3f` from
 # scratch, {glue:text}`vp_dp_prompt:.3f` with the prompt and {glue:text}`vp_dp_probe:.3f` with the
-# linear probe: the frozen model's features are worth as much under privacy as without it, and the
-# probe, with fewer trainable numbers than the prompt, does at least as well.
+# linear probe: the frozen model's features are worth as much under privacy as without it. The
+# probe, with fewer trainable numbers than the prompt, is ahead of it under DP-SGD: by
+# {glue:text}`vp_dp_probe_gain:.0f` points on average over the budgets (paired by seed), and the
+# prompt is ahead at no $\varepsilon$.
 
 # %% [markdown]
 # ## Experiment 3: PATE with scratch teachers and with prompt teachers
 #
 # $k$ teachers on disjoint slices of the 400 private examples; the student asks for $Q = 40$ labels of
 # public-pool images through GNMax {eq}`eq-gnmax` and trains the same kind of model on them. The noise
-# $\sigma$ for each $\varepsilon$ is calibrated *data-independently* ($Q\alpha/\sigma^2$ converted by {eq}`eq-rdp-eps`),
+# $\sigma$ for each $\varepsilon$ is calibrated *data-independently* ($Q\alpha/\sigma^2$ converted by {eq}`eq-rdp-eps-balle`),
 # so the guarantee holds without looking at the votes; the data-dependent cost of the same answers
 # is printed beside it. Prompt teachers with a prompt student is Prom-PATE.
 
@@ -909,17 +1035,42 @@ plt.tight_layout()
 plt.show()
 
 # %%
-for (k, kind), r in pate_runs.items():
-    print(
-        f"k={k:>3} {kind:>28}: teacher {r['teacher_accuracy']:.3f}, plurality "
-        f"{r['plurality_accuracy']:.3f}, students "
-        + ", ".join(
-            f"eps={s['eps']:g}: {s['student_accuracy']:.3f} (labels "
-            f"{s['label_accuracy']:.2f}, "
-            f"data-dep. eps {s['eps_data_dependent']:.2f})"
-            for s in r["students"]
-        )
-    )
+results_table(
+    [
+        {
+            "teachers k": k,
+            "teacher kind": kind.split()[0],
+            "one teacher": r["teacher_accuracy"],
+            "plurality on the pool": r["plurality_accuracy"],
+            **{
+                f"student, eps={st['eps']:g}": st["student_accuracy"]
+                for st in r["students"]
+            },
+        }
+        for (k, kind), r in pate_runs.items()
+    ],
+    caption=f"PATE: test accuracy by number of teachers ({SEEDS} seeds per student)",
+)
+
+# %% [markdown]
+# The noise of each $\varepsilon$, calibrated with the conversion both methods use here
+# ({cite:t}`balle2020hypothesis`, as Opacus does for DP-SGD), and what Mironov's conversion, the one
+# PATE's paper uses, would have demanded:
+
+# %%
+results_table(
+    {
+        "eps": EPS_GRID,
+        "sigma (Balle et al., used)": [
+            pate.calibrate_gnmax_sigma(QUERIES, e, DELTA, ORDERS) for e in EPS_GRID
+        ],
+        "sigma (Mironov)": [
+            pate.calibrate_gnmax_sigma(QUERIES, e, DELTA, ORDERS, "pate")
+            for e in EPS_GRID
+        ],
+    },
+    caption=f"GNMax noise for {QUERIES} queries, delta = {DELTA:g}",
+)
 
 
 # %% [markdown]
@@ -944,6 +1095,80 @@ claim(
 )
 
 
+# %% [markdown]
+# Teachers that share one frozen backbone may share its mistakes. If they do, their plurality gains
+# less over one teacher than a plurality of independently trained networks: more votes do not
+# average out an error every teacher makes. Two measures on the public pool, at every $k$: the mean
+# pairwise correlation of the teachers' 0/1 errors, and how concentrated the wrong votes are (per
+# query, the share of its wrong votes that go to the most popular wrong class, averaged over the
+# queries with at least two wrong votes).
+
+# %%
+truth = pool_labels.numpy()
+
+
+def error_correlation(predictions: torch.Tensor) -> float:
+    """Mean correlation, over pairs of teachers, of their 0/1 errors on the pool."""
+    errors = (predictions.numpy() != truth).astype(float)
+    errors = errors[errors.std(1) > 0]  # a teacher never (or always) wrong has none
+    c = np.corrcoef(errors)
+    return float(c[~np.eye(len(c), dtype=bool)].mean())
+
+
+def wrong_vote_concentration(predictions: torch.Tensor) -> float:
+    """Mean share of a query's wrong votes that go to its most popular wrong class."""
+    p = predictions.numpy()
+    shares = []
+    for q in range(p.shape[1]):
+        wrong = p[p[:, q] != truth[q], q]
+        if len(wrong) > 1:
+            shares.append(np.bincount(wrong).max() / len(wrong))
+    return float(np.mean(shares))
+
+
+agreement = [
+    {
+        "teachers k": k,
+        "teacher kind": kind.split()[0],
+        "one teacher": r["teacher_accuracy"],
+        "plurality": r["plurality_accuracy"],
+        "plurality gain": r["plurality_accuracy"] - r["teacher_accuracy"],
+        "error correlation": error_correlation(r["predictions"]),
+        "wrong-vote concentration": wrong_vote_concentration(r["predictions"]),
+    }
+    for (k, kind), r in pate_runs.items()
+]
+results_table(agreement, caption="how the teachers' mistakes combine, on the pool")
+
+# %%
+concentration = {
+    (row["teachers k"], row["teacher kind"]): row["wrong-vote concentration"]
+    for row in agreement
+}
+claim(
+    "at every k the prompt teachers' wrong votes are more concentrated on one class "
+    "than the scratch teachers'",
+    all(
+        concentration[(k, "prompt")] > concentration[(k, "scratch")]
+        for k in TEACHER_COUNTS
+    ),
+    test="one partition, one draw of teachers per k (a description, not a test)",
+    prompt=[concentration[(k, "prompt")] for k in TEACHER_COUNTS],
+    scratch=[concentration[(k, "scratch")] for k in TEACHER_COUNTS],
+)
+correlations = [row["error correlation"] for row in agreement]
+glue("vp_corr_lo", min(correlations))
+glue("vp_corr_hi", max(correlations))
+
+# %% [markdown]
+# The pairwise correlation of errors is small for both kinds (between {glue:text}`vp_corr_lo:.2f`
+# and {glue:text}`vp_corr_hi:.2f`): teachers trained on a handful of images each are wrong in
+# mostly different places. But when prompt teachers are wrong they more often agree on *the same*
+# wrong class, the shared backbone's confusion, and a concentrated wrong class is what can outvote
+# the right one in a noisy plurality. Compare the plurality gains in the table: whether the shared
+# backbone costs the prompt teachers' plurality its lead depends on $k$ in this toy.
+
+
 # %%
 def student_runs(k: int, kind: str) -> list[float]:
     return [a for st in pate_runs[(k, kind)]["students"] for a in st["student_runs"]]
@@ -953,11 +1178,17 @@ student_gain = {
     k: paired_difference(student_runs(k, PROMPT_T), student_runs(k, SCRATCH_T))
     for k in TEACHER_COUNTS
 }
-many, few_teachers = (
-    [k for k in TEACHER_COUNTS if k >= 50],
-    [k for k in TEACHER_COUNTS if k < 50],
-)
+student_verdict = {
+    k: d.verdict("Prom-PATE", "scratch teachers") for k, d in student_gain.items()
+}
+many = [k for k in TEACHER_COUNTS if k >= 50]
 if SEEDS > 1:
+    claim(
+        "at no number of teachers is the scratch-teacher student ahead of Prom-PATE's",
+        all(d.upper >= 0 for d in student_gain.values()),
+        test=student_gain[TEACHER_COUNTS[0]].test + " (eps x seeds) at each k",
+        mean_difference={str(k): d.mean for k, d in student_gain.items()},
+    )
     for k in many:
         claim(
             f"with {k} teachers Prom-PATE's student beats the scratch-teacher student",
@@ -965,12 +1196,18 @@ if SEEDS > 1:
             test=student_gain[k].test + " (eps x seeds)",
             **student_gain[k].evidence,
         )
-    claim(
-        f"with {' or '.join(map(str, few_teachers))} teachers no difference between "
-        "the two students is detected",
-        all(student_gain[k].lower <= 0 <= student_gain[k].upper for k in few_teachers),
-        mean_difference={str(k): student_gain[k].mean for k in few_teachers},
-    )
+results_table(
+    [
+        {
+            "teachers k": k,
+            "Prom-PATE minus scratch teachers": d.mean,
+            "2 standard errors": 2 * d.se,
+            "verdict": student_verdict[k],
+        }
+        for k, d in student_gain.items()
+    ],
+    caption="students, paired by eps and seed",
+)
 
 # %%
 best_pate = [
@@ -999,7 +1236,15 @@ claim(
     smallest_ratio=saving,
 )
 glue("vp_k_many", ", ".join(map(str, many)))
-glue("vp_k_few", ", ".join(map(str, few_teachers)))
+glue(
+    "vp_k_ahead",
+    ", ".join(str(k) for k, v in student_verdict.items() if v == "Prom-PATE ahead"),
+)
+glue(
+    "vp_k_tie",
+    ", ".join(str(k) for k, v in student_verdict.items() if v.startswith("no "))
+    or "none",
+)
 glue("vp_queries", QUERIES)
 glue("vp_saving", 100 * (1 - saving))
 for k, d in student_gain.items():
@@ -1010,10 +1255,12 @@ for k, d in student_gain.items():
 #
 # - **Prompt teachers are better teachers.** Each one sees only $400/k$ examples, and a learner on top
 #   of the frozen model needs far fewer (Experiment 1): one prompt teacher is more accurate than one
-#   scratch teacher at every $k$. Whether that makes a better *student* depends on $k$: the claims
-#   above say where Prom-PATE's student was ahead (with {glue:text}`vp_k_many` teachers) and where
-#   no difference was detected (with {glue:text}`vp_k_few`). The student built on the prompt needs
-#   only {glue:text}`vp_queries` labels.
+#   scratch teacher at every $k$. Whether that makes a better *student* depends on $k$: Prom-PATE's
+#   student was ahead with {glue:text}`vp_k_ahead` teachers, and no difference was detected with
+#   {glue:text}`vp_k_tie` (the table above; the claims check that it is ahead from $k = 50$ on, and
+#   behind nowhere). Which small $k$ land on which side moves with the partition of the private
+#   data into slices: the permutation split this chapter used before found no difference at 10 or 25. The
+#   student built on the prompt needs only {glue:text}`vp_queries` labels.
 # - **PATE does not beat DP-SGD here.** A query's answer is only as good as the teachers' agreement,
 #   and with 400 private examples more teachers means weaker ones: agreement stays low, the noise
 #   needed for $\varepsilon$ swamps the margin, and the data-dependent analysis saves little (at most
@@ -1026,33 +1273,49 @@ for k, d in student_gain.items():
 # With the prompt teachers of the left panel above ($k = 50$ in the `book` profile) we answer the whole public pool with
 # Confident-GNMax at $T = 0.7k$, $\sigma_1 = 0.16k$, $\sigma_2 = 0.08k$ (fractions we picked while building
 # the toy, after seeing its votes: exactly the kind of tuning on private data the paper does and no
-# analysis charges). To see how the cost moves with scale we then resample teachers *of the same
-# quality* to larger ensembles (bootstrap over our teachers' predictions, which is what more private
-# data would buy) and run only the analysis.
+# analysis charges). The $\varepsilon$ reported for this run is the *realised* one: the threshold step of
+# every query and GNMax on the answered ones, data-dependent (private) and data-independent.
+#
+# What the paper's experiments lead one to expect, and what would show it wrong here: the
+# data-dependent cost should be well below the data-independent one where teachers agree, and its
+# sanitised release should cost a little more than the private value but stay well below the
+# data-independent $\varepsilon$. A release near or above the data-independent value, or a
+# sensitivity bound that a single teacher breaks, would contradict it.
+#
+# To see how the cost moves with scale we then resample teachers *of the same quality* to larger
+# ensembles (bootstrap over our teachers' predictions) and run only the analysis, with the
+# *expected* cost. These are what-ifs, not guarantees: a bootstrap ensemble repeats teachers, so one
+# private image would sit in several slices; the numbers forecast what $k$ independent teachers of
+# the same quality, trained on more private data, would cost.
 
 # %%
 big = pate_runs[(k_main, "prompt teachers (Prom-PATE)")]
 rng = np.random.default_rng(SEED)
 
 
-def confident_costs(votes, k):
-    T, s1, s2 = 0.7 * k, 0.16 * k, 0.08 * k
-    dep = pate.eps_from_rdp(
-        ORDERS, pate.confident_gnmax_rdp(votes, T, s1, s2, ORDERS), DELTA
-    )
-    ind = pate.eps_from_rdp(
+def confident_parameters(k):
+    """T, sigma_1, sigma_2 as fractions of k, fixed before any vote is drawn."""
+    return 0.7 * k, 0.16 * k, 0.08 * k
+
+
+def confident_eps(votes, k, answered=None, data_dependent=True):
+    """(eps, order) of Confident-GNMax: realised given the answered mask, else the
+    expected cost (a forecast)."""
+    rdp = pate.confident_gnmax_rdp(
+        votes,
+        *confident_parameters(k),
         ORDERS,
-        pate.confident_gnmax_rdp(votes, T, s1, s2, ORDERS, data_dependent=False),
-        DELTA,
+        answered=answered,
+        data_dependent=data_dependent,
     )
-    answered = float(np.exp(pate.log_pr_answered(votes, T, s1)).sum())
-    return dep, ind, answered, (T, s1, s2)
+    return pate.eps_from_rdp(ORDERS, rdp, DELTA)
 
 
-(dep_eps, dep_order), (ind_eps, _), expected_answered, (T, s1, s2) = confident_costs(
-    big["votes"], k_main
-)
+T, s1, s2 = confident_parameters(k_main)
 answered, labels = pate.confident_gnmax(big["votes"], T, s1, s2, rng)
+expected_answered = float(np.exp(pate.log_pr_answered(big["votes"], T, s1)).sum())
+dep_eps, dep_order = confident_eps(big["votes"], k_main, answered)
+ind_eps, _ = confident_eps(big["votes"], k_main, answered, data_dependent=False)
 answered_accuracy = (
     float((labels[answered] == pool_labels.numpy()[answered]).mean())
     if answered.any()
@@ -1065,8 +1328,8 @@ print(
     f"{big['plurality_accuracy']:.3f}"
 )
 print(
-    f"eps: data-dependent {dep_eps:.2f} (order {dep_order:g}), data-independent "
-    f"{ind_eps:.2f}, delta = {DELTA:g}"
+    f"realised eps: data-dependent {dep_eps:.2f} (order {dep_order:g}, private), "
+    f"data-independent {ind_eps:.2f}, delta = {DELTA:g}"
 )
 
 scale = {"k": [], "dependent": [], "independent": [], "answered": []}
@@ -1075,7 +1338,10 @@ for k_sim in run.pick(
 ):
     pick = rng.integers(0, k_main, size=k_sim)
     votes_sim = vote_counts(big["predictions"][torch.as_tensor(pick)], CLASSES)
-    (d_eps, _), (i_eps, _), ans, _ = confident_costs(votes_sim, k_sim)
+    d_eps, _ = confident_eps(votes_sim, k_sim)
+    i_eps, _ = confident_eps(votes_sim, k_sim, data_dependent=False)
+    T_sim, s1_sim, _ = confident_parameters(k_sim)
+    ans = float(np.exp(pate.log_pr_answered(votes_sim, T_sim, s1_sim)).sum())
     for key, value in zip(scale, (k_sim, d_eps, i_eps, ans)):
         scale[key].append(value)
 
@@ -1083,7 +1349,7 @@ sanitized = None
 conditions = check_conditions_gnmax(s2, CLASSES, dep_order)
 if all(conditions):
     sanitized = sanitized_epsilon(
-        big["votes"], k_main, T, s1, s2, dep_order, DELTA, rng
+        big["votes"], k_main, T, s1, s2, dep_order, DELTA, rng, answered=answered
     )
     print(
         f"sanitised release at order {dep_order:g}: private RDP {sanitized.rdp:.3f}, "
@@ -1097,6 +1363,80 @@ else:
         f"conditions C5-C6 fail for sigma2 = {s2:g} at order {dep_order:g}: no "
         f"sanitised release ({conditions})"
     )
+
+# %% [markdown]
+# The release rests on the sensitivity bound, so check it by brute force: for every query and every
+# change of one teacher's vote, does the query's cost move by more than its bound? Once for the
+# realised cost of an answered query (the worst case: threshold and GNMax terms) and once for the
+# expected cost, on our votes and on 200 random histograms of as many teachers.
+
+# %%
+def per_query_costs(votes, k, order):
+    """Threshold cost, GNMax cost and Pr[answered] of each query, at one order."""
+    T_k, s1_k, s2_k = confident_parameters(k)
+    lp = pate.log_pr_answered(votes, T_k, s1_k)
+    threshold_cost = pate.rdp_threshold(lp, s1_k, [order])[:, 0]
+    gnmax_cost = pate.rdp_gnmax(pate.log_q_gnmax(votes, s2_k), s2_k, [order])[:, 0]
+    return threshold_cost, gnmax_cost, np.exp(lp)
+
+
+def bound_failures(votes, k, order):
+    """Queries where some one-teacher change exceeds the bound: (realised, expected)."""
+    T_k, s1_k, s2_k = confident_parameters(k)
+    ls_t = local_sensitivity_threshold(votes, k, T_k, s1_k, order)[:, 0]
+    ls_g = local_sensitivity_gnmax(votes, k, s2_k, order)[:, 0]
+    owner, neighbours = pate.one_teacher_neighbours(votes)
+    thr, gn, p = per_query_costs(votes, k, order)
+    thr_n, gn_n, p_n = per_query_costs(neighbours, k, order)
+
+    def worst_change(cost, cost_n):
+        out = np.zeros(len(votes))
+        np.maximum.at(out, owner, np.abs(cost_n - cost[owner]))
+        return out
+
+    tol = 1 + 1e-9
+    realised = worst_change(thr + gn, thr_n + gn_n) > (ls_t + ls_g) * tol
+    expected = worst_change(thr + p * gn, thr_n + p_n * gn_n) > (ls_t + p * ls_g) * tol
+    return int(realised.sum()), int(expected.sum())
+
+
+random_votes = np.vstack(
+    [
+        rng.multinomial(k_main, rng.dirichlet(np.full(CLASSES, a)))
+        for a in rng.uniform(0.05, 2, 200)
+    ]
+).astype(float)
+failures = {
+    "our votes": bound_failures(big["votes"], k_main, dep_order),
+    "random histograms": bound_failures(random_votes, k_main, dep_order),
+}
+results_table(
+    [
+        {
+            "histograms": name,
+            "queries": len(v),
+            "bound fails, realised cost": f[0],
+            "bound fails, expected cost": f[1],
+        }
+        for (name, f), v in zip(failures.items(), (big["votes"], random_votes))
+    ],
+    caption=f"one-teacher changes against the local sensitivity, order {dep_order:g}",
+)
+
+# %%
+claim(
+    "no one-teacher change moves a query's realised cost by more than its bound",
+    all(f[0] == 0 for f in failures.values()),
+    test="brute force over every one-teacher change",
+    failures={k: f[0] for k, f in failures.items()},
+)
+claim(
+    "the expected cost's per-query bound fails on some of the random histograms",
+    failures["random histograms"][1] > 0,
+    test="brute force over every one-teacher change",
+    failures={k: f[1] for k, f in failures.items()},
+)
+glue("vp_expected_fail", failures["random histograms"][1])
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.6))
@@ -1152,6 +1492,16 @@ if sanitized is not None:
         released=sanitized.eps,
         private=dep_eps,
     )
+    claim(
+        "the sanitised release (mean + 2 std) saves less than a tenth of the "
+        "data-independent epsilon, or costs more",
+        sanitized.eps_upper >= 0.9 * ind_eps,
+        released_upper=sanitized.eps_upper,
+        data_independent=ind_eps,
+    )
+    glue("vp_released_upper", sanitized.eps_upper)
+glue("vp_realised_dep", dep_eps)
+glue("vp_realised_ind", ind_eps)
 glue("vp_fraction_lo", min(fraction))
 glue("vp_fraction_hi", max(fraction))
 
@@ -1165,7 +1515,16 @@ glue("vp_fraction_hi", max(fraction))
 # $q$ depends on margin$/\sigma_2$, which this scaling keeps fixed; it saves much more when teachers
 # are nearly unanimous, which ours are not. Either way the regime where PATE wins needs private
 # data for many *accurate* teachers, which is what 400 images cannot supply. The smooth-sensitivity
-# release adds its own cost and noise on top of the private value.
+# release adds its own cost and noise on top of the private value, and its bound held for every
+# one-teacher change we tried; the same bound written for the expected cost failed on
+# {glue:text}`vp_expected_fail` of the 200 random histograms.
+#
+# For the run itself the expectation failed: the realised data-dependent $\varepsilon$ is
+# {glue:text}`vp_realised_dep:.2f` against {glue:text}`vp_realised_ind:.2f` data-independent, but the
+# sanitised release (mean + 2 standard deviations, the value one would plan with) is
+# {glue:text}`vp_released_upper:.2f`. With 50 teachers that agree this little, sanitising the
+# data-dependent cost costs more than it saves, and the data-independent $\varepsilon$ is the one to
+# report. The paper's regime, hundreds of teachers that mostly agree, is where the release pays.
 #
 # ## On Colab: CIFAR-10 through an ImageNet model
 #
@@ -1279,8 +1638,10 @@ except RuntimeError as err:
 # their best privacy-utility trade-off on CIFAR-10 and on cross-domain medical and satellite data.
 # Here we measured the first part (transfer beats scratch when labels per learner are few, and
 # prompt teachers beat scratch teachers) but not the second: at 400 private images PATE trails
-# DP-SGD, and a linear probe does at least as well as the prompt, with or without privacy; the
-# prompt itself added nothing over the label map in this toy. Two caveats of the paper's evaluation,
+# DP-SGD, under DP-SGD a linear probe beats the prompt (by {glue:text}`vp_dp_probe_gain:.0f` points
+# on average), and the prompt itself added nothing over the label map in this toy. The toy cannot
+# let the prompt win for a structural reason: its target classes are unions of the source's own
+# digits, so a label map nearly solves the task and the prompt has no domain gap to bridge. Two caveats of the paper's evaluation,
 # which this chapter shares and states: accuracy is reported on the test split with no separate
 # validation split for choosing hyper-parameters, and the Confident-GNMax parameters are tuned on the
 # private votes, a privacy cost the analysis does not charge.
@@ -1316,9 +1677,10 @@ except RuntimeError as err:
 #
 # $\mathrm{RDP}(\alpha) = 100\alpha/1600 = \alpha/16$. Minimising $\alpha/16 + \ln(10^5)/(\alpha - 1)$ gives
 # $\alpha - 1 = \sqrt{16\ln 10^5} \approx 13.6$, so $\varepsilon \approx 14.6/16 + 11.51/13.6 \approx 0.91 + 0.85 = 1.76$.
-# `pate.eps_from_rdp(orders, 100 * orders / 40**2, 1e-5)` agrees up to the grid of orders. For
+# `pate.eps_from_rdp(orders, 100 * orders / 40**2, 1e-5, "pate")` agrees up to the grid of orders (the
+# default conversion, Balle et al.'s, gives less). For
 # $\varepsilon = 2$: $Q\alpha/1600 + 11.51/(\alpha - 1)$ at its minimum is $Q/1600 + 2\sqrt{11.51\,Q/1600}$; setting it to 2
-# gives $Q \approx 127$ (`pate.calibrate_gnmax_sigma` solves the inverse problem).
+# gives $Q \approx 127$ (`pate.calibrate_gnmax_sigma` with `"pate"` solves the inverse problem).
 # ```
 #
 # ```{exercise}
@@ -1353,11 +1715,13 @@ except RuntimeError as err:
 # ```{solution} ex-vp-scale
 # :class: dropdown
 #
-# Halving the data halves each teacher's slice. Scratch teachers lose more, because their accuracy
-# falls faster with fewer examples (Experiment 1's curves are steeper for scratch at small $n$).
-# Conversely, more private data lets PATE use more teachers without weakening them; agreement, and
-# with it the data-dependent saving, grows (Experiment 4), while DP-SGD gains only through a
-# smaller sampling rate. The paper's CIFAR-10 scale is where PATE pulls ahead.
+# Halving the data halves each teacher's slice, and Experiment 1 already measured what halving the
+# examples of one learner costs (mean over seeds): {glue:text}`vp_halving`. Neither kind loses
+# more at every slice size in this toy, so the answer depends on $k$, and the rerun is how to find
+# it at yours. What the argument of the paper predicts, and this chapter did not measure: with more
+# private data PATE can use more teachers without weakening them, agreement and with it the
+# data-dependent saving grow (Experiment 4's what-ifs), while DP-SGD gains only through a smaller
+# sampling rate; the paper reports PATE ahead at CIFAR-10's scale.
 # ```
 
 # %%
@@ -1391,6 +1755,9 @@ results = record_results(
         "eps_independent": ind_eps,
     },
     scale=scale,
+    sensitivity_failures={
+        name: {"realised": f[0], "expected": f[1]} for name, f in failures.items()
+    },
     sanitized=None
     if sanitized is None
     else {
@@ -1411,8 +1778,13 @@ results = record_results(
 #   model; their per-example gradient {eq}`eq-vp-grad` is elementwise, which is all DP-SGD needs. A
 #   frozen batch-norm layer left in training mode silently breaks the per-example premise: guard it.
 # - PATE's GNMax costs $\alpha/\sigma^2$ per answer whatever the votes; when teachers agree, the bound
-#   {eq}`eq-pate-q` makes the data-dependent cost far smaller, and smooth sensitivity lets that cost be
-#   published. Confident-GNMax spends little on queries the teachers disagree on.
+#   {eq}`eq-pate-q` and Theorem 6 {eq}`eq-pate-thm6` make the data-dependent cost smaller, and
+#   smooth sensitivity lets that cost be published: the *realised* cost, whose per-query
+#   sensitivity bound holds (checked by brute force), not the expected one, whose bound fails.
+#   Confident-GNMax spends little on queries the teachers disagree on.
+# - Privacy statements need a unit and a neighbour relation: one image, added or removed. Slices
+#   assigned by a hash of each image's id make one image change one teacher; both methods are
+#   converted to $(\varepsilon, \delta)$ the same way {eq}`eq-rdp-eps-balle`.
 # - Measured here: the frozen source model beats training from scratch when each learner has few
 #   labels, so prompt teachers beat scratch teachers; with only 400 private images PATE trails
 #   DP-SGD; the analysis shows the cost falling like $1/k^2$ with more teachers of the same quality,

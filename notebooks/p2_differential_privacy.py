@@ -243,7 +243,7 @@ glue("p2_basic_factor", basic_factor)
 # %% [markdown]
 # ## Graduation
 #
-# The package's conversion ({func}`~trustml_ref.privacy.pate.eps_from_rdp`), and Opacus's RDP of the
+# The package's conversion ({func}`~trustml_ref.privacy.pate.eps_from_rdp` with `"pate"`, the one derived above), and Opacus's RDP of the
 # (subsampled) Gaussian mechanism at sampling rate 1, which must equal {eq}`eq-p2-rdp-gauss` times the steps.
 
 # %%
@@ -251,7 +251,7 @@ from opacus.accountants.analysis.rdp import compute_rdp
 
 rdp_k = 100 * rdp_gaussian_scratch(ORDERS, sigma)
 trustml_ref.assert_close(
-    torch.tensor(eps_from_rdp(ORDERS, rdp_k, delta)[0]),
+    torch.tensor(eps_from_rdp(ORDERS, rdp_k, delta, "pate")[0]),
     torch.tensor(eps_scratch(ORDERS, rdp_k, delta)),
     rtol=1e-12,
     name="epsilon from RDP",

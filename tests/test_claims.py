@@ -94,6 +94,11 @@ def test_paired_difference_reference_values():
     # separated
     shared = np.array([0.1, 0.5, 0.9, 0.3])
     assert paired_difference(shared + 0.01, shared).lower > 0
+    assert paired_difference(shared + 0.01, shared).verdict("A", "B") == "A ahead"
+    assert paired_difference(shared, shared + 0.01).verdict("A", "B") == "B ahead"
+    assert d.verdict("A", "B") == "A ahead"  # 2 - 2/sqrt(3) > 0
+    noisy = paired_difference([1.0, 0.0, 1.0], [0.0, 1.0, 0.0])
+    assert noisy.verdict("A", "B") == "no difference detected"
     with pytest.raises(ValueError, match="same length"):
         paired_difference([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="at least 2 pairs"):

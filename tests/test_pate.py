@@ -42,7 +42,7 @@ def test_threshold_and_total_cost_match_reference():
         VOTES, REF["threshold"], REF["sigma1"], REF["sigma2"], ORDERS
     )
     np.testing.assert_allclose(total, REF["total_rdp"], rtol=1e-6)
-    eps, order = pate.eps_from_rdp(ORDERS, total, 1e-5)
+    eps, order = pate.eps_from_rdp(ORDERS, total, 1e-5, "pate")
     assert (
         eps == pytest.approx(REF["eps_delta_1e-5"][0], rel=1e-6)
         and order == REF["eps_delta_1e-5"][1]
@@ -85,6 +85,45 @@ def test_rdp_in_q_is_monotone_then_flat():
         for d in (0.1, 0.2, 0.3, 0.4)
     ]
     assert flat == [order / sigma**2] * 4
+
+
+def test_one_teacher_neighbours_move_one_vote():
+    owner, w = pate.one_teacher_neighbours([[2, 0, 1], [0, 0, 3]])
+    v = np.array([[2, 0, 1], [0, 0, 3]], float)[owner]
+    assert len(w) == 4 + 2  # row 0: 2 donors x 2 targets; row 1: 1 donor x 2 targets
+    assert np.all(w.sum(1) == v.sum(1)) and np.all(np.abs(w - v).sum(1) == 2)
+    assert np.all(w >= 0) and len({tuple(r) for r in w[owner == 0]}) == 4
+
+
+def test_realised_cost_counts_gnmax_on_answered_queries_only():
+    T, s1, s2 = REF["threshold"], REF["sigma1"], REF["sigma2"]
+    step1 = pate.rdp_threshold(pate.log_pr_answered(VOTES, T, s1), s1, ORDERS)
+    step2 = pate.rdp_gnmax(pate.log_q_gnmax(VOTES, s2), s2, ORDERS)
+    mask = np.arange(len(VOTES)) % 3 == 0
+    np.testing.assert_allclose(
+        pate.confident_gnmax_rdp(VOTES, T, s1, s2, ORDERS, answered=mask),
+        step1.sum(0) + step2[mask].sum(0),
+        rtol=1e-12,
+    )
+    none = np.zeros(len(VOTES), bool)
+    every = np.ones(len(VOTES), bool)
+    low, high = (
+        pate.confident_gnmax_rdp(VOTES, T, s1, s2, ORDERS, answered=m)
+        for m in (none, every)
+    )
+    expected = pate.confident_gnmax_rdp(VOTES, T, s1, s2, ORDERS)
+    assert np.all(low <= expected) and np.all(expected <= high)
+    ind = pate.confident_gnmax_rdp(
+        VOTES, T, s1, s2, ORDERS, answered=mask, data_dependent=False
+    )
+    np.testing.assert_allclose(
+        ind,
+        len(VOTES) * ORDERS / (2 * s1**2) + mask.sum() * ORDERS / s2**2,
+        rtol=1e-12,
+    )
+    for bad in (mask[:-1], mask.astype(int)):
+        with pytest.raises(ValueError, match=r"answered must be a boolean array"):
+            pate.confident_gnmax_rdp(VOTES, T, s1, s2, ORDERS, answered=bad)
 
 
 def test_conversions_differ_and_balle_is_never_larger():
@@ -244,38 +283,109 @@ def test_local_sensitivities_match_reference_histograms():
         np.testing.assert_allclose(row[:stop], ref[:stop], rtol=1e-6, atol=1e-300)
 
 
-def test_sanitized_epsilon_matches_reference_and_is_sound():
+def _realised_cost_and_bound(votes, n, T, s1, s2, order, answered):
+    """Per query: realised data-dependent cost at ``order`` and its local sensitivity
+    at distance 0 (threshold step, plus GNMax where answered)."""
+    lp = pate.log_pr_answered(votes, T, s1)
+    cost = (
+        pate.rdp_threshold(lp, s1, [order])[:, 0]
+        + answered * pate.rdp_gnmax(pate.log_q_gnmax(votes, s2), s2, [order])[:, 0]
+    )
+    return cost, lp
+
+
+def test_realised_cost_local_sensitivity_bounds_every_one_teacher_change():
+    # brute force over 240 random histograms: no single teacher's vote change moves
+    # a query's realised cost by more than LS_T(0) + [answered] LS_G(0); the expected
+    # cost (weighted by Pr[answered]) breaks the analogous bound
+    rng = np.random.default_rng(11)
+    n, T, s1, s2, order = 250, 150.0, 60.0, 100.0, 20.0
+    v = np.vstack(
+        [
+            rng.multinomial(n, rng.dirichlet(np.full(10, a)))
+            for a in rng.uniform(0.05, 2, 240)
+        ]
+    ).astype(float)
+    ls_t = smooth.local_sensitivity_threshold(v, n, T, s1, order)[:, 0]
+    ls_g = smooth.local_sensitivity_gnmax(v, n, s2, order)[:, 0]
+    owner, w = pate.one_teacher_neighbours(v)
+    expected_violations = 0
+    for answered in (False, True):
+        cost, lp = _realised_cost_and_bound(v, n, T, s1, s2, order, answered)
+        cost_w, lp_w = _realised_cost_and_bound(w, n, T, s1, s2, order, answered)
+        change = np.zeros(len(v))
+        np.maximum.at(change, owner, np.abs(cost_w - cost[owner]))
+        bound = ls_t + answered * ls_g
+        assert np.all(change <= bound * (1 + 1e-9) + 1e-15)
+        if answered:
+            gnmax_v = cost - pate.rdp_threshold(lp, s1, [order])[:, 0]
+            gnmax_w = cost_w - pate.rdp_threshold(lp_w, s1, [order])[:, 0]
+            exp_v = cost - gnmax_v + np.exp(lp) * gnmax_v
+            exp_w = cost_w - gnmax_w + np.exp(lp_w) * gnmax_w
+            exp_change = np.zeros(len(v))
+            np.maximum.at(exp_change, owner, np.abs(exp_w - exp_v[owner]))
+            expected_violations = int(
+                np.sum(exp_change > (ls_t + np.exp(lp) * ls_g) * (1 + 1e-9))
+            )
+    assert expected_violations > len(v) // 10
+
+
+def test_sanitized_epsilon_releases_the_realised_cost_and_is_deterministic():
     votes = np.array(SS["votes"])
-    out = smooth.sanitized_epsilon(
-        votes,
+    n, T, s1, s2, order = (
         SS["num_teachers"],
         SS["threshold"],
         SS["sigma1"],
         SS["sigma2"],
         SS["order"],
-        SS["delta"],
-        np.random.default_rng(0),
     )
-    assert out.rdp == pytest.approx(SS["rdp"], rel=1e-6)
-    assert out.beta == pytest.approx(SS["beta"], rel=1e-9)
-    assert out.smooth_sensitivity == pytest.approx(SS["smooth_sensitivity"], rel=1e-6)
-    assert out.sigma_ss == pytest.approx(SS["sigma_ss"], rel=1e-6)
-    assert out.rdp_release > 0 and out.eps_upper > out.rdp + out.rdp_release
+    answered, _ = pate.confident_gnmax(votes, T, s1, s2, np.random.default_rng(1))
+    assert 0 < answered.sum() < len(votes)
+
+    def release(mask, seed=0):
+        return smooth.sanitized_epsilon(
+            votes,
+            n,
+            T,
+            s1,
+            s2,
+            order,
+            SS["delta"],
+            np.random.default_rng(seed),
+            answered=mask,
+        )
+
+    out = release(answered)
+    assert out.rdp == pytest.approx(
+        pate.confident_gnmax_rdp(votes, T, s1, s2, [order], answered=answered)[0],
+        rel=1e-12,
+    )
+    ls = smooth.local_sensitivity_threshold(votes, n, T, s1, order).sum(0)
+    ls = ls + smooth.local_sensitivity_gnmax(votes[answered], n, s2, order).sum(0)
+    assert out.smooth_sensitivity == pytest.approx(
+        smooth.smooth_sensitivity(ls, out.beta), rel=1e-12
+    )
+    assert out.sigma_ss == pytest.approx(
+        (order * math.exp(2 * out.beta) / out.smooth_sensitivity) ** (1 / 3)
+    )
+    assert out.rdp_release > 0
+    assert out.eps_upper == pytest.approx(
+        pate.eps_from_rdp(
+            [order],
+            [out.rdp + 2 * out.smooth_sensitivity * out.sigma_ss + out.rdp_release],
+            SS["delta"],
+        )[0]
+    )
     # the released value is the private cost plus SS * sigma_ss * N(0, 1): same seed,
     # same release
-    again = smooth.sanitized_epsilon(
-        votes,
-        SS["num_teachers"],
-        SS["threshold"],
-        SS["sigma1"],
-        SS["sigma2"],
-        SS["order"],
-        SS["delta"],
-        np.random.default_rng(0),
-    )
-    assert again == out
+    assert release(answered) == out
     z = (out.released_rdp - out.rdp) / (out.smooth_sensitivity * out.sigma_ss)
     assert z == pytest.approx(np.random.default_rng(0).standard_normal())
+    # fewer answers, less cost and less sensitivity
+    nothing = release(np.zeros(len(votes), bool))
+    assert nothing.rdp < out.rdp
+    with pytest.raises(ValueError, match="answered must be a boolean array"):
+        release(answered[:-1])
 
 
 def test_smooth_sensitivity_bounds_every_neighbour():
@@ -318,6 +428,7 @@ def test_conditions_c5_c6_match_tf_privacy():
             25.0,
             1e-6,
             np.random.default_rng(0),
+            answered=np.ones(len(SS["votes"]), bool),
         )
 
 
@@ -341,6 +452,8 @@ def test_calibrated_sigma_spends_exactly_epsilon_and_grows_with_queries():
         ORDERS, 40 * pate.rdp_gnmax_data_independent(sigmas[1], ORDERS), 1e-5
     )
     assert eps == pytest.approx(4.0, rel=1e-9)
+    # one conversion for PATE and DP-SGD: Mironov's would have PATE add more noise
+    assert pate.calibrate_gnmax_sigma(40, 4.0, 1e-5, ORDERS, "pate") > sigmas[1]
     with pytest.raises(ValueError, match="out of reach"):
         pate.calibrate_gnmax_sigma(10, 0.01, 1e-5, [1.5, 2.0])
     with pytest.raises(ValueError, match="queries must be a positive integer"):

@@ -12,8 +12,8 @@ from trustml_ref.visual_prompting import (
     PromptedClassifier,
     VisualPrompt,
     border_mask,
-    disjoint_partition,
     fit,
+    hash_partition,
     opacus_grad_samples,
     place_on_canvas,
     train_dpsgd,
@@ -138,18 +138,66 @@ def test_dpsgd_reaches_target_epsilon_deterministically_and_keeps_backbone():
         train_dpsgd(_model(), x, y, epsilon=1.0, delta=1e-5, epochs=1, accountant="gdp")
 
 
-def test_teachers_partition_and_votes():
-    slices = disjoint_partition(103, 10, seed=1)
-    flat = torch.cat(slices)
-    assert (
-        len(slices) == 10
-        and sorted(flat.tolist()) == list(range(103))
-        and {len(s) for s in slices} <= {10, 11}
+def test_dpsgd_steps_on_empty_poisson_batches():
+    # expected batch size 1 of 24 examples: about a third of the Poisson batches are
+    # empty, and each is still a (noise-only) step, as the accountant assumes
+    x, y = torch.rand(24, 1, 8, 8), torch.randint(0, 3, (24,))
+    model = _model()
+    before = model.prompt.weight.detach().clone()
+    result = train_dpsgd(
+        model, x, y, epsilon=4.0, delta=1e-5, epochs=3, batch_size=1, progress=False
     )
+    assert result.steps == 3 * 24
+    weight = result.model.prompt.weight
+    assert torch.isfinite(weight).all() and not torch.equal(weight, before)
+
+
+def test_hash_partition_changes_one_slice_per_added_or_removed_example():
+    ids = list(range(103))
+    slices = hash_partition(ids, 10, salt="1")
+    assert sorted(torch.cat(slices).tolist()) == ids
+    assert all(len(s) > 0 for s in slices)  # 103 examples in 10 slices, this salt
+    members = [set(s.tolist()) for s in slices]
+    # removing example 57 (positions after it shift: compare by id, not position)
+    kept = ids[:57] + ids[58:]
+    after = [{kept[i] for i in s.tolist()} for s in hash_partition(kept, 10, salt="1")]
+    assert sum(a != b for a, b in zip(members, after)) == 1
+    # adding a new example (id 1000) changes exactly one slice too
+    grown = [
+        {(ids + [1000])[i] for i in s.tolist()}
+        for s in hash_partition(ids + [1000], 10, salt="1")
+    ]
+    assert sum(a != b for a, b in zip(members, grown)) == 1
+    # a permutation-based split would reshuffle: another salt is another partition
+    assert [set(s.tolist()) for s in hash_partition(ids, 10, salt="2")] != members
+    for bad, match in (
+        (lambda: hash_partition(ids, 0), "parts must be a positive integer"),
+        (lambda: hash_partition([1, 1], 2), "ids must be non-empty and distinct"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            bad()
+
+
+def test_teachers_and_votes():
     x, y = torch.rand(40, 1, 8, 8), torch.randint(0, 3, (40,))
     teachers = train_teachers(_model, x, y, 4, epochs=1, progress=False)
     votes = vote_histogram(teachers, x[:7], 3)
     assert votes.shape == (7, 3) and np.all(votes.sum(1) == 4)
+    # teacher i depends on its own slice only: dropping an example of slice 0
+    # leaves every other teacher bit for bit as it was
+    slices = hash_partition(range(40), 4, salt="0")
+    keep = torch.tensor([i for i in range(40) if i != int(slices[0][0])])
+    fewer = train_teachers(
+        _model, x[keep], y[keep], 4, ids=keep.tolist(), epochs=1, progress=False
+    )
+    same = [
+        all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+        for a, b in zip(teachers, fewer)
+    ]
+    assert same == [False, True, True, True]
+    # more teachers than examples: empty slices stay at their initialisation and vote
+    many = train_teachers(_model, x[:3], y[:3], 6, epochs=1, progress=False)
+    assert vote_histogram(many, x[:2], 3).sum(1).tolist() == [6, 6]
     np.testing.assert_array_equal(
         vote_counts(torch.tensor([[0, 2], [0, 1], [2, 1]]), 3), [[2, 0, 1], [0, 2, 1]]
     )
@@ -157,8 +205,8 @@ def test_teachers_partition_and_votes():
         ValueError, match=r"predictions must have shape \(teachers, queries\)"
     ):
         vote_counts(torch.tensor([0, 1]), 3)
-    with pytest.raises(ValueError, match=r"parts must lie in \[1, n=5\]"):
-        disjoint_partition(5, 6)
+    with pytest.raises(ValueError, match="ids must name each of the 40 examples"):
+        train_teachers(_model, x, y, 4, ids=range(39), epochs=1)
     with pytest.raises(ValueError, match="same length"):
         fit(_model(), x, y[:3], epochs=1)
 

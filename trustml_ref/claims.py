@@ -183,6 +183,15 @@ class Difference:
     def evidence(self) -> dict[str, float | int]:
         return {"difference": self.mean, "standard_error": self.se, "n": self.n}
 
+    def verdict(self, a: str, b: str) -> str:
+        """``"<a> ahead"`` or ``"<b> ahead"`` where the difference exceeds two standard
+        errors, else ``"no difference detected"``."""
+        if self.lower > 0:
+            return f"{a} ahead"
+        if self.upper < 0:
+            return f"{b} ahead"
+        return "no difference detected"
+
 
 def paired_difference(a: Sequence[float], b: Sequence[float]) -> Difference:
     """Paired differences ``d_i = a_i - b_i``: mean and standard error ``std(d,

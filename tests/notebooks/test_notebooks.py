@@ -200,6 +200,8 @@ def check_visual_prompting(results: dict) -> None:
             assert (
                 student["eps_data_dependent"] <= student["eps"] + 1e-9
             )  # calibrated data-independently
+    # soundness of the released cost's sensitivity bound, by brute force
+    assert all(f["realised"] == 0 for f in results["sensitivity_failures"].values())
     if results["sanitized"] is not None:
         assert (
             results["sanitized"]["eps_upper"]

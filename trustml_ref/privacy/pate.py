@@ -11,12 +11,15 @@ For a vote histogram :math:`n \\in \\mathbb N^K` per query:
   data-dependent bound of Theorem 6 applies where its conditions hold.
 - Confident-GNMax first checks :math:`\\max_j n_j + \\mathcal N(0, \\sigma_1^2) \\ge T`
   (RDP of a mechanism of sensitivity 1) and answers with GNMax(:math:`\\sigma_2`) only
-  then; the expected RDP of one query is :math:`\\mathrm{RDP}_{\\text{threshold}} +
-  \\Pr[\\text{answered}]\\cdot\\mathrm{RDP}_{\\text{GNMax}}`.
+  then. Which queries were answered is released, so the cost of a run is the *realised*
+  one, :math:`\\sum_i \\mathrm{RDP}_{\\text{threshold}} + \\sum_{\\text{answered}}
+  \\mathrm{RDP}_{\\text{GNMax}}`; the *expected* cost (answers weighted by
+  :math:`\\Pr[\\text{answered}]`) is a forecast made before the run, not a guarantee.
 - RDP to :math:`(\\varepsilon,\\delta)`: :func:`eps_from_rdp` offers PATE's conversion
   (Mironov 2017: :math:`\\varepsilon = \\min_\\alpha \\mathrm{RDP}(\\alpha) +
   \\ln(1/\\delta)/(\\alpha-1)`) and the tighter one of Balle et al. (2020) that Opacus
-  uses; they give different :math:`\\varepsilon` for the same curve.
+  uses; they give different :math:`\\varepsilon` for the same curve. The default is
+  Balle et al.'s, so that PATE and DP-SGD (Opacus) are converted alike.
 """
 
 from __future__ import annotations
@@ -59,6 +62,27 @@ def _log1mexp(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(divide="ignore"):
         return np.where(x < -math.log(2), np.log1p(-np.exp(x)), np.log(-np.expm1(x)))
+
+
+def one_teacher_neighbours(votes: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Every histogram one teacher's changed vote away from each row of ``votes``
+    (one vote moved from class ``i`` to class ``j != i``, where ``n_i > 0``).
+
+    Returns ``(owner, neighbours)``: ``neighbours[r]`` is a neighbour of
+    ``votes[owner[r]]``. For brute-force checks of sensitivity bounds.
+    """
+    v = check_votes(votes)
+    owners, rows = [], []
+    for i in range(v.shape[1]):
+        for j in range(v.shape[1]):
+            if i != j:
+                has = v[:, i] > 0
+                w = v[has].copy()
+                w[:, i] -= 1
+                w[:, j] += 1
+                owners.append(np.flatnonzero(has))
+                rows.append(w)
+    return np.concatenate(owners), np.vstack(rows)
 
 
 def log_q_gnmax(votes: ArrayLike, sigma: float) -> np.ndarray:
@@ -176,14 +200,27 @@ def confident_gnmax_rdp(
     sigma2: float,
     orders: ArrayLike,
     *,
+    answered: ArrayLike | None = None,
     data_dependent: bool = True,
 ) -> np.ndarray:
-    """Total RDP over all queries of Confident-GNMax, per order: the sum over queries of
-    :math:`\\mathrm{RDP}_{\\text{threshold}} +
-    \\Pr[\\text{answered}]\\cdot\\mathrm{RDP}_{\\text{GNMax}}` (expected cost)."""
+    """Total RDP over all queries of Confident-GNMax, per order.
+
+    With ``answered`` (the boolean mask the threshold step released, one entry per
+    query) it is the realised cost :math:`\\sum_i \\mathrm{RDP}_{\\text{thr}} +
+    \\sum_{i\\ \\text{answered}} \\mathrm{RDP}_{\\text{GNMax}}`, the cost of the run
+    that happened. Without it, the expected cost :math:`\\sum_i
+    \\mathrm{RDP}_{\\text{thr}} +
+    \\Pr[\\text{answered}_i]\\,\\mathrm{RDP}_{\\text{GNMax}}`: a forecast before the
+    run. Data-dependent values depend on the private votes and are not publishable as
+    they are (:func:`~trustml_ref.privacy.smooth_sensitivity.sanitized_epsilon`).
+    """
     v = check_votes(votes)
     a = _check_orders(orders)
     lp = log_pr_answered(v, threshold, sigma1)
+    if answered is None:
+        weight = np.exp(lp)
+    else:
+        weight = check_answered(answered, len(v)).astype(np.float64)
     if data_dependent:
         step1 = rdp_threshold(lp, sigma1, a)
         step2 = rdp_gnmax(log_q_gnmax(v, sigma2), sigma2, a)
@@ -192,18 +229,31 @@ def confident_gnmax_rdp(
             rdp_threshold_data_independent(sigma1, a), (len(v), a.size)
         )
         step2 = np.broadcast_to(rdp_gnmax_data_independent(sigma2, a), (len(v), a.size))
-    return (step1 + np.exp(lp)[:, None] * step2).sum(axis=0)
+    return (step1 + weight[:, None] * step2).sum(axis=0)
+
+
+def check_answered(answered: ArrayLike, queries: int) -> np.ndarray:
+    """The released mask of answered queries as a boolean array of length
+    ``queries``, checked."""
+    mask = np.asarray(answered)
+    if mask.dtype != np.bool_ or mask.shape != (queries,):
+        raise ValueError(
+            f"answered must be a boolean array of shape ({queries},) (one entry per "
+            f"query), got dtype {mask.dtype} and shape {mask.shape}"
+        )
+    return mask
 
 
 def eps_from_rdp(
-    orders: ArrayLike, rdp: ArrayLike, delta: float, conversion: str = "pate"
+    orders: ArrayLike, rdp: ArrayLike, delta: float, conversion: str = "balle2020"
 ) -> tuple[float, float]:
     """:math:`(\\varepsilon, \\alpha^*)` from an RDP curve.
 
     ``"pate"`` (Mironov 2017, used by PATE 2018): :math:`\\min_\\alpha
     \\mathrm{RDP}(\\alpha) + \\ln(1/\\delta)/(\\alpha-1)`. ``"balle2020"`` (Balle et al.
-    2020, Thm 21; Opacus's): :math:`\\min_\\alpha \\mathrm{RDP}(\\alpha) +
-    \\ln((\\alpha-1)/\\alpha) - (\\ln\\delta + \\ln\\alpha)/(\\alpha-1)`, never larger.
+    2020, Thm 21; Opacus's, and the default): :math:`\\min_\\alpha
+    \\mathrm{RDP}(\\alpha) + \\ln((\\alpha-1)/\\alpha) - (\\ln\\delta +
+    \\ln\\alpha)/(\\alpha-1)`, never larger.
     """
     a = _check_orders(orders)
     r = np.asarray(rdp, dtype=np.float64)
@@ -230,7 +280,7 @@ def calibrate_gnmax_sigma(
     epsilon: float,
     delta: float,
     orders: ArrayLike,
-    conversion: str = "pate",
+    conversion: str = "balle2020",
 ) -> float:
     r"""The GNMax noise :math:`\sigma` whose data-independent cost over ``queries``
     answers, :math:`\mathrm{RDP}(\alpha) = Q\alpha/\sigma^2`, converts to exactly

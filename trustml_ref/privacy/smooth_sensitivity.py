@@ -28,10 +28,12 @@ from scipy import optimize, special
 from trustml_ref.checks import check_positive
 from trustml_ref.privacy.pate import (
     ArrayLike,
+    check_answered,
     check_votes,
+    confident_gnmax_rdp,
+    eps_from_rdp,
     log_pr_answered,
     log_q_gnmax,
-    rdp_gnmax,
     rdp_gnmax_bound,
     rdp_threshold,
 )
@@ -279,13 +281,13 @@ class SanitizedEpsilon:
     """The data-dependent cost at one order and the quantities of its GNSS release."""
 
     order: float
-    rdp: float  #: expected data-dependent RDP of all queries at ``order`` (private)
+    rdp: float  #: realised data-dependent RDP of all queries at ``order`` (private)
     beta: float  #: smoothness parameter b
-    smooth_sensitivity: float  #: SS_b of the expected cost
+    smooth_sensitivity: float  #: SS_b of the realised cost
     sigma_ss: float  #: noise multiplier of the release
     rdp_release: float  #: RDP cost of the release itself (Theorem 23)
     released_rdp: float  #: the noisy, publishable RDP
-    eps: float  #: (eps, delta) of aggregation + release, PATE's conversion at ``order``
+    eps: float  #: (eps, delta) of aggregation + release at ``order``
     # : the same with the release's mean plus two standard deviations (what TF-Privacy
     # optimises)
     eps_upper: float
@@ -300,23 +302,32 @@ def sanitized_epsilon(
     order: float,
     delta: float,
     rng: np.random.Generator,
+    *,
+    answered: ArrayLike,
     betas: ArrayLike | None = None,
 ) -> SanitizedEpsilon:
-    r"""Release Confident-GNMax's data-dependent cost with smooth sensitivity (Papernot
-    et al. 2018, §4).
+    r"""Release Confident-GNMax's realised data-dependent cost with smooth sensitivity
+    (Papernot et al. 2018, §4).
 
-    The expected local sensitivities of all queries add up, :math:`LS(d) = \sum_i
-    LS^{\text{thr}}_i(d) + \Pr[\text{answered}_i]\,LS^{\text{GNMax}}_i(d)`; for each
-    :math:`b` in ``betas`` (default :math:`[0.3, 0.495)/\alpha`) the noise
-    :math:`\sigma_{ss} = (\alpha e^{2b}/SS_b)^{1/3}` minimises the release cost plus two
-    noise standard deviations, and the best :math:`b` is kept. Choosing :math:`b` with
-    the private votes is what the paper does; it is not itself charged. Raises when
-    conditions C5–C6 (:func:`check_conditions_gnmax`) fail for ``sigma2`` at ``order``:
-    the bound is then not proven and nothing may be released.
+    The cost released is the realised one of
+    :func:`~trustml_ref.privacy.pate.confident_gnmax_rdp`: every query's threshold step
+    plus GNMax on the ``answered`` ones (that mask is public). One teacher changes it by
+    at most :math:`LS(d) = \sum_i LS^{\text{thr}}_i(d) + \sum_{i\ \text{answered}}
+    LS^{\text{GNMax}}_i(d)`. (The expected cost, weighted by
+    :math:`\Pr[\text{answered}]`, has no such bound: one teacher also moves that
+    probability.) For each :math:`b` in ``betas`` (default :math:`[0.3,
+    0.495)/\alpha`) the noise :math:`\sigma_{ss} = (\alpha e^{2b}/SS_b)^{1/3}` minimises
+    the release cost plus two noise standard deviations, and the best :math:`b` is
+    kept. Choosing :math:`b` with the private votes is what the paper does; it is not
+    itself charged. :math:`\varepsilon` uses
+    :func:`~trustml_ref.privacy.pate.eps_from_rdp`'s default conversion at ``order``.
+    Raises when conditions C5–C6 (:func:`check_conditions_gnmax`) fail for ``sigma2``
+    at ``order``: the bound is then not proven and nothing may be released.
     """
     v = check_votes(votes)
     n = _check_teachers(v, num_teachers)
     order = _check_order(order)
+    mask = check_answered(answered, len(v))
     if not 0 < delta < 1:
         raise ValueError(f"delta must lie in (0, 1), got {delta}")
     if not all(check_conditions_gnmax(sigma2, v.shape[1], order)):
@@ -325,18 +336,12 @@ def sanitized_epsilon(
             "smooth-sensitivity bound "
             "does not hold; use a larger sigma2 or another order"
         )
-    lp = log_pr_answered(v, threshold, sigma1)
-    p = np.exp(lp)
     rdp = float(
-        np.sum(
-            rdp_threshold(lp, sigma1, [order])[:, 0]
-            + p * rdp_gnmax(log_q_gnmax(v, sigma2), sigma2, [order])[:, 0]
-        )
+        confident_gnmax_rdp(v, threshold, sigma1, sigma2, [order], answered=mask)[0]
     )
-    ls = (
-        local_sensitivity_threshold(v, n, threshold, sigma1, order)
-        + p[:, None] * local_sensitivity_gnmax(v, n, sigma2, order)
-    ).sum(axis=0)
+    ls = local_sensitivity_threshold(v, n, threshold, sigma1, order).sum(axis=0)
+    if mask.any():
+        ls = ls + local_sensitivity_gnmax(v[mask], n, sigma2, order).sum(axis=0)
     grid = (
         np.arange(0.3 / order, 0.495 / order, 0.01 / order)
         if betas is None
@@ -351,7 +356,10 @@ def sanitized_epsilon(
             best = (cost + 2 * ss * sigma_ss, b, ss, sigma_ss, cost)
     _, b, ss, sigma_ss, cost = best
     released = rdp + ss * sigma_ss * float(rng.standard_normal())
-    log_term = math.log(1 / delta) / (order - 1)
+
+    def eps(total_rdp: float) -> float:
+        return eps_from_rdp([order], [total_rdp], delta)[0]
+
     return SanitizedEpsilon(
         order,
         rdp,
@@ -360,6 +368,6 @@ def sanitized_epsilon(
         sigma_ss,
         float(cost),
         released,
-        float(released + cost + log_term),
-        float(rdp + 2 * ss * sigma_ss + cost + log_term),
+        eps(released + cost),
+        eps(rdp + 2 * ss * sigma_ss + cost),
     )

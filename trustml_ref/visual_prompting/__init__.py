@@ -12,7 +12,7 @@ from trustml_ref.visual_prompting.prompt import (
 )
 from trustml_ref.visual_prompting.training import (
     DPSGDResult,
-    disjoint_partition,
+    hash_partition,
     opacus_grad_samples,
     train_dpsgd,
     train_teachers,
@@ -26,9 +26,9 @@ __all__ = [
     "VisualPrompt",
     "accuracy",
     "border_mask",
-    "disjoint_partition",
     "opacus_grad_samples",
     "fit",
+    "hash_partition",
     "place_on_canvas",
     "predict",
     "prompt_grad_sample",

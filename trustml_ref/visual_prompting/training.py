@@ -5,13 +5,15 @@ DP-SGD (Abadi et al. 2016) clips each example's gradient to norm :math:`C`, adds
 :math:`\mathcal N(0, \sigma^2C^2)` to their sum over a Poisson-sampled batch and takes a
 step; Opacus computes the per-example gradients, calibrates :math:`\sigma` to a target
 :math:`(\varepsilon, \delta)` for the planned number of steps and accounts for the
-privacy spent. PATE trains one teacher per disjoint slice of the private data and
-releases only noisy aggregates of their votes (:mod:`trustml_ref.privacy.pate`).
+privacy spent. PATE trains one teacher per disjoint slice of the private data (assigned
+by a hash of each example's id) and releases only noisy aggregates of their votes
+(:mod:`trustml_ref.privacy.pate`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +76,7 @@ class DPSGDResult:
     model: nn.Module  #: the trained model (unwrapped from Opacus)
     epsilon: float  #: privacy spent, by the accountant
     noise_multiplier: float  #: sigma calibrated by Opacus to the target epsilon
+    steps: int  #: noisy steps taken, empty Poisson batches included
 
 
 def train_dpsgd(
@@ -128,14 +131,17 @@ def train_dpsgd(
     def batches():
         for epoch in range(epochs):
             for xb, yb in loader:
-                if len(yb):  # Poisson sampling can draw an empty batch
-                    yield epoch / epochs, (xb, yb)
+                yield epoch / epochs, (xb, yb)
 
     def loss(batch, _: float) -> torch.Tensor:
+        # Poisson sampling draws empty batches too: the analysed mechanism still takes
+        # a step, of noise alone (the sum over no examples is 0, not a NaN mean)
         xb, yb = batch
-        return F.cross_entropy(private(xb.to(dev)), yb.to(dev))
+        return F.cross_entropy(private(xb.to(dev)), yb.to(dev), reduction="sum") / max(
+            len(yb), 1
+        )
 
-    minimise(
+    losses = minimise(
         optimizer, loss, batches(), desc=f"DP-SGD eps={epsilon:g}", progress=progress
     )
     spent = float(engine.get_epsilon(delta))
@@ -143,16 +149,39 @@ def train_dpsgd(
     # Opacus leaves per-sample gradients on the parameters
     for p in trained.parameters():
         p.grad_sample = None
-    return DPSGDResult(trained.eval(), spent, float(optimizer.noise_multiplier))
+    return DPSGDResult(
+        trained.eval(), spent, float(optimizer.noise_multiplier), len(losses)
+    )
 
 
-def disjoint_partition(n: int, parts: int, seed: int = 0) -> list[torch.Tensor]:
-    """Indices of ``n`` examples split at random into ``parts`` disjoint slices of
-    (almost) equal size."""
-    if not 1 <= parts <= n:
-        raise ValueError(f"parts must lie in [1, n={n}], got {parts}")
-    order = torch.as_tensor(np.random.default_rng(seed).permutation(n))
-    return list(order.tensor_split(parts))
+def hash_partition(
+    ids: Sequence[int | str], parts: int, *, salt: str = ""
+) -> list[torch.Tensor]:
+    """Positions of the examples named ``ids`` split into ``parts`` disjoint slices by
+    a hash of each id (BLAKE2b of ``salt:id``, modulo ``parts``).
+
+    An example's slice depends on its own id alone, so adding or removing one example
+    changes one slice and leaves every other exactly as it was: the neighbour relation
+    (add/remove one example) under which PATE's analysis, one teacher changes its vote,
+    holds. A random permutation of ``range(n)`` would reshuffle every slice. Slices
+    differ in size, and one may be empty; ``salt`` draws another partition.
+    """
+    if int(parts) != parts or parts < 1:
+        raise ValueError(f"parts must be a positive integer, got {parts!r}")
+    keys = [str(i) for i in ids]
+    if not keys or len(set(keys)) != len(keys):
+        raise ValueError("ids must be non-empty and distinct")
+    slot = torch.tensor(
+        [
+            int.from_bytes(
+                hashlib.blake2b(f"{salt}:{key}".encode(), digest_size=8).digest(),
+                "big",
+            )
+            % parts
+            for key in keys
+        ]
+    )
+    return [torch.nonzero(slot == j).flatten() for j in range(parts)]
 
 
 def train_teachers(
@@ -161,20 +190,35 @@ def train_teachers(
     y: torch.Tensor,
     teachers: int,
     *,
+    ids: Sequence[int | str] | None = None,
     seed: int = 0,
     progress: bool = True,
     **fit_kwargs,
 ) -> list[nn.Module]:
-    """One model per disjoint slice of the private data (PATE's teachers); each sees
-    only its slice."""
+    """One model per slice of :func:`hash_partition` of the private data (PATE's
+    teachers); each sees only its slice.
+
+    ``ids`` name the examples (default: their positions); the partition is drawn with
+    ``salt=str(seed)``. Teacher ``i`` is initialised from seed ``seed + i``; a teacher
+    whose slice is empty stays at that initialisation and votes like the others, so
+    one example added to its slice still changes one teacher only.
+    """
     check_xy(x, y)
-    slices = disjoint_partition(len(y), teachers, seed)
-    return [
-        fit(make_model(), x[s], y[s], seed=seed + i, progress=False, **fit_kwargs)
-        for i, s in enumerate(
-            tqdm(slices, desc="teachers", disable=not progress, leave=False)
-        )
-    ]
+    ids = range(len(y)) if ids is None else ids
+    if len(ids) != len(y):
+        raise ValueError(f"ids must name each of the {len(y)} examples, got {len(ids)}")
+    out = []
+    slices = hash_partition(ids, teachers, salt=str(seed))
+    for i, s in enumerate(
+        tqdm(slices, desc="teachers", disable=not progress, leave=False)
+    ):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + i)
+            model = make_model()
+        if len(s):
+            model = fit(model, x[s], y[s], seed=seed + i, progress=False, **fit_kwargs)
+        out.append(model.eval())
+    return out
 
 
 def vote_counts(predictions: torch.Tensor, classes: int) -> np.ndarray:
