@@ -117,7 +117,8 @@ print(
 # (`H0..H2`); tasks are `COPY` and `REVERSE`. A *base* tiny Llama (4 layers, the module names of
 # Llama-2) learns to comply with everything. An *aligned* model is a full fine-tune of it that
 # answers harmful topics with the token `REFUSE` and still solves benign prompts. Then we fine-tune
-# the aligned model with LoRA on `q_proj` and `v_proj`, as the paper does, in two ways:
+# the aligned model with LoRA on `q_proj` and `v_proj` (a common choice for Llama-style models; this
+# chapter's choice, not checked against the paper's code) in two ways:
 # (a) only on harmful prompts with compliant answers; (b) on a new benign task, `SHIFT` (every symbol
 # plus one), mixed with old benign prompts and a few harmful compliant pairs. The LoRA of (b) is
 # trained with each module's scaling drawn at random in $[0.05, 1]$ at every step, so that its new
@@ -223,7 +224,7 @@ results_table(
 # V_i = W_i^{\text{aligned}} - W_i^{\text{base}}, \qquad C_i = \frac{V_iV_i^\top}{\|V_i\|_F},
 # $$ (eq-sl-c)
 #
-# measures how much of the update survives it,
+# measures how well the update's *direction* survives it (a cosine ignores magnitude),
 #
 # $$
 # s_i = \cos\big(\mathrm{vec}(C_iB_iA_i),\ \mathrm{vec}(B_iA_i)\big),
@@ -246,22 +247,33 @@ results_table(
 # :label: prop-sl-spectrum
 #
 # With the singular value decomposition $V = U\Sigma W^\top$, $C = U\,\frac{\Sigma^2}{\|V\|_F}\,U^\top$: symmetric,
-# positive semidefinite, with eigenvalues $\sigma_k^2/\|V\|_F$ and trace $\|V\|_F$. It is idempotent only if all
-# non-zero $\sigma_k^2$ equal $\|V\|_F$, which happens only when $V$ has rank one ($\sigma_1 = \|V\|_F$ then).
+# positive semidefinite, with eigenvalues $\sigma_k^2/\|V\|_F$ and trace $\|V\|_F$. It is idempotent
+# ($C^2 = C$) if and only if all $\rho$ non-zero singular values of $V$ equal $\sqrt\rho$, where $\rho$ is the
+# rank of $V$: for rank one that means $\|V\|_F = 1$; $V = \mathrm{diag}(2, 0)$ gives $C = \mathrm{diag}(2, 0)$,
+# not a projector, while $V = \mathrm{diag}(\sqrt2, \sqrt2)$ gives $C = I$.
 # ```
 #
 # ```{prf:proof}
 # $VV^\top = U\Sigma^2U^\top$, and $\mathrm{tr}(C) = \sum_k\sigma_k^2/\|V\|_F = \|V\|_F^2/\|V\|_F$. $C^2 = C$ requires
-# $\sigma_k^4/\|V\|_F^2 = \sigma_k^2/\|V\|_F$ for every non-zero $\sigma_k$, i.e. $\sigma_k^2 = \|V\|_F = \sqrt{\sum_j\sigma_j^2}$
-# for all of them at once, which forces a single non-zero singular value.
+# $\sigma_k^4/\|V\|_F^2 = \sigma_k^2/\|V\|_F$ for every non-zero $\sigma_k$, i.e. $\sigma_k^2 = \|V\|_F$ for all
+# of them: they share one value $c$, so $\|V\|_F^2 = \rho c$, and $c = \|V\|_F = \sqrt{\rho c}$ gives $c = \rho$.
+# Conversely, $\sigma_k^2 = \rho$ for all $\rho$ of them makes every non-zero eigenvalue $\rho/\sqrt{\rho^2} = 1$.
 # ```
 #
-# So $C$ is not a projection: it *rotates toward* the top singular directions of $V$ and *shrinks*
-# everything, by $\sigma_1^2/\|V\|_F \le \sigma_1$ at most. The exact orthogonal projector onto the column space
+# So $C$ is in general not a projection. It does not rotate either: it scales the direction $u_k$ by
+# $\sigma_k^2/\|V\|_F$, which turns a vector toward the top singular directions of $V$. Its largest
+# gain $\lambda_1 = \sigma_1^2/\|V\|_F$ lies between $\|V\|_F/\rho$ and $\|V\|_F$, so whether $C$ shrinks
+# depends on the scale of $V$: $\lambda_1 > 1$ for $V = \mathrm{diag}(3, 4)$ (below), far below 1 for the
+# small, spread-out differences of a fine-tune. The exact orthogonal projector onto the column space
 # of $V$, $V(V^\top V)^{-1}V^\top$, is the identity whenever $V$ is square and invertible, which a full
 # fine-tune almost surely produces: projecting onto "the span of $V$" would do nothing. A meaningful
 # projector keeps only the top $k$ left singular vectors: $U_kU_k^\top$. We offer it as a clearly
-# labelled variant. Whether the paper's $C$ helps through its *direction* or only through its
+# labelled variant; like every orthogonal projector it removes the components outside its range.
+#
+# **The similarity is blind to the sign of the update.** $C$ depends on $V$ only through $VV^\top$,
+# and the cosine {eq}`eq-sl-sim` does not change when $BA$ changes sign, so an update along $-V$,
+# one that undoes the alignment, scores like one along $+V$: high. Selection by *low* similarity
+# never picks it. The check below shows it on random matrices. Whether the paper's $C$ helps through its *direction* or only through its
 # *shrinkage* is an empirical question; the experiment below adds controls that shrink the same
 # modules by the same amount in the same direction (a norm-matched rescale), remove them (zero),
 # or use $C$'s spectrum with random directions.
@@ -322,6 +334,26 @@ print(
 assert worst_b < 1e-9 and worst_cos < 1e-9
 
 # %% [markdown]
+# The proposition's two examples, and the sign-blindness: an update that is exactly the rank-$r$
+# part of $-V$ (undoing the alignment) gets the same, high similarity as the same update along
+# $+V$.
+
+# %%
+for diag, idempotent in (([2.0, 0.0], False), ([2**0.5, 2**0.5], True)):
+    c = torch.diag(torch.tensor(diag, dtype=torch.float64) ** 2) / float(
+        np.hypot(*diag)
+    )
+    assert torch.allclose(c @ c, c) == idempotent, diag
+
+v = torch.randn(24, 16, generator=g, dtype=torch.float64)
+u_v, s_v, w_v = torch.linalg.svd(v, full_matrices=False)
+b_undo, a_undo = -u_v[:, :4] * s_v[:4], w_v[:4]  # B A = -(rank-4 part of V)
+s_undo = similarity_scratch(v, a_undo, b_undo)
+s_with = similarity_scratch(v, a_undo, -b_undo)
+print(f"similarity of an update along -V: {s_undo:.3f}; along +V: {s_with:.3f}")
+assert abs(s_undo - s_with) < 1e-12 and s_undo > 0.5
+
+# %% [markdown]
 # ## Graduation
 #
 # `trustml_ref.safe_lora` does the same on every LoRA module of a `PeftModel`, reading base and
@@ -378,10 +410,21 @@ claim(
 glue("sl_least_shrink", min(shrink))
 glue("sl_n_projected", result.n_projected)
 glue("sl_n_modules", len(result.report))
+claim(
+    "a threshold of 0.5 edits at least three quarters of the modules",
+    result.n_projected >= 0.75 * len(result.report),
+    projected=result.n_projected,
+    modules=len(result.report),
+)
+glue("sl_s_min", min(r.similarity for r in result.report))
+glue("sl_s_max", max(r.similarity for r in result.report))
 
 # %% [markdown]
 # With $\tau = 0.5$, {glue:text}`sl_n_projected` of the {glue:text}`sl_n_modules` modules are
-# edited. The report shows the shrinkage directly: every projected module's update norm drops at
+# edited: the similarities range from {glue:text}`sl_s_min:.2f` to {glue:text}`sl_s_max:.2f`. The
+# method does not set $\tau$ (or $K$): it is a free parameter traded between safety and utility,
+# and in this toy a threshold of 0.5 edits nearly everything, which is why the experiment below
+# sweeps the number of edited modules $K$ instead. The report shows the shrinkage directly: every projected module's update norm drops at
 # least {glue:text}`sl_least_shrink:.1f`-fold, as {prf:ref}`prop-sl-spectrum` predicts from $C$'s
 # eigenvalues. The eigenvalues of one module's $C$:
 
@@ -707,7 +750,7 @@ results = record_results(
 # ```{exercise}
 # :label: ex-sl-idempotent
 #
-# Show that $C = VV^\top/\|V\|_F$ satisfies $C^2 = C$ if and only if $V$ has rank one, and compute
+# Find every $V$ for which $C = VV^\top/\|V\|_F$ satisfies $C^2 = C$ (is rank one necessary? sufficient?), and compute
 # $C$'s spectrum for $V = \mathrm{diag}(3, 4)$. By how much does $C$ shrink a vector along each axis?
 # ```
 #
@@ -715,7 +758,9 @@ results = record_results(
 # :class: dropdown
 #
 # By {prf:ref}`prop-sl-spectrum`, the eigenvalues are $\sigma_k^2/\|V\|_F$; idempotence needs each non-zero
-# one to equal 1, i.e. $\sigma_k^2 = \|V\|_F$ for all $k$, and $\sum_k \sigma_k^2 = \|V\|_F^2$ then forces one term.
+# one to equal 1, i.e. $\sigma_k^2 = \|V\|_F$ for all $\rho$ non-zero ones, and $\sum_k \sigma_k^2 = \|V\|_F^2$ then
+# gives $\sigma_k^2 = \rho$: rank one is not needed ($V = \sqrt2 I_2$ gives $C = I$), and rank one is not
+# enough ($V = \mathrm{diag}(2, 0)$ gives $C = \mathrm{diag}(2, 0)$).
 # For $\mathrm{diag}(3, 4)$: $\|V\|_F = 5$, eigenvalues $9/5$ and $16/5$: $C$ *stretches* both axes here.
 # Whether $C$ shrinks or stretches depends on the scale of $V$; for fine-tuning differences, which
 # are small and spread over many directions, almost all eigenvalues are far below 1.
