@@ -864,11 +864,12 @@ glue("vp_dp_scratch", dpsgd["scratch"][0][0])
 # %% [markdown]
 # ## Experiment 3: PATE with scratch teachers and with prompt teachers
 #
-# $k$ teachers on disjoint slices of the 400 private examples; the student asks for $Q = 40$ labels of
+# $k$ teachers on the hash-assigned slices of the 400 private examples; the student asks for $Q = 40$ labels of
 # public-pool images through GNMax {eq}`eq-gnmax` and trains the same kind of model on them. The noise
 # $\sigma$ for each $\varepsilon$ is calibrated *data-independently* ($Q\alpha/\sigma^2$ converted by {eq}`eq-rdp-eps-balle`),
 # so the guarantee holds without looking at the votes; the data-dependent cost of the same answers
-# is printed beside it. Prompt teachers with a prompt student is Prom-PATE.
+# is computed beside it (the claims below compare the two). Prompt teachers with a prompt student is
+# Prom-PATE.
 
 # %% [markdown]
 # The teachers first: $k$ models of one kind, each trained on its own slice, and their votes on
