@@ -28,16 +28,19 @@
 # LoRA modules whose update points away from it, replace the update $BA$ by $CBA$ with
 # $C = VV^\top/\|V\|_F$. We derive the method, implement it without ever forming the large matrix
 # $C$, check it against the dense formula, and run it in a toy world where a tiny Llama is made to
-# comply, then aligned to refuse, then fine-tuned with LoRA. We compare Safe LoRA with controls that
-# shrink the same modules without its direction, and report what the toy shows.
+# comply, then aligned to refuse, then fine-tuned with LoRA. We test the edit and the selection
+# apart: Safe LoRA against controls that shrink or delete the same modules without its direction,
+# and its choice of modules against random, highest-similarity and largest-update choices of as
+# many, and report what the toy shows.
 #
 # **Learning goals.** After this chapter you can
 # - state Safe LoRA's alignment matrix, projection, similarity and selection rules;
 # - compute $CB$ and the similarity with $r\times r$ products only;
 # - explain why $C$ is not a projector, find its spectrum, and say what that means for the method;
-# - design controls that separate the effect of a projection's direction from its shrinkage.
+# - design controls that separate the effect of a projection's direction from its shrinkage, and
+#   the effect of the selection rule from the edit.
 #
-# **Runtime.** `smoke`: under a minute; `book`: under 2 minutes on a 2-core CPU; `colab`: the same
+# **Runtime.** `smoke`: under a minute; `book`: under 3 minutes on a 2-core CPU; `colab`: the same
 # toy plus the Qwen2.5-0.5B base/instruct pair if you point it to a LoRA adapter (a GPU helps).
 #
 # **Read first.** {doc}`p3_lora` (low-rank adapters, how PEFT stores them).
@@ -82,7 +85,7 @@ from peft import LoraConfig, get_peft_model
 from tqdm.auto import tqdm
 
 import trustml_ref
-from trustml_ref.claims import claim, glue
+from trustml_ref.claims import claim, glue, paired_difference
 from trustml_ref.io import record_results
 from trustml_ref.safe_lora import (
     PROJECTIONS,
@@ -473,6 +476,7 @@ VARIANT_NAMES = {
     "random_spectrum": "C's spectrum, random directions",
 }
 runs = []
+lora_models = {}  # (seed, setting) -> fine-tuned model, for the selection experiment
 for seed in tqdm(range(N_SEEDS), desc="LoRA seeds"):
     models = {
         "(a) harmful": lora_a
@@ -483,6 +487,7 @@ for seed in tqdm(range(N_SEEDS), desc="LoRA seeds"):
         else lora_finetune(mixed, STEPS["mixed"], seed, jitter=(0.05, 1.0)),
     }
     for setting, model in models.items():
+        lora_models[(seed, setting)] = model
         plain = toy.evaluate(model, held_out)
         runs.append(
             dict(seed=seed, setting=setting, variant="LoRA", k=0, **plain.__dict__)
@@ -687,8 +692,8 @@ glue("sl_scaled_half", scale_check[0.5])
 # rank-8 orthogonal projector, which keeps the update's component inside the top-8 subspace of $V$
 # and removes the rest, restores much less. In this toy, $C$'s *direction* adds nothing measurable
 # over shrinking or deleting the same modules. Which modules the similarity *selects* is a separate
-# question that this experiment does not test: every variant edits the same lowest-similarity
-# modules. The new skill does not survive the edit once several modules are changed (new-task
+# question that this experiment does not test (every variant edits the same lowest-similarity
+# modules); the next experiment does. The new skill does not survive the edit once several modules are changed (new-task
 # accuracy {glue:text}`sl_skill_before:.2f` before, {glue:text}`sl_skill_after:.2f` with
 # $K$ = {glue:text}`sl_k_max`), although it survives shrinking all updates together by half
 # ({glue:text}`sl_scaled_half:.2f`). We report this as the measured result; a toy in which the
@@ -698,6 +703,143 @@ glue("sl_scaled_half", scale_check[0.5])
 # The paper reports, on Llama-2-7B-Chat fine-tuned on a benign data set mixed with harmful examples,
 # harmfulness close to the aligned model's after Safe LoRA with utility largely kept (quoted from
 # {cite:t}`hsu2024safelora`, not reproduced here).
+
+# %% [markdown]
+# ## Experiment: does the similarity select the right modules?
+#
+# Every variant above changed the same lowest-similarity modules, so that experiment tested the
+# *edit*, not the *selection*. Here the edit is fixed, the paper's $C$, and the selection varies at
+# an equal number $K$ of modules: the $K$ lowest similarities (the paper), the $K$ highest, the $K$
+# largest updates $\|BA\|_F$, and $K$ modules drawn at random. The prediction: if a low similarity
+# marks the modules where the fine-tune undid the alignment, lowest-first restores more refusal
+# than random modules, and highest-first less. If random modules do as well as lowest-first, the
+# selection carries nothing in this toy.
+
+# %%
+RANDOM_DRAWS = run.pick(smoke=2, book=8, colab=16)
+K_SELECT = [k for k in K_GRID if k < len(result.report)]  # K = all: every rule agrees
+RULES = ("lowest similarity (paper)", "highest similarity", "largest update", "random")
+
+
+def selections(report, k: int, rng: torch.Generator) -> dict[str, list]:
+    """Module names to edit under each rule (RANDOM_DRAWS sets for random)."""
+    by_similarity = [r.name for r in sorted(report, key=lambda r: r.similarity)]
+    by_norm = [r.name for r in sorted(report, key=lambda r: -r.update_norm_before)]
+    names = [r.name for r in report]
+    draws = [torch.randperm(len(names), generator=rng)[:k] for _ in range(RANDOM_DRAWS)]
+    return {
+        RULES[0]: [by_similarity[:k]],
+        RULES[1]: [by_similarity[-k:]],
+        RULES[2]: [by_norm[:k]],
+        RULES[3]: [[names[i] for i in d.tolist()] for d in draws],
+    }
+
+
+# %%
+selection_runs = []
+for (seed, setting), model in tqdm(lora_models.items(), desc="selection rules"):
+    report = safe_lora(model, base, aligned, mode="number", num_layers=1).report
+    rng = torch.Generator().manual_seed(seed)
+    for k in K_SELECT:
+        for rule, module_sets in selections(report, k, rng).items():
+            refusals = [
+                toy.evaluate(
+                    safe_lora(model, base, aligned, modules=names).apply(model),
+                    held_out,
+                ).refusal_harmful
+                for names in module_sets
+            ]
+            selection_runs.append(
+                dict(
+                    seed=seed,
+                    setting=setting,
+                    k=k,
+                    rule=rule,
+                    refusal=float(np.mean(refusals)),
+                )
+            )
+
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+for ax, setting in zip(axes, ("(a) harmful", "(b) mixed")):
+    for rule, marker in zip(RULES, "osv^"):
+        mean = [
+            np.mean(
+                [
+                    r["refusal"]
+                    for r in selection_runs
+                    if (r["setting"], r["rule"], r["k"]) == (setting, rule, k)
+                ]
+            )
+            for k in K_SELECT
+        ]
+        ax.plot(K_SELECT, mean, marker=marker, label=rule)
+    ax.set(
+        xlabel="modules changed K",
+        ylabel="refusal rate on harmful prompts",
+        title=f"LoRA {setting}: Safe LoRA's C on K modules chosen by each rule",
+    )
+    ax.legend(fontsize=7)
+plt.show()
+
+
+# %%
+def refusal_of(rule: str) -> list[float]:
+    """Refusal rates of one rule, in a fixed order of (seed, setting, K)."""
+    rows = [r for r in selection_runs if r["rule"] == rule]
+    return [
+        r["refusal"]
+        for r in sorted(rows, key=lambda r: (r["seed"], r["setting"], r["k"]))
+    ]
+
+
+selection_gap = {
+    rule: paired_difference(refusal_of(RULES[0]), refusal_of(rule))
+    for rule in RULES[1:]
+}
+results_table(
+    [
+        {
+            "lowest similarity minus": rule,
+            "difference in refusal": d.mean,
+            "2 standard errors": 2 * d.se,
+            "verdict": d.verdict("lowest similarity", rule),
+        }
+        for rule, d in selection_gap.items()
+    ],
+    caption=(
+        f"paired over seeds x settings x K = {K_SELECT} ({len(refusal_of(RULES[0]))} "
+        "pairs); random: the mean of the draws"
+    ),
+)
+
+# %%
+versus_random = selection_gap["random"]
+claim(
+    "at equal K, Safe LoRA's lowest-similarity selection restores more refusal "
+    "than randomly chosen modules",
+    versus_random.lower > 0,
+    test=versus_random.test + " (seeds x settings x K; random = mean of draws)",
+    **versus_random.evidence,
+)
+glue("sl_select_gain", versus_random.mean)
+glue("sl_select_se2", 2 * versus_random.se)
+glue("sl_random_draws", RANDOM_DRAWS)
+glue("sl_vs_highest", selection_gap[RULES[1]].verdict("lowest first", "highest first"))
+glue("sl_vs_largest", selection_gap[RULES[2]].verdict("lowest first", "largest first"))
+
+# %% [markdown]
+# **What the selection experiment shows.** The similarity does select: at equal $K$, the paper's
+# lowest-similarity modules restore {glue:text}`sl_select_gain:.2f` more refusal than modules drawn
+# at random (± {glue:text}`sl_select_se2:.2f`, two standard errors over seeds, settings and $K$;
+# {glue:text}`sl_random_draws` random draws each). Against the other two rules this run's verdicts
+# are: highest similarity, {glue:text}`sl_vs_highest`; largest update, {glue:text}`sl_vs_largest`.
+# Together with the previous experiment: in this toy Safe LoRA's value lies in *which* modules it
+# edits, not in *how* it edits them, since deleting or rescaling the selected modules does as well
+# as $C$. What this toy cannot show is the mechanism behind the selection; a toy whose harmful and
+# alignment updates are built with known directions (an update that reverses the alignment, which
+# the sign-blind similarity would not select, and one orthogonal to it, which it would) is the next
+# step.
 
 # %% [markdown]
 # ## The real thing (colab profile)
@@ -820,11 +962,13 @@ results = record_results(
 # - Safe LoRA projects a LoRA module's update by $C = VV^\top/\|V\|_F$ built from base and aligned weights,
 #   when the update's cosine with its projection is small; it needs only $r\times r$ products and no
 #   $d\times d$ matrix.
-# - $C$ is not a projector: its eigenvalues are $\sigma_k^2/\|V\|_F$, which for fine-tuning differences
-#   mostly shrink the update.
+# - $C$ is in general not a projector: its eigenvalues are $\sigma_k^2/\|V\|_F$, which for fine-tuning
+#   differences mostly shrink the update (but can exceed 1). The similarity is blind to the sign of
+#   the update.
 # - Measured in our toy: LoRA fine-tuning undoes refusals; Safe LoRA restores them when it changes
 #   enough modules, and shrinkage controls without its direction do as well, at the same cost to
-#   the new skill. Whether the similarity's *selection* of modules matters is not tested here.
+#   the new skill. The similarity's *selection* does matter: at equal $K$ its modules restore more
+#   refusal than randomly chosen ones.
 #
 # ## References
 #

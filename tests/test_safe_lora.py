@@ -298,3 +298,24 @@ def test_qwen2_biases_are_skipped_not_projected(tmp_path):
                 p.normal_()
     result = safe_lora(model, base, aligned, threshold=1.0)
     assert result.n_projected == len(result.report) == 4
+
+
+def test_explicit_modules_change_exactly_those(world):
+    base, aligned, peft_model = world
+    by_rule = safe_lora(peft_model, base, aligned, mode="number", num_layers=2)
+    lowest = [r.name for r in by_rule.report if r.projected]
+    given = safe_lora(peft_model, base, aligned, modules=lowest)
+    assert [r.projected for r in given.report] == [r.projected for r in by_rule.report]
+    assert all(
+        torch.equal(given.state_dict[k], by_rule.state_dict[k])
+        for k in by_rule.state_dict
+    )
+    others = [r.name for r in by_rule.report if not r.projected][:2]
+    swapped = safe_lora(peft_model, base, aligned, modules=others)
+    assert [r.name for r in swapped.report if r.projected] == others
+    # similarities are reported for every module whichever are changed
+    assert [r.similarity for r in swapped.report] == [
+        r.similarity for r in by_rule.report
+    ]
+    with pytest.raises(ValueError, match="modules names no LoRA module"):
+        safe_lora(peft_model, base, aligned, modules=["no.such.module"])

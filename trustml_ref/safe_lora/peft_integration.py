@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -211,6 +211,7 @@ def safe_lora(
     rank_k: int | None = None,
     adapter: str = "default",
     generator: torch.Generator | None = None,
+    modules: Collection[str] | None = None,
 ) -> SafeLoRAResult:
     """Project the LoRA updates of the selected modules onto the alignment subspace.
 
@@ -220,7 +221,10 @@ def safe_lora(
     :data:`PROJECTIONS` (``rank_k`` needs ``rank_k``; ``random_spectrum`` draws from
     ``generator``). Selection as in
     :func:`~trustml_ref.safe_lora.projection.select_modules`; similarities always use
-    :math:`C`, so every projection and control changes the same modules.
+    :math:`C`, so every projection and control changes the same modules. ``modules``
+    (names as in the report) overrides the selection: exactly those modules are
+    changed, a control for the selection rule at an equal number of modules; the
+    report still gives every similarity.
     """
     from peft import get_peft_model_state_dict
 
@@ -235,9 +239,9 @@ def safe_lora(
         weight_reader(base, "base"),
         weight_reader(aligned, "aligned"),
     )
-    modules = lora_modules(model, adapter)
+    adapted = lora_modules(model, adapter)
     sims, projected_b = [], []
-    for m in modules:
+    for m in adapted:
         v = alignment_matrix(
             read_base(m.weight_name), read_aligned(m.weight_name), m.name
         )
@@ -245,13 +249,23 @@ def safe_lora(
         cb = project_b(v, m.b)
         sims.append(projection_cosine(cb, m.a, m.b))
         projected_b.append(_replacement_b(projection, v, m, cb, rank_k, generator))
-    chosen = select_modules(torch.tensor(sims), mode, threshold, num_layers)
+    if modules is None:
+        chosen = select_modules(torch.tensor(sims), mode, threshold, num_layers)
+    else:
+        names = [m.name for m in adapted]
+        unknown = sorted(set(modules) - set(names))
+        if unknown:
+            raise ValueError(
+                f"modules names no LoRA module of the model: {unknown}; its modules "
+                f"are {names}"
+            )
+        chosen = torch.tensor([n in set(modules) for n in names])
     state = {
         k: v.detach().clone()
         for k, v in get_peft_model_state_dict(model, adapter_name=adapter).items()
     }
     report = []
-    for m, s, new_b, pick in zip(modules, sims, projected_b, chosen.tolist()):
+    for m, s, new_b, pick in zip(adapted, sims, projected_b, chosen.tolist()):
         key = f"{m.name}.lora_B.weight"
         if key not in state:
             raise KeyError(f"PEFT's state dict has no entry {key!r}")
