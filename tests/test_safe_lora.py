@@ -13,6 +13,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 from trustml_ref.safe_lora import (
     alignment_matrix,
     lora_modules,
+    lora_modules_from_dir,
     project_b,
     projection_similarity,
     safe_lora,
@@ -319,3 +320,62 @@ def test_explicit_modules_change_exactly_those(world):
     ]
     with pytest.raises(ValueError, match="modules names no LoRA module"):
         safe_lora(peft_model, base, aligned, modules=["no.such.module"])
+
+
+def test_adapter_directory_is_read_without_loading_a_model(
+    world, tmp_path, monkeypatch
+):
+    base, aligned, peft_model = world
+    peft_model.save_pretrained(tmp_path / "lora")
+    import transformers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("safe_lora loaded a model from an adapter directory")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
+    from_dir = safe_lora(tmp_path / "lora", base, aligned, mode="number", num_layers=3)
+    from_model = safe_lora(peft_model, base, aligned, mode="number", num_layers=3)
+    # the same numbers, up to the summation order of tensors laid out differently
+    assert [r.projected for r in from_dir.report] == [
+        r.projected for r in from_model.report
+    ]
+    assert [r.similarity for r in from_dir.report] == pytest.approx(
+        [r.similarity for r in from_model.report], rel=1e-6
+    )
+    assert from_dir.state_dict.keys() == from_model.state_dict.keys()
+    assert all(
+        torch.allclose(from_dir.state_dict[k], from_model.state_dict[k], atol=1e-6)
+        for k in from_model.state_dict
+    )
+    modules, config, _ = lora_modules_from_dir(tmp_path / "lora")
+    assert (
+        [m.scaling for m in modules]
+        == [2.0] * len(modules)
+        == [m.scaling for m in lora_modules(peft_model)]
+    )
+    assert config.r == 4
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"use_dora": True}, "DoRA"),
+        ({"rank_pattern": {"q_proj": 2}}, "rank_pattern"),
+        ({"lora_bias": True}, "LoRA biases"),
+    ],
+)
+def test_adapter_directory_rejects_what_safe_lora_does_not_define(
+    world, tmp_path, change, match
+):
+    import json
+
+    _, _, peft_model = world
+    peft_model.save_pretrained(tmp_path / "lora")
+    config_file = tmp_path / "lora" / "adapter_config.json"
+    config = json.loads(config_file.read_text())
+    config.update(change)
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=match):
+        lora_modules_from_dir(tmp_path / "lora")
+    with pytest.raises(FileNotFoundError, match="has no adapter_config.json"):
+        lora_modules_from_dir(tmp_path)

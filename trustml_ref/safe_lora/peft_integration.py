@@ -18,12 +18,14 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from trustml_ref.io import checkpoint_files, read_tensor, save_tensors
 from trustml_ref.safe_lora.projection import (
     alignment_matrix,
     check_lora_factors,
-    project_b,
+    check_weights,
+    project_b_from_weights,
     projection_cosine,
     random_spectrum_b,
     select_modules,
@@ -162,27 +164,67 @@ def weight_reader(source: nn.Module | str | Path, role: str) -> WeightReader:
     return from_files
 
 
-def _load_peft_model(
-    peft_model: nn.Module | str | Path, aligned: nn.Module | str | Path
-) -> nn.Module:
-    """A PeftModel as given, or an adapter directory loaded onto (a copy of) the
-    aligned model it was trained on."""
-    if isinstance(peft_model, nn.Module):
-        return peft_model
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
+def lora_modules_from_dir(
+    adapter_dir: str | Path,
+) -> tuple[list[LoraModule], object, dict[str, torch.Tensor]]:
+    """The LoRA modules of a saved PEFT adapter, read from its files without loading
+    any model: ``(modules, LoraConfig, state dict in PEFT's saved format)``.
 
-    host = (
-        copy.deepcopy(aligned)
-        if isinstance(aligned, nn.Module)
-        else AutoModelForCausalLM.from_pretrained(str(aligned))
-    )
-    return PeftModel.from_pretrained(host, str(peft_model))
+    The scaling is ``lora_alpha / r`` (``/ sqrt(r)`` with ``use_rslora``). Rejects, as
+    :func:`lora_modules` does, DoRA, transposed weights, LoRA biases and non-linear
+    LoRA layers, and also per-module rank or alpha patterns (load the adapter as a
+    ``PeftModel`` for those).
+    """
+    from peft import LoraConfig
+
+    directory = Path(adapter_dir)
+    if not (directory / "adapter_config.json").is_file():
+        raise FileNotFoundError(
+            f"adapter_dir {str(directory)!r} has no adapter_config.json (a directory "
+            "written by PeftModel.save_pretrained is expected)"
+        )
+    config = LoraConfig.from_pretrained(str(directory))
+    for flag, what in (
+        ("use_dora", "DoRA adapters are not defined by Safe LoRA (use_dora=True)"),
+        ("fan_in_fan_out", "transposed (fan_in_fan_out / Conv1D) weights"),
+        ("lora_bias", "LoRA biases (lora_bias=True) are not supported"),
+        ("rank_pattern", "per-module ranks (rank_pattern): pass a PeftModel"),
+        ("alpha_pattern", "per-module alphas (alpha_pattern): pass a PeftModel"),
+    ):
+        if getattr(config, flag, None):
+            raise ValueError(f"{directory}: {what}")
+    files = checkpoint_files(directory, "adapter")
+    state = {k: read_tensor(f, k) for k, f in files.items()}
+    other = [k for k in state if not k.endswith((".lora_A.weight", ".lora_B.weight"))]
+    if other:
+        raise ValueError(
+            f"{directory}: tensors that are not LoRA A/B weights of linear layers "
+            f"(embedding or bias LoRA is not supported): {other[:3]}"
+        )
+    found = []
+    for key in sorted(k for k in state if k.endswith(".lora_A.weight")):
+        name = key.removesuffix(".lora_A.weight")
+        if f"{name}.lora_B.weight" not in state:
+            raise ValueError(f"{directory}: {name} has lora_A but no lora_B")
+        a, b = state[key], state[f"{name}.lora_B.weight"]
+        rank = a.shape[0]
+        found.append(
+            LoraModule(
+                name,
+                name.removeprefix("base_model.model.") + ".weight",
+                a,
+                b,
+                config.lora_alpha / (rank**0.5 if config.use_rslora else rank),
+            )
+        )
+    if not found:
+        raise ValueError(f"{directory}: the adapter has no LoRA modules")
+    return found, config, state
 
 
 def _replacement_b(
     projection: str,
-    v: torch.Tensor,
+    weights: tuple[torch.Tensor, torch.Tensor],
     m: LoraModule,
     cb: torch.Tensor,
     rank_k: int | None,
@@ -190,12 +232,13 @@ def _replacement_b(
 ) -> torch.Tensor:
     if projection == "paper":
         return cb
-    if projection == "rank_k":
-        return top_singular_projector_b(v, m.b, rank_k)
     if projection == "norm_matched_rescale":
         return m.b * (update_norm(m.a, cb) / update_norm(m.a, m.b))
     if projection == "zero":
         return torch.zeros_like(m.b)
+    v = alignment_matrix(*weights, m.name)  # the SVD-based variants need V itself
+    if projection == "rank_k":
+        return top_singular_projector_b(v, m.b, rank_k)
     return random_spectrum_b(v, m.b, generator)
 
 
@@ -212,14 +255,18 @@ def safe_lora(
     adapter: str = "default",
     generator: torch.Generator | None = None,
     modules: Collection[str] | None = None,
+    progress: bool = False,
 ) -> SafeLoRAResult:
     """Project the LoRA updates of the selected modules onto the alignment subspace.
 
-    ``peft_model`` is a ``PeftModel`` or an adapter directory (then it is loaded onto
-    the aligned model, which LoRA fine-tuned). ``base`` and ``aligned`` are models or
-    checkpoint directories, read one tensor at a time. ``projection`` is one of
-    :data:`PROJECTIONS` (``rank_k`` needs ``rank_k``; ``random_spectrum`` draws from
-    ``generator``). Selection as in
+    ``peft_model`` is a ``PeftModel`` or an adapter directory (then its files are read
+    directly, :func:`lora_modules_from_dir`; no model is loaded). ``base`` and
+    ``aligned`` are models or checkpoint directories, read one tensor at a time, and
+    :math:`CB` comes from the two weights in two blocked passes
+    (:func:`~trustml_ref.safe_lora.projection.project_b_from_weights`), so no
+    :math:`d_{out}\\times d_{in}` difference is held beside them. ``projection`` is one
+    of :data:`PROJECTIONS` (``rank_k`` needs ``rank_k``; ``random_spectrum`` draws
+    from ``generator``). ``progress`` shows a bar over the modules. Selection as in
     :func:`~trustml_ref.safe_lora.projection.select_modules`; similarities always use
     :math:`C`, so every projection and control changes the same modules. ``modules``
     (names as in the report) overrides the selection: exactly those modules are
@@ -234,21 +281,31 @@ def safe_lora(
         raise ValueError(
             "projection='rank_k' needs rank_k, the number of singular directions kept"
         )
-    model = _load_peft_model(peft_model, aligned)
+    if isinstance(peft_model, nn.Module):
+        adapted = lora_modules(peft_model, adapter)
+        config = copy.deepcopy(peft_model.peft_config[adapter])
+        state = {
+            k: v.detach().clone()
+            for k, v in get_peft_model_state_dict(
+                peft_model, adapter_name=adapter
+            ).items()
+        }
+    else:
+        adapted, config, state = lora_modules_from_dir(peft_model)
     read_base, read_aligned = (
         weight_reader(base, "base"),
         weight_reader(aligned, "aligned"),
     )
-    adapted = lora_modules(model, adapter)
     sims, projected_b = [], []
-    for m in adapted:
-        v = alignment_matrix(
-            read_base(m.weight_name), read_aligned(m.weight_name), m.name
-        )
-        check_lora_factors(v, m.a, m.b, m.name)
-        cb = project_b(v, m.b)
+    for m in tqdm(adapted, desc="Safe LoRA", disable=not progress, leave=False):
+        weights = read_base(m.weight_name), read_aligned(m.weight_name)
+        check_weights(*weights, m.name)
+        check_lora_factors(weights[0], m.a, m.b, m.name)
+        cb = project_b_from_weights(*weights, m.b, name=m.name)
         sims.append(projection_cosine(cb, m.a, m.b))
-        projected_b.append(_replacement_b(projection, v, m, cb, rank_k, generator))
+        projected_b.append(
+            _replacement_b(projection, weights, m, cb, rank_k, generator)
+        )
     if modules is None:
         chosen = select_modules(torch.tensor(sims), mode, threshold, num_layers)
     else:
@@ -260,10 +317,6 @@ def safe_lora(
                 f"are {names}"
             )
         chosen = torch.tensor([n in set(modules) for n in names])
-    state = {
-        k: v.detach().clone()
-        for k, v in get_peft_model_state_dict(model, adapter_name=adapter).items()
-    }
     report = []
     for m, s, new_b, pick in zip(adapted, sims, projected_b, chosen.tolist()):
         key = f"{m.name}.lora_B.weight"
@@ -280,4 +333,4 @@ def safe_lora(
                 update_norm(m.a, state[key], m.scaling),
             )
         )
-    return SafeLoRAResult(state, copy.deepcopy(model.peft_config[adapter]), report)
+    return SafeLoRAResult(state, config, report)

@@ -20,11 +20,8 @@ import torch
 MODES = ("threshold", "number")
 
 
-def alignment_matrix(
-    w_base: torch.Tensor, w_aligned: torch.Tensor, name: str = "module"
-) -> torch.Tensor:
-    """:math:`V = W^{aligned} - W^{base}` (float32 or wider), checked for shape and for
-    being non-zero."""
+def check_weights(w_base: torch.Tensor, w_aligned: torch.Tensor, name: str) -> None:
+    """Base and aligned weights must be matrices of one shape."""
     if w_base.dim() != 2 or w_aligned.dim() != 2:
         raise ValueError(
             f"{name}: base and aligned weights must be matrices, got shapes "
@@ -35,13 +32,25 @@ def alignment_matrix(
             f"{name}: base weight {tuple(w_base.shape)} and aligned weight "
             f"{tuple(w_aligned.shape)} differ in shape"
         )
+
+
+def _zero_alignment(name: str) -> ValueError:
+    return ValueError(
+        f"{name}: base and aligned weights are identical, so the alignment matrix is "
+        "zero"
+    )
+
+
+def alignment_matrix(
+    w_base: torch.Tensor, w_aligned: torch.Tensor, name: str = "module"
+) -> torch.Tensor:
+    """:math:`V = W^{aligned} - W^{base}` (float32 or wider), checked for shape and for
+    being non-zero."""
+    check_weights(w_base, w_aligned, name)
     dtype = torch.promote_types(w_base.dtype, torch.float32)
     v = w_aligned.to(dtype) - w_base.to(dtype)
     if not torch.any(v):
-        raise ValueError(
-            f"{name}: base and aligned weights are identical, so the alignment matrix "
-            "is zero"
-        )
+        raise _zero_alignment(name)
     return v
 
 
@@ -76,6 +85,7 @@ def project_b_from_weights(
     w_aligned: torch.Tensor,
     b: torch.Tensor,
     block_rows: int = 128,
+    name: str = "module",
 ) -> torch.Tensor:
     """:math:`CB` straight from the two weights, without any
     :math:`d_{out}\\times d_{in}` temporary.
@@ -86,14 +96,10 @@ def project_b_from_weights(
     product keeps the rank r as the row count of a matrix product (:math:`B^\\top
     V_{blk}` and :math:`(V^\\top B)^\\top V_{blk}^\\top`), the layout BLAS runs fastest.
     """
-    if w_base.shape != w_aligned.shape or w_base.dim() != 2:
-        raise ValueError(
-            "base and aligned weights must be matrices of one shape, got "
-            f"{tuple(w_base.shape)} and {tuple(w_aligned.shape)}"
-        )
+    check_weights(w_base, w_aligned, name)
     if b.shape[0] != w_base.shape[0]:
         raise ValueError(
-            f"B has {b.shape[0]} rows but the weights have {w_base.shape[0]}"
+            f"{name}: B has {b.shape[0]} rows but the weights have {w_base.shape[0]}"
         )
     dtype = torch.promote_types(
         torch.promote_types(w_base.dtype, b.dtype), torch.float32
@@ -119,9 +125,7 @@ def project_b_from_weights(
         vt_b_t.addmm_(b_t[:, start : start + block_rows], block)
         sq += torch.linalg.vector_norm(block).double() ** 2
     if sq == 0:
-        raise ValueError(
-            "base and aligned weights are identical, so the alignment matrix is zero"
-        )
+        raise _zero_alignment(name)
     vt_b_t /= float(sq.sqrt())
     out_t = torch.empty(b.shape[1], rows, dtype=dtype)  # (C B)^T
     for start in range(0, rows, block_rows):
