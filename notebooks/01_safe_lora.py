@@ -89,6 +89,7 @@ from trustml_ref.claims import claim, glue, paired_difference
 from trustml_ref.io import record_results
 from trustml_ref.safe_lora import (
     PROJECTIONS,
+    module_spectra,
     project_b,
     projection_cosine,
     safe_lora,
@@ -429,24 +430,45 @@ glue("sl_s_max", max(r.similarity for r in result.report))
 # and in this toy a threshold of 0.5 edits nearly everything, which is why the experiment below
 # sweeps the number of edited modules $K$ instead. The report shows the shrinkage directly: every projected module's update norm drops at
 # least {glue:text}`sl_least_shrink:.1f`-fold, as {prf:ref}`prop-sl-spectrum` predicts from $C$'s
-# eigenvalues. The eigenvalues of one module's $C$:
+# eigenvalues. The spectrum of every module's $C$ (its largest gain $\lambda_1$, how many directions
+# it does not shrink, and how much of $\|V\|_F^2$ the top direction holds):
 
 # %%
-v0 = (
-    (
-        aligned_w["model.layers.0.self_attn.q_proj.weight"]
-        - base_w["model.layers.0.self_attn.q_proj.weight"]
+def spectrum_table(spectra: dict, caption: str):
+    return results_table(
+        [
+            {
+                "module": name.removeprefix("model.").removesuffix(".weight"),
+                "||V||_F": sp.frobenius,
+                "lambda_1 of C": sp.lambda_1,
+                "eigenvalues >= 1": sp.n_at_least_1,
+                "top direction's share": sp.top_share,
+            }
+            for name, sp in spectra.items()
+        ],
+        caption=caption,
     )
-    .detach()
-    .double()
+
+
+spectra = module_spectra(base, aligned)
+spectrum_table(spectra, "the spectrum of C, per module of the toy")
+
+# %%
+lambda_max = max(sp.lambda_1 for sp in spectra.values())
+claim(
+    "in every module of the toy C's largest gain is below 1: C shrinks every direction",
+    lambda_max < 1,
+    largest_lambda_1=lambda_max,
 )
-sigma = torch.linalg.svdvals(v0)
-c_eigs = sigma**2 / torch.linalg.norm(v0)
-print(
-    f"layer 0 q_proj: ||V||_F = {float(torch.linalg.norm(v0)):.3f}; largest "
-    f"eigenvalues of C {c_eigs[:4].numpy().round(3)}; "
-    f"{int((c_eigs > 0.5).sum())} of {len(c_eigs)} exceed 0.5"
-)
+glue("sl_lambda_max", lambda_max)
+
+# %% [markdown]
+# Every $\lambda_1$ is at most {glue:text}`sl_lambda_max:.2f`: in this toy $C$ shrinks every direction
+# of every update, so its edit can only act like a (direction-weighted) rescale. A toy, or a real
+# model, whose alignment difference has $\lambda_1 > 1$ in some module would let $C$ amplify there;
+# the colab profile prints the same table for Qwen2.5-0.5B.
+
+# %%
 scale_check = {}
 for factor in (1.0, 0.5, 0.3):
     shrunk = toy.clone(lora_b)
@@ -844,14 +866,15 @@ glue("sl_vs_largest", selection_gap[RULES[2]].verdict("lowest first", "largest f
 # %% [markdown]
 # ## The real thing (colab profile)
 #
-# On a GPU runtime, point `ADAPTER_DIR` at a LoRA adapter trained on `Qwen/Qwen2.5-0.5B-Instruct`
-# (for instance on a small harmful instruction set you choose), set `PROFILE = "colab"`, and run
-# the cell below: it repairs the adapter with the base/instruct pair, reading the two checkpoints
-# lazily, and saves the result next to it. Its loading code is tested on tiny checkpoints that the
+# With `PROFILE = "colab"` the cell below downloads the `Qwen/Qwen2.5-0.5B` base/instruct pair and
+# shows the spectrum table of every `q_proj`/`v_proj` module (no adapter needed). If you also point
+# `ADAPTER_DIR` at a LoRA adapter trained on `Qwen/Qwen2.5-0.5B-Instruct` (for instance on a small
+# harmful instruction set you choose), it repairs the adapter with the pair, reading the two
+# checkpoints lazily, and saves the result next to it. Its loading code is tested on tiny checkpoints that the
 # test suite writes locally; it cannot run here, where nothing is downloaded.
 
 # %%
-if run.profile == "colab" and ADAPTER_DIR is not None:
+if run.profile == "colab":
     from huggingface_hub import snapshot_download
 
     base_dir = snapshot_download(
@@ -861,6 +884,13 @@ if run.profile == "colab" and ADAPTER_DIR is not None:
         "Qwen/Qwen2.5-0.5B-Instruct",
         allow_patterns=["*.json", "*.safetensors", "*.txt"],
     )
+    display(
+        spectrum_table(
+            module_spectra(base_dir, aligned_dir, progress=True),
+            "the spectrum of C, per q/v module of Qwen2.5-0.5B base -> instruct",
+        )
+    )
+if run.profile == "colab" and ADAPTER_DIR is not None:
     repaired = safe_lora(
         ADAPTER_DIR, base_dir, aligned_dir, mode="number", num_layers=10
     )
@@ -881,7 +911,7 @@ results = record_results(
     profile=run.profile,
     stage_scores={name: sc.__dict__ for name, sc in stage_scores.items()},
     dense_check={"max_cb_error": worst_b, "max_cos_error": worst_cos},
-    c_top_eigenvalue=float(c_eigs[0]),
+    c_top_eigenvalue=lambda_max,
     scale_check={str(k): v for k, v in scale_check.items()},
     table=table,
 )

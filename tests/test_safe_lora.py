@@ -12,8 +12,10 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 
 from trustml_ref.safe_lora import (
     alignment_matrix,
+    alignment_spectrum,
     lora_modules,
     lora_modules_from_dir,
+    module_spectra,
     project_b,
     projection_similarity,
     safe_lora,
@@ -379,3 +381,40 @@ def test_adapter_directory_rejects_what_safe_lora_does_not_define(
         lora_modules_from_dir(tmp_path / "lora")
     with pytest.raises(FileNotFoundError, match="has no adapter_config.json"):
         lora_modules_from_dir(tmp_path)
+
+
+def test_alignment_spectrum_reference_values():
+    # V = diag(3, 4): ||V||_F = 5, C's eigenvalues 9/5 and 16/5 (both >= 1)
+    spectrum = alignment_spectrum(torch.diag(torch.tensor([3.0, 4.0])))
+    assert spectrum.frobenius == pytest.approx(5.0)
+    assert spectrum.lambda_1 == pytest.approx(16 / 5)
+    assert spectrum.n_at_least_1 == 2 and spectrum.top_share == pytest.approx(16 / 25)
+    small = alignment_spectrum(0.01 * torch.diag(torch.tensor([3.0, 4.0])))
+    assert small.n_at_least_1 == 0 and small.lambda_1 == pytest.approx(0.032)
+    with pytest.raises(ValueError, match="non-zero matrix"):
+        alignment_spectrum(torch.zeros(3, 3))
+
+
+def test_module_spectra_from_models_and_directories_agree(world, tmp_path):
+    base, aligned, _ = world
+    base.save_pretrained(tmp_path / "base")
+    aligned.save_pretrained(tmp_path / "aligned", max_shard_size="20KB")
+    from_models = module_spectra(base, aligned)
+    from_dirs = module_spectra(tmp_path / "base", tmp_path / "aligned")
+    assert (
+        sorted(from_models)
+        == sorted(from_dirs)
+        == sorted(
+            f"model.layers.{i}.self_attn.{k}_proj.weight"
+            for i in range(3)
+            for k in "qv"
+        )
+    )
+    for name, spectrum in from_models.items():
+        assert spectrum.lambda_1 == pytest.approx(from_dirs[name].lambda_1, rel=1e-6)
+        v = aligned.state_dict()[name] - base.state_dict()[name]
+        assert spectrum.frobenius == pytest.approx(
+            float(torch.linalg.norm(v)), rel=1e-5
+        )
+    with pytest.raises(ValueError, match="no name ending in"):
+        module_spectra(base, aligned, suffixes=("no_proj.weight",))

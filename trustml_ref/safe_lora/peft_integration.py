@@ -22,7 +22,9 @@ from tqdm.auto import tqdm
 
 from trustml_ref.io import checkpoint_files, read_tensor, save_tensors
 from trustml_ref.safe_lora.projection import (
+    AlignmentSpectrum,
     alignment_matrix,
+    alignment_spectrum,
     check_lora_factors,
     check_weights,
     project_b_from_weights,
@@ -220,6 +222,34 @@ def lora_modules_from_dir(
     if not found:
         raise ValueError(f"{directory}: the adapter has no LoRA modules")
     return found, config, state
+
+
+def module_spectra(
+    base: nn.Module | str | Path,
+    aligned: nn.Module | str | Path,
+    suffixes: tuple[str, ...] = ("q_proj.weight", "v_proj.weight"),
+    progress: bool = False,
+) -> dict[str, AlignmentSpectrum]:
+    """:func:`~trustml_ref.safe_lora.projection.alignment_spectrum` of every weight of
+    ``aligned`` whose name ends in one of ``suffixes``, by weight name; models or
+    checkpoint directories, read one tensor at a time. No adapter is needed."""
+    if isinstance(aligned, nn.Module):
+        names = [n for n, _ in aligned.named_parameters()]
+    else:
+        names = sorted(checkpoint_files(aligned, "aligned"))
+    names = [n for n in names if n.endswith(suffixes)]
+    if not names:
+        raise ValueError(f"the aligned weights have no name ending in {suffixes}")
+    read_base, read_aligned = (
+        weight_reader(base, "base"),
+        weight_reader(aligned, "aligned"),
+    )
+    out = {}
+    for name in tqdm(names, desc="spectra", disable=not progress, leave=False):
+        out[name] = alignment_spectrum(
+            alignment_matrix(read_base(name), read_aligned(name), name)
+        )
+    return out
 
 
 def _replacement_b(

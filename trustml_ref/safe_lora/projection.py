@@ -14,6 +14,7 @@ and the cosine needs only :math:`r\\times r` products. Derived in
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -52,6 +53,35 @@ def alignment_matrix(
     if not torch.any(v):
         raise _zero_alignment(name)
     return v
+
+
+@dataclass(frozen=True)
+class AlignmentSpectrum:
+    """What :math:`C = VV^\\top/\\|V\\|_F` does, from the singular values of
+    :math:`V`."""
+
+    frobenius: float  #: :math:`\\|V\\|_F`
+    lambda_1: float  #: :math:`\\sigma_1^2/\\|V\\|_F`, C's largest gain
+    n_at_least_1: int  #: eigenvalues of C that are >= 1 (directions C does not shrink)
+    top_share: (
+        float  #: :math:`\\sigma_1^2/\\|V\\|_F^2`, the top direction's energy share
+    )
+
+
+def alignment_spectrum(v: torch.Tensor) -> AlignmentSpectrum:
+    """The spectrum statistics of :math:`C` for one alignment matrix ``v`` (eigenvalues
+    :math:`\\sigma_k^2/\\|V\\|_F`, computed in float64)."""
+    if v.dim() != 2 or not torch.any(v):
+        raise ValueError(
+            f"v must be a non-zero matrix, got shape {tuple(v.shape)}"
+            + (" of zeros" if v.dim() == 2 else "")
+        )
+    sigma = torch.linalg.svdvals(v.double())
+    norm = float(torch.linalg.vector_norm(sigma))
+    eig = sigma**2 / norm
+    return AlignmentSpectrum(
+        norm, float(eig[0]), int((eig >= 1).sum()), float(sigma[0] ** 2 / norm**2)
+    )
 
 
 def check_lora_factors(
