@@ -412,7 +412,7 @@ def test_pipeline_loads_and_generates_deterministically(tiny_pipeline):
         ["a big red circle on the left"],
         num_images_per_prompt=2,
         num_inference_steps=3,
-        negative_prompt="red",
+        negative_guidance="red",
         generator=torch.Generator().manual_seed(0),
     )
     assert not torch.equal(images, negative)

@@ -5,9 +5,9 @@ Training minimises :math:`\mathbb E\,\|\epsilon - \epsilon_\theta(\sqrt{\bar\alp
 encoder, with the caption dropped to the empty prompt 10% of the time so that guidance
 can be used when sampling: :math:`\hat\epsilon = \epsilon_\theta(x_t, t, f(\varnothing))
 + w\,(\epsilon_\theta(x_t, t, f(P)) - \epsilon_\theta(x_t, t, f(\varnothing)))`. The
-inference-time concept removal subtracts a guidance term toward a negative prompt
-(negative guidance, the core of safe latent diffusion's safety guidance without its
-warm-up and momentum).
+inference-time concept removal subtracts a guidance term toward a concept's text
+(negative guidance, close to safe latent diffusion's strongest safety guidance without
+its threshold, warm-up and momentum; not Stable Diffusion's negative prompt).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """The toy text-to-image pipeline: tokenizer, text encoder, denoiser and scheduler,
 called like diffusers' Stable Diffusion pipelines (``prompt`` or ``prompt_embeds``,
-``negative_prompt``, guidance, steps, generator).
+guidance, steps, generator). Concept removal at sampling time is ``negative_guidance``,
+an extra guidance term away from a text, not diffusers' ``negative_prompt``, which
+replaces the unconditional prompt and does nothing at guidance scale 1.
 
 The attack itself needs only the text encoder and tokenizer; generation goes through
 ``__call__``, so a ``StableDiffusionPipeline`` can stand in for this class on the Colab
@@ -82,16 +84,16 @@ class ToyPipeline:
         return text_embedding(self.text_encoder, self.tokenizer, prompts)
 
     def _negative_states(
-        self, negative_prompt: str | Sequence[str] | None, n_prompts: int
+        self, negative_guidance: str | Sequence[str] | None, n_prompts: int
     ) -> torch.Tensor | None:
         """(L, d) states for one negative text (or a list of copies of one), (n, L, d)
         for one per prompt; None without one."""
-        if negative_prompt is None or isinstance(negative_prompt, str):
-            return self.embed([negative_prompt])[0] if negative_prompt else None
-        negatives = list(negative_prompt)
+        if negative_guidance is None or isinstance(negative_guidance, str):
+            return self.embed([negative_guidance])[0] if negative_guidance else None
+        negatives = list(negative_guidance)
         if len(negatives) != n_prompts:
             raise ValueError(
-                f"negative_prompt must be one text or one per prompt ({n_prompts}), "
+                f"negative_guidance must be one text or one per prompt ({n_prompts}), "
                 f"got {len(negatives)}"
             )
         if len(set(negatives)) == 1:
@@ -103,7 +105,7 @@ class ToyPipeline:
         prompt: list[str] | None = None,
         *,
         prompt_embeds: torch.Tensor | None = None,
-        negative_prompt: str | Sequence[str] | None = None,
+        negative_guidance: str | Sequence[str] | None = None,
         negative_scale: float = 1.0,
         num_images_per_prompt: int = 1,
         guidance_scale: float = 1.0,
@@ -113,14 +115,15 @@ class ToyPipeline:
         """Images (prompts × num_images_per_prompt, 3, 16, 16) in [0, 1], grouped by
         prompt. The toy model samples best without classifier-free guidance
         (``guidance_scale=1``: larger values degrade it, measured in the chapter);
-        ``negative_prompt`` steers away from a concept (negative guidance): one text
-        for every prompt, or a list of one per prompt, as diffusers takes it."""
+        ``negative_guidance`` steers away from a concept by negative guidance (the
+        term :math:`-s(\\epsilon_{\\text{neg}} - \\epsilon_\\varnothing)`, ``s`` =
+        ``negative_scale``): one text for every prompt, or a list of one per prompt."""
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("pass exactly one of prompt and prompt_embeds")
         states = self.embed(list(prompt)) if prompt is not None else prompt_embeds
         n_prompts = len(states)
         states = states.repeat_interleave(num_images_per_prompt, 0)
-        negative = self._negative_states(negative_prompt, n_prompts)
+        negative = self._negative_states(negative_guidance, n_prompts)
         if negative is not None and negative.dim() == 3:
             negative = negative.repeat_interleave(num_images_per_prompt, 0)
         return sample(

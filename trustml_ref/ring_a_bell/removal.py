@@ -1,4 +1,4 @@
-r"""Concept removal targets: ESD fine-tuning (the negative prompt lives in the
+r"""Concept removal targets: ESD fine-tuning (negative guidance lives in the
 pipeline's sampler).
 
 ESD (Gandikota et al., 2023) fine-tunes a copy :math:`\theta` of the denoiser so that,
