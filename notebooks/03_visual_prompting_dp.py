@@ -1374,11 +1374,10 @@ else:
 # %%
 def per_query_costs(votes, k, order):
     """Threshold cost, GNMax cost and Pr[answered] of each query, at one order."""
-    T_k, s1_k, s2_k = confident_parameters(k)
-    lp = pate.log_pr_answered(votes, T_k, s1_k)
-    threshold_cost = pate.rdp_threshold(lp, s1_k, [order])[:, 0]
-    gnmax_cost = pate.rdp_gnmax(pate.log_q_gnmax(votes, s2_k), s2_k, [order])[:, 0]
-    return threshold_cost, gnmax_cost, np.exp(lp)
+    thr, gn, p = pate.confident_gnmax_query_costs(
+        votes, *confident_parameters(k), [order]
+    )
+    return thr[:, 0], gn[:, 0], p
 
 
 def bound_failures(votes, k, order):

@@ -214,13 +214,32 @@ def confident_gnmax_rdp(
     run. Data-dependent values depend on the private votes and are not publishable as
     they are (:func:`~trustml_ref.privacy.smooth_sensitivity.sanitized_epsilon`).
     """
+    step1, step2, p_answered = confident_gnmax_query_costs(
+        votes, threshold, sigma1, sigma2, orders, data_dependent=data_dependent
+    )
+    weight = (
+        p_answered
+        if answered is None
+        else check_answered(answered, len(p_answered)).astype(np.float64)
+    )
+    return (step1 + weight[:, None] * step2).sum(axis=0)
+
+
+def confident_gnmax_query_costs(
+    votes: ArrayLike,
+    threshold: float,
+    sigma1: float,
+    sigma2: float,
+    orders: ArrayLike,
+    *,
+    data_dependent: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per query: the threshold step's RDP and GNMax's RDP, each of shape (queries,
+    orders), and :math:`\\Pr[\\text{answered}]` (queries,): the terms
+    :func:`confident_gnmax_rdp` sums."""
     v = check_votes(votes)
     a = _check_orders(orders)
     lp = log_pr_answered(v, threshold, sigma1)
-    if answered is None:
-        weight = np.exp(lp)
-    else:
-        weight = check_answered(answered, len(v)).astype(np.float64)
     if data_dependent:
         step1 = rdp_threshold(lp, sigma1, a)
         step2 = rdp_gnmax(log_q_gnmax(v, sigma2), sigma2, a)
@@ -229,7 +248,7 @@ def confident_gnmax_rdp(
             rdp_threshold_data_independent(sigma1, a), (len(v), a.size)
         )
         step2 = np.broadcast_to(rdp_gnmax_data_independent(sigma2, a), (len(v), a.size))
-    return (step1 + weight[:, None] * step2).sum(axis=0)
+    return step1, step2, np.exp(lp)
 
 
 def check_answered(answered: ArrayLike, queries: int) -> np.ndarray:

@@ -339,14 +339,14 @@ def safe_lora(
     if modules is None:
         chosen = select_modules(torch.tensor(sims), mode, threshold, num_layers)
     else:
-        names = [m.name for m in adapted]
-        unknown = sorted(set(modules) - set(names))
+        names, wanted = [m.name for m in adapted], set(modules)
+        unknown = sorted(wanted - set(names))
         if unknown:
             raise ValueError(
                 f"modules names no LoRA module of the model: {unknown}; its modules "
                 f"are {names}"
             )
-        chosen = torch.tensor([n in set(modules) for n in names])
+        chosen = torch.tensor([n in wanted for n in names])
     report = []
     for m, s, new_b, pick in zip(adapted, sims, projected_b, chosen.tolist()):
         key = f"{m.name}.lora_B.weight"
