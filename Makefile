@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: install test test-fast lint format book book-smoke sync clean
+.PHONY: install test test-fast lint format book book-smoke sync colab clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 	$(BIN)/jupytext --sync notebooks/*.ipynb
+	$(MAKE) colab
 
 ## Execute every chapter (profile: $$TRUSTML_PROFILE, default book) and render HTML into _build/html.
 ## A build in another profile than the last one starts from an empty _build (tools/build_book.py).
@@ -48,9 +49,15 @@ book-smoke: $(STAMP)
 	rm -rf _build
 	TRUSTML_PROFILE=smoke $(MAKE) book
 
-## Regenerate each paired .ipynb from its py:percent source (outputs stripped).
+## Regenerate each paired .ipynb from its py:percent source (outputs stripped), then the
+## Colab edition.
 sync: $(STAMP)
 	$(BIN)/jupytext --sync notebooks/*.py
+	$(MAKE) colab
+
+## The Colab edition the badges open (colab/*.ipynb): the chapters with plain Markdown.
+colab: $(STAMP)
+	$(BIN)/python -m trustml_ref.teaching colab-edition
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

@@ -19,7 +19,7 @@
 # (chapter-conventions)=
 # # How to read and run this book
 #
-# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/00_conventions.ipynb)
+# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/colab/00_conventions.ipynb)
 
 # %% [markdown]
 # **Summary.** Every chapter of this book follows one pattern: state the method's mathematics,

@@ -19,7 +19,7 @@
 # (chapter-safe-lora)=
 # # Safe LoRA: projecting fine-tuning updates onto the alignment subspace
 #
-# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/01_safe_lora.ipynb)
+# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/colab/01_safe_lora.ipynb)
 
 # %% [markdown]
 # **Summary.** Fine-tuning an aligned language model, even on mostly benign data, can erase its

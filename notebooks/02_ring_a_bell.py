@@ -19,7 +19,7 @@
 # (chapter-ring-a-bell)=
 # # Ring-A-Bell: red-teaming concept removal in text-to-image models
 #
-# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/02_ring_a_bell.ipynb)
+# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/colab/02_ring_a_bell.ipynb)
 
 # %% [markdown]
 # **Summary.** Concept-removal methods make a text-to-image model stop drawing a concept when a

@@ -19,7 +19,7 @@
 # (chapter-visual-prompting-dp)=
 # # Visual prompting under differential privacy: DP-SGD and PATE
 #
-# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/03_visual_prompting_dp.ipynb)
+# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/colab/03_visual_prompting_dp.ipynb)
 
 # %% [markdown]
 # **Summary.** Training on private data with differential privacy costs accuracy, and the cost is

@@ -19,7 +19,7 @@
 # (chapter-quantum-certified)=
 # # Certified robustness of quantum classifiers through quantum noise
 #
-# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/04_quantum_certified_robustness.ipynb)
+# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/colab/04_quantum_certified_robustness.ipynb)
 
 # %% [markdown]
 # **Summary.** Quantum hardware is noisy, and noise is usually the enemy. {cite:t}`huang2023certified`

@@ -19,7 +19,7 @@
 # (chapter-weight-perturbation)=
 # # Robustness to weight perturbations
 #
-# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/05_weight_perturbation.ipynb)
+# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/colab/05_weight_perturbation.ipynb)
 
 # %% [markdown]
 # **Summary.** A trained network's weights are not as fixed as we assume: quantisation,

@@ -19,7 +19,7 @@
 # (chapter-joint-robustness)=
 # # Non-singular robustness: inputs and weights together
 #
-# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/06_joint_robustness.ipynb)
+# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/colab/06_joint_robustness.ipynb)
 
 # %% [markdown]
 # **Summary.** Adversarial robustness is usually studied for one kind of perturbation at a time:

@@ -19,7 +19,7 @@
 # (primer-adversarial)=
 # # Primer P1: adversarial examples and threat models
 #
-# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/p1_adversarial_examples.ipynb)
+# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/colab/p1_adversarial_examples.ipynb)
 
 # %% [markdown]
 # **Summary.** An accurate classifier can be made wrong by a perturbation too small to matter to a

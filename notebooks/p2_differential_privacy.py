@@ -19,7 +19,7 @@
 # (primer-dp)=
 # # Primer P2: differential privacy, from one query to training
 #
-# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/p2_differential_privacy.ipynb)
+# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/colab/p2_differential_privacy.ipynb)
 
 # %% [markdown]
 # **Summary.** A released statistic can give away whether one person's record was used. Differential

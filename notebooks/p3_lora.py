@@ -19,7 +19,7 @@
 # (primer-lora)=
 # # Primer P3: parameter-efficient fine-tuning and LoRA
 #
-# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/p3_lora.ipynb)
+# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/colab/p3_lora.ipynb)
 
 # %% [markdown]
 # **Summary.** Fine-tuning every weight of a large model for every task is expensive to train and

@@ -19,7 +19,7 @@
 # (primer-diffusion)=
 # # Primer P4: diffusion models and text conditioning
 #
-# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/p4_diffusion.ipynb)
+# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/colab/p4_diffusion.ipynb)
 
 # %% [markdown]
 # **Summary.** A text-to-image diffusion model turns noise into an image in a few dozen small steps,

@@ -19,7 +19,7 @@
 # (primer-certified)=
 # # Primer P5: certified robustness, from margins to privacy
 #
-# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/p5_certified_robustness.ipynb)
+# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/colab/p5_certified_robustness.ipynb)
 
 # %% [markdown]
 # **Summary.** An attack that fails proves nothing: a stronger one might succeed. A *certificate*

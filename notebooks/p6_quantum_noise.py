@@ -19,7 +19,7 @@
 # (primer-quantum)=
 # # Primer P6: quantum circuits and noise channels for ML readers
 #
-# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/notebooks/p6_quantum_noise.ipynb)
+# [![Open In Colab](../book/_static/colab-badge.svg)](https://colab.research.google.com/github/trustml/trustml/blob/main/colab/p6_quantum_noise.ipynb)
 
 # %% [markdown]
 # **Summary.** A quantum classifier is linear algebra over complex vectors: the input is encoded in a

@@ -69,8 +69,8 @@ def test_required_cells_in_order(notebook: Path) -> None:
         r"^# \S", cells[0].source, re.M
     ), "first cell: the title"
     intro = "\n".join(c.source for c in cells[:3] if c.cell_type == "markdown")
-    assert f"]({colab_url(notebook)})" in intro, (
-        "an Open-in-Colab badge that points at this notebook"
+    assert f"]({colab_url(ROOT / 'colab' / notebook.name)})" in intro, (
+        "an Open-in-Colab badge that points at this notebook's Colab edition"
     )
     positions = [
         intro.find(s) for s in ("**Summary.**", "**Learning goals.**", "**Runtime.**")

@@ -42,6 +42,7 @@ __all__ = [
     "bootstrap_interval",
     "claim",
     "glue",
+    "glued",
     "mean_difference",
     "paired_difference",
     "proportion_difference",
@@ -323,6 +324,7 @@ def bootstrap_interval(
 
 
 _GLUE_PREFIX = "application/papermill.record/"
+_GLUED: dict[str, Any] = {}
 
 
 def glue(name: str, value: Any) -> None:
@@ -352,3 +354,10 @@ def glue(name: str, value: Any) -> None:
         raw=True,
         metadata={"scrapbook": {"name": name, "mime_prefix": _GLUE_PREFIX}},
     )
+    _GLUED[name] = value
+
+
+def glued() -> dict[str, Any]:
+    """Every value :func:`glue` has made available in this session, by name: what the
+    Colab edition's ``‹name›`` placeholders stand for."""
+    return dict(_GLUED)

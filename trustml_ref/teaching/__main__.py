@@ -1,5 +1,5 @@
-"""Command line: ``make-student`` and ``grade`` (``python -m trustml_ref.teaching
---help``)."""
+"""Command line: ``make-student``, ``grade`` and ``colab-edition`` (``python -m
+trustml_ref.teaching --help``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from trustml_ref.teaching.colab import write_colab_edition
 from trustml_ref.teaching.grader import grade, table
 from trustml_ref.teaching.student import make_student_edition
 
@@ -34,6 +35,18 @@ def main(argv: list[str] | None = None) -> int:
         help="also write _config.yml, _toc.yml and book/ for jupyter-book (implies "
         "every chapter)",
     )
+    make.add_argument(
+        "--colab-repository",
+        metavar="OWNER/NAME[@BRANCH]",
+        help="the GitHub repository that will host the edition: its notebooks are "
+        "written for Colab (Markdown without MyST, install cell first) with an "
+        "Open-in-Colab badge pointing at OUT's notebooks there",
+    )
+    colab = sub.add_parser(
+        "colab-edition", help="write the Colab edition of the chapters (colab/)"
+    )
+    colab.add_argument("--root", type=Path, default=Path("."))
+    colab.add_argument("--out", type=Path, default=Path("colab"))
     gr = sub.add_parser("grade", help="run submitted notebooks and score each exercise")
     gr.add_argument("notebooks", nargs="+", type=Path)
     gr.add_argument("--chapter", help="the chapter stem, if the file was renamed")
@@ -41,8 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     gr.add_argument("--seed", type=int, default=12345)
     args = parser.parse_args(argv)
     if args.command == "make-student":
-        for path in make_student_edition(args.root, args.out, args.chapters, args.book):
+        written = make_student_edition(
+            args.root, args.out, args.chapters, args.book, args.colab_repository
+        )
+        for path in written:
             print(path)
+        return 0
+    if args.command == "colab-edition":
+        written = write_colab_edition(args.root, args.out)
+        print(f"wrote {len(written)} notebooks to {args.out}")
         return 0
     reports = [grade(nb, args.chapter, args.seed) for nb in args.notebooks]
     for report in reports:

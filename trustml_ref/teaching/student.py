@@ -101,14 +101,29 @@ def student_notebook(source: Path) -> nbformat.NotebookNode:
 
 
 def make_student_edition(
-    root: Path, out: Path, chapters: list[str] | None = None, book: bool = False
+    root: Path,
+    out: Path,
+    chapters: list[str] | None = None,
+    book: bool = False,
+    colab_repository: str | None = None,
 ) -> list[Path]:
     """Write the student edition of ``chapters`` (stems; default: every chapter source)
     under ``out``.
 
     With ``book`` every chapter is written, whatever ``chapters`` says: the book's pages
-    link to each other, and a book with some chapters missing does not build.
+    link to each other, and a book with some chapters missing does not build. With
+    ``colab_repository`` (``"owner/name"`` or ``"owner/name@branch"``, the repository
+    that will host ``out``) each notebook is written for Colab, as the Colab edition is
+    (:func:`~trustml_ref.teaching.colab.colab_notebook`), with an Open-in-Colab badge
+    pointing at it there.
     """
+    if colab_repository is not None and not re.fullmatch(
+        r"[\w.-]+/[\w.-]+(@[\w./-]+)?", colab_repository
+    ):
+        raise ValueError(
+            "colab_repository must be 'owner/name' or 'owner/name@branch', got "
+            f"{colab_repository!r}"
+        )
     sources = sorted((root / "notebooks").glob("*.py"))
     if chapters:
         unknown = set(chapters) - {s.stem for s in sources}
@@ -121,9 +136,21 @@ def make_student_edition(
             sources = [s for s in sources if s.stem in chapters]
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     written = []
+    if colab_repository:
+        from trustml_ref.teaching.colab import colab_notebook, read_book
+
+        whole = read_book(root)
+        slug, _, branch = colab_repository.partition("@")
     for source in sources:
         path = out / "notebooks" / f"{source.stem}.ipynb"
-        nbformat.write(student_notebook(source), path)
+        nb = student_notebook(source)
+        if colab_repository:
+            badge = (
+                f"https://colab.research.google.com/github/{slug}/blob/"
+                f"{branch or 'main'}/notebooks/{path.name}"
+            )
+            nb = colab_notebook(nb, f"notebooks/{source.stem}", whole, badge)
+        nbformat.write(nb, path)
         written.append(path)
     if book:
         shutil.copytree(root / "book", out / "book", dirs_exist_ok=True)
