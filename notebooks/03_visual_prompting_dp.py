@@ -1546,7 +1546,12 @@ if run.profile == "colab":
             stacklevel=1,
         )
 
-    cifar = cifar10_task(n_private=10_000, n_public=1_000, n_test=2_000, seed=SEED)
+    # at smoke sizes (as the tests run this cell on stand-ins) a few images and epochs
+    n_private, n_public, n_test = run.pick(
+        smoke=(32, 16, 16), book=(10_000, 1_000, 2_000), colab=(10_000, 1_000, 2_000)
+    )
+    cifar_epochs, n_cifar_teachers = run.pick(smoke=(1, 2), book=(5, 50), colab=(5, 50))
+    cifar = cifar10_task(n_private, n_public, n_test, seed=SEED)
     imagenet = imagenet_source("resnet18").to(run.device)
 
     def cifar_prompted():
@@ -1562,7 +1567,7 @@ if run.profile == "colab":
             cifar.y_private,
             epsilon=eps,
             delta=DELTA,
-            epochs=5,
+            epochs=cifar_epochs,
             batch_size=256,
             lr=0.05,
             seed=SEED,
@@ -1572,8 +1577,8 @@ if run.profile == "colab":
         cifar_prompted,
         cifar.x_private,
         cifar.y_private,
-        50,
-        epochs=5,
+        n_cifar_teachers,
+        epochs=cifar_epochs,
         lr=0.05,
         seed=SEED,
     )
@@ -1586,7 +1591,12 @@ if run.profile == "colab":
             pate.gnmax(cifar_votes, sigma, np.random.default_rng(SEED))
         )
         student = fit(
-            cifar_prompted(), cifar.x_public, labels, epochs=10, lr=0.05, progress=False
+            cifar_prompted(),
+            cifar.x_public,
+            labels,
+            epochs=2 * cifar_epochs,
+            lr=0.05,
+            progress=False,
         )
         colab_results["prom_pate"][eps] = accuracy(student, cifar.x_test, cifar.y_test)
     print("CIFAR-10 test accuracy by epsilon:", colab_results)

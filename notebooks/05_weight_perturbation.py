@@ -128,11 +128,16 @@ ATTACK = run.pick(
 )
 
 # digits ship with scikit-learn; the colab profile downloads a subset of MNIST or
-# CIFAR-10 instead
+# CIFAR-10 instead (at smoke sizes, as the tests run it, a small one)
 data = (
     digits(seed=SEED)
     if run.profile != "colab"
-    else openml(COLAB_DATASET, n_train=10_000, n_test=2_000, seed=SEED)
+    else openml(
+        COLAB_DATASET,
+        n_train=run.pick(smoke=300, book=10_000, colab=10_000),
+        n_test=run.pick(smoke=100, book=2_000, colab=2_000),
+        seed=SEED,
+    )
 )
 WIDTHS = (
     data.n_features,

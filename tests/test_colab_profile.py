@@ -4,11 +4,14 @@ names served from a temporary local hub cache of tiny stand-ins (``tinyhub``).
 
 Chapter 2: Stable Diffusion, safe latent diffusion and the CLIP detector under their
 hub ids (Stable Diffusion's text encoder with a context long enough for the chapter's
-16 searched tokens).
+16 searched tokens). Chapters 3 and 5: OpenML's CIFAR-10 and MNIST in scikit-learn's
+OpenML cache (``tinyopenml``; the real loader runs), and for chapter 3 a stand-in for
+torchvision's model calls (``standins/torchvision``).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -17,6 +20,7 @@ from booktools import ROOT, guard_kernels, run_notebook
 pytest.importorskip("diffusers")
 
 from tinyhub import hub_snapshot, save_tiny_clip, save_tiny_stable_diffusion  # noqa: E402
+from tinyopenml import save_tiny_openml  # noqa: E402
 
 from trustml_ref.ring_a_bell.stable_diffusion import (  # noqa: E402
     CLIP_MODEL,
@@ -25,6 +29,29 @@ from trustml_ref.ring_a_bell.stable_diffusion import (  # noqa: E402
 )
 
 pytestmark = pytest.mark.notebook
+
+
+def printed(executed) -> str:
+    """Everything the executed notebook's code cells printed."""
+    return "".join(
+        out.get("text", "")
+        for cell in executed.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+    )
+
+
+@pytest.fixture
+def colab_kernel(tmp_path, monkeypatch):
+    """A kernel environment: colab profile at smoke sizes, offline, network guard on,
+    an empty cache of the book's files, the stand-in packages importable (``standins``:
+    torchvision's model calls); returns the network log."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests" / "standins"))
+    log = guard_kernels(tmp_path, monkeypatch)
+    monkeypatch.setenv("TRUSTML_PROFILE", "colab")
+    monkeypatch.setenv("TRUSTML_SIZES", "smoke")
+    monkeypatch.setenv("TRUSTML_CACHE", str(tmp_path / "cache"))
+    return log
 
 
 @pytest.fixture
@@ -46,14 +73,32 @@ def colab_env(tmp_path, monkeypatch):
 def test_ring_a_bell_runs_its_stable_diffusion_cells(colab_env, tmp_path):
     notebook = ROOT / "notebooks" / "02_ring_a_bell.ipynb"
     executed = run_notebook(notebook, tmp_path, PROFILE="colab")
-    printed = "".join(
-        out.get("text", "")
-        for cell in executed.cells
-        if cell.cell_type == "code"
-        for out in cell.get("outputs", [])
-    )
-    assert "profile=colab" in printed and "sizes=smoke" in printed
+    text = printed(executed)
+    assert "profile=colab" in text and "sizes=smoke" in text
     # every removal method was attacked with both prompt sets on Stable Diffusion
     for method in ("Stable Diffusion", "negative prompt", "safe latent diffusion"):
-        assert f"{method} |" in printed, method
+        assert f"{method} |" in text, method
     assert colab_env.read_text() == ""  # nothing tried to reach the network
+
+
+def test_weight_perturbation_loads_mnist_from_openml(colab_kernel, tmp_path):
+    save_tiny_openml(tmp_path / "cache" / "openml", "mnist_784", n=400)
+    notebook = ROOT / "notebooks" / "05_weight_perturbation.ipynb"
+    text = printed(run_notebook(notebook, tmp_path, PROFILE="colab"))
+    assert "profile=colab" in text
+    assert "784 features" in text  # MNIST, not the digits the other profiles use
+    assert colab_kernel.read_text() == ""
+
+
+def test_visual_prompting_runs_cifar10_through_an_imagenet_model(
+    colab_kernel, tmp_path
+):
+    save_tiny_openml(tmp_path / "cache" / "openml", "CIFAR_10", n=80)
+    notebook = ROOT / "notebooks" / "03_visual_prompting_dp.ipynb"
+    results = tmp_path / "results.json"
+    run_notebook(notebook, tmp_path, PROFILE="colab", RESULTS_PATH=str(results))
+    colab = json.loads(results.read_text())["colab"]
+    assert set(colab) == {"dpsgd", "prom_pate"}
+    for accuracies in colab.values():
+        assert len(accuracies) == 2 and all(0 <= a <= 1 for a in accuracies.values())
+    assert colab_kernel.read_text() == ""
