@@ -4,9 +4,11 @@ names served from a temporary local hub cache of tiny stand-ins (``tinyhub``).
 
 Chapter 2: Stable Diffusion, safe latent diffusion and the CLIP detector under their
 hub ids (Stable Diffusion's text encoder with a context long enough for the chapter's
-16 searched tokens). Chapters 3 and 5: OpenML's CIFAR-10 and MNIST in scikit-learn's
-OpenML cache (``tinyopenml``; the real loader runs), and for chapter 3 a stand-in for
-torchvision's model calls (``standins/torchvision``).
+16 searched tokens). Chapter 1: the Qwen2.5-0.5B base/instruct pair (Qwen2 layout,
+bf16, tied embeddings) and a LoRA adapter on the instruct model. Chapters 3 and 5:
+OpenML's CIFAR-10 and MNIST in scikit-learn's OpenML cache (``tinyopenml``; the real
+loader runs), and for chapter 3 a stand-in for torchvision's model calls
+(``standins/torchvision``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from booktools import ROOT, guard_kernels, run_notebook
 
 pytest.importorskip("diffusers")
 
-from tinyhub import hub_snapshot, save_tiny_clip, save_tiny_stable_diffusion  # noqa: E402
+from tinyhub import (  # noqa: E402
+    hub_snapshot,
+    save_tiny_clip,
+    save_tiny_qwen_pair,
+    save_tiny_stable_diffusion,
+)
 from tinyopenml import save_tiny_openml  # noqa: E402
 
 from trustml_ref.ring_a_bell.stable_diffusion import (  # noqa: E402
@@ -42,11 +49,13 @@ def printed(executed) -> str:
 
 
 @pytest.fixture
-def colab_kernel(tmp_path, monkeypatch):
+def colab_kernel(request, tmp_path, monkeypatch):
     """A kernel environment: colab profile at smoke sizes, offline, network guard on,
-    an empty cache of the book's files, the stand-in packages importable (``standins``:
-    torchvision's model calls); returns the network log."""
-    monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests" / "standins"))
+    an empty cache of the book's files; returns the network log. A test marked
+    ``standins`` also imports the stand-in packages (``standins``: torchvision's model
+    calls; transformers must not see them, it would import torchvision.transforms)."""
+    if request.node.get_closest_marker("standins"):
+        monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests" / "standins"))
     log = guard_kernels(tmp_path, monkeypatch)
     monkeypatch.setenv("TRUSTML_PROFILE", "colab")
     monkeypatch.setenv("TRUSTML_SIZES", "smoke")
@@ -90,6 +99,7 @@ def test_weight_perturbation_loads_mnist_from_openml(colab_kernel, tmp_path):
     assert colab_kernel.read_text() == ""
 
 
+@pytest.mark.standins
 def test_visual_prompting_runs_cifar10_through_an_imagenet_model(
     colab_kernel, tmp_path
 ):
@@ -101,4 +111,37 @@ def test_visual_prompting_runs_cifar10_through_an_imagenet_model(
     assert set(colab) == {"dpsgd", "prom_pate"}
     for accuracies in colab.values():
         assert len(accuracies) == 2 and all(0 <= a <= 1 for a in accuracies.values())
+    assert colab_kernel.read_text() == ""
+
+
+def test_safe_lora_tables_and_repairs_the_qwen_pair(
+    colab_kernel, tmp_path, monkeypatch
+):
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    hub = tmp_path / "hub"
+    instruct = save_tiny_qwen_pair(
+        hub_snapshot(hub, "Qwen/Qwen2.5-0.5B"),
+        hub_snapshot(hub, "Qwen/Qwen2.5-0.5B-Instruct"),
+    )
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    adapter = get_peft_model(
+        instruct, LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
+    )
+    with torch.no_grad():
+        for name, p in adapter.named_parameters():
+            if "lora_B" in name:
+                p.normal_()
+    adapter.save_pretrained(tmp_path / "adapter")
+    notebook = ROOT / "notebooks" / "01_safe_lora.ipynb"
+    text = printed(
+        run_notebook(
+            notebook, tmp_path, PROFILE="colab", ADAPTER_DIR=str(tmp_path / "adapter")
+        )
+    )
+    assert "profile=colab" in text
+    assert "projected 2 of 4 modules" in text  # 2 layers x q/v; smoke sizes edit 2
+    repaired = PeftModel.from_pretrained(instruct, tmp_path / "adapter-safe-lora")
+    assert sum("lora_B" in n for n, _ in repaired.named_parameters()) == 4
     assert colab_kernel.read_text() == ""

@@ -132,3 +132,29 @@ def save_tiny_clip(path):
     CLIPModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def save_tiny_qwen_pair(base_path: Path, instruct_path: Path, seed: int = 0):
+    """A base/instruct pair in the Qwen2 layout of ``Qwen/Qwen2.5-0.5B`` at toy size:
+    bfloat16 weights, tied embeddings, q/k/v biases; the instruct model is the base plus
+    a small seeded change of every weight. Returns the instruct model (float32)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    base = Qwen2ForCausalLM(config)
+    base.to(torch.bfloat16).save_pretrained(base_path)
+    with torch.no_grad():
+        for p in base.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    base.to(torch.bfloat16).save_pretrained(instruct_path)
+    return base.float()
