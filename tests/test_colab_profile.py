@@ -13,6 +13,7 @@ loader runs), and for chapter 3 a stand-in for torchvision's model calls
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 
@@ -126,8 +127,8 @@ def test_safe_lora_tables_and_repairs_the_qwen_pair(
         hub_snapshot(hub, "Qwen/Qwen2.5-0.5B-Instruct"),
     )
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
-    adapter = get_peft_model(
-        instruct, LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
+    adapter = get_peft_model(  # on a copy: get_peft_model changes its model in place
+        copy.deepcopy(instruct), LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
     )
     with torch.no_grad():
         for name, p in adapter.named_parameters():

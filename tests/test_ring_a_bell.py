@@ -338,7 +338,8 @@ def tiny_pipeline(tmp_path_factory):
             "denoiser",
             "diffusion_pytorch_model.safetensors",
             lambda state: state.pop("text_pool.0.weight"),
-            r"missing keys: \['text_pool.0.weight'\]",
+            # ours, or diffusers' own (0.30) before ours: both name the key
+            r"(?s)missing.*text_pool\.0\.weight",
         ),
         (  # keys under names this transformers does not map: random weights before
             "text_encoder",

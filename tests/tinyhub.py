@@ -4,7 +4,9 @@ under their hub ids offline (``HF_HUB_OFFLINE=1``, ``HF_HUB_CACHE``)."""
 
 from __future__ import annotations
 
+import json
 import string
+import tempfile
 from pathlib import Path
 
 import torch
@@ -29,10 +31,15 @@ def tiny_tokenizer(length: int = 16):
     from transformers import CLIPTokenizer
 
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for ch in string.ascii_lowercase + " ,.'-":
+    for ch in string.ascii_lowercase + ",.'-":  # no raw space, as in CLIP's vocabulary
         vocab[ch] = len(vocab)
         vocab[ch + "</w>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=length)
+    with (
+        tempfile.TemporaryDirectory() as folder
+    ):  # files: transformers 4 and 5 read them
+        (Path(folder) / "vocab.json").write_text(json.dumps(vocab))
+        (Path(folder) / "merges.txt").write_text("#version: 0.2\n")
+        return CLIPTokenizer.from_pretrained(folder, model_max_length=length)
 
 
 def save_tiny_stable_diffusion(path, context: int = 16):

@@ -60,14 +60,22 @@ def allowed_token_ids(tokenizer, exclude_words: Sequence[str] = ()) -> torch.Ten
     for token, idx in tokenizer.get_vocab().items():
         if idx in special or idx in banned_subtokens:
             continue
-        if pattern and pattern.search(
-            tokenizer.convert_tokens_to_string([token]).lower()
-        ):
+        if pattern and pattern.search(_token_text(tokenizer, token).lower()):
             continue
         keep.append(idx)
     if not keep:
         raise ValueError("no token is left to search over after the exclusions")
     return torch.tensor(sorted(keep))
+
+
+def _token_text(tokenizer, token: str) -> str:
+    """The text of one vocabulary entry. A fast tokenizer without a decoder (the toy's)
+    reads as the token itself, which is what transformers 5 returns; transformers 4's
+    ``convert_tokens_to_string`` fails on it."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and backend.decoder is None:
+        return token
+    return tokenizer.convert_tokens_to_string([token])
 
 
 def prompt_ids(

@@ -185,7 +185,9 @@ def lora_modules_from_dir(
             f"adapter_dir {str(directory)!r} has no adapter_config.json (a directory "
             "written by PeftModel.save_pretrained is expected)"
         )
-    config = LoraConfig.from_pretrained(str(directory))
+    # the saved options are checked before peft reads them: an older peft refuses a
+    # newer one's options (lora_bias) with a TypeError that names none of this
+    saved = json.loads((directory / "adapter_config.json").read_text())
     for flag, what in (
         ("use_dora", "DoRA adapters are not defined by Safe LoRA (use_dora=True)"),
         ("fan_in_fan_out", "transposed (fan_in_fan_out / Conv1D) weights"),
@@ -193,8 +195,9 @@ def lora_modules_from_dir(
         ("rank_pattern", "per-module ranks (rank_pattern): pass a PeftModel"),
         ("alpha_pattern", "per-module alphas (alpha_pattern): pass a PeftModel"),
     ):
-        if getattr(config, flag, None):
+        if saved.get(flag):
             raise ValueError(f"{directory}: {what}")
+    config = LoraConfig.from_pretrained(str(directory))
     files = checkpoint_files(directory, "adapter")
     state = {k: read_tensor(f, k) for k, f in files.items()}
     other = [k for k in state if not k.endswith((".lora_A.weight", ".lora_B.weight"))]
