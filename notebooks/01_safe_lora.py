@@ -40,8 +40,10 @@
 # - design controls that separate the effect of a projection's direction from its shrinkage, and
 #   the effect of the selection rule from the edit.
 #
-# **Runtime.** `smoke`: under a minute; `book`: under 3 minutes on a 2-core CPU; `colab`: the same
-# toy plus the Qwen2.5-0.5B base/instruct pair if you point it to a LoRA adapter (a GPU helps).
+# **Runtime.** `smoke`: under a minute; `book`: under 3 minutes on a 2-core CPU; `colab`: the toy
+# at book size (`TOY_SIZES = "colab"` for the larger one), then the Qwen2.5-0.5B base/instruct pair
+# (about 2 GB of downloads) tabled and, given a LoRA adapter (`ADAPTER_DIR`), repaired: an
+# estimated 5 to 10 minutes on a free Colab CPU runtime, no GPU needed (not timed on Colab).
 #
 # **Read first.** {doc}`p3_lora` (low-rank adapters, how PEFT stores them).
 
@@ -73,6 +75,7 @@ PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
+TOY_SIZES = "book"  # colab profile: the toy at book size (minutes); "colab": larger
 # colab profile: a LoRA adapter trained on Qwen/Qwen2.5-0.5B-Instruct to repair
 ADAPTER_DIR = None
 
@@ -97,7 +100,8 @@ from trustml_ref.safe_lora import (
 )
 from trustml_ref.tables import results_table
 
-run = trustml_ref.setup(PROFILE, SEED, DEVICE)  # the toy trains on the CPU
+# the toy trains on the CPU
+run = trustml_ref.setup(PROFILE, SEED, DEVICE, toy_sizes=TOY_SIZES)
 STEPS = run.pick(
     smoke=dict(base=150, aligned=60, harmful=40, mixed=80),
     book=dict(base=500, aligned=200, harmful=150, mixed=700),

@@ -41,8 +41,9 @@
 # - explain why removing a concept from the prompts it was tuned on differs from removing the concept.
 #
 # **Runtime.** `smoke`: under a minute; `book`: 3 to 4 minutes on a 2-core CPU; `colab`: the toy
-# world with more prompts, seeds and generations, then Stable Diffusion v1.4 on a GPU (model
-# downloads of several GB). Data and model: a toy world rendered here and a
+# world at book size (`TOY_SIZES = "colab"`: more prompts, seeds and generations), then Stable
+# Diffusion v1.4 on a GPU (about 4 GB of downloads; a 600-generation search and a few hundred
+# 25-step images): an estimated 20 to 30 minutes on a Colab T4 (not timed on Colab). Data and model: a toy world rendered here and a
 # 2 MB checkpoint trained by `tools/train_ring_a_bell_toy.py` and shipped with the package. Long
 # steps (ESD, the searches, the removal methods) show progress bars (tqdm).
 #
@@ -76,6 +77,7 @@ PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
+TOY_SIZES = "book"  # colab profile: the toy at book size (minutes); "colab": larger
 
 # %%
 import json
@@ -110,7 +112,7 @@ from trustml_ref.ring_a_bell.removal import esd_finetune
 from trustml_ref.tables import results_table
 
 # a 2 MB model: the CPU is fine, so everything stays there
-run = trustml_ref.setup(PROFILE, SEED, DEVICE)
+run = trustml_ref.setup(PROFILE, SEED, DEVICE, toy_sizes=TOY_SIZES)
 # attacked prompts, each naming the concept
 N_PROMPTS = run.pick(smoke=4, book=12, colab=24)
 # images per prompt and condition; a prompt succeeds at >= half red
@@ -991,6 +993,10 @@ if run.profile == "colab":
         ],
         device=run.device,
     )
+    # Stable Diffusion's own sizes, whatever the toy's (smoke: the tests' stand-ins)
+    sd_generations, sd_steps = run.pick(
+        smoke=(GENERATIONS, STEPS), book=(600, 25), colab=(600, 25)
+    )
     sd_tok, sd_enc = sd_pipe.tokenizer, sd_pipe.text_encoder
     sd_c = concept_vector(sd_enc, sd_tok, sd_with, sd_without)
     sd_found = genetic_search_batch(
@@ -999,7 +1005,7 @@ if run.profile == "colab":
         target_embedding(text_embedding(sd_enc, sd_tok, sd_attacked), sd_c, 3.0),
         16,
         population=POPULATION,
-        generations=GENERATIONS,
+        generations=sd_generations,
         allowed=allowed_token_ids(sd_tok, SD_EXCLUDED),
         seed=SEED,
     )
@@ -1017,7 +1023,7 @@ if run.profile == "colab":
                 images_per_prompt=4,
                 prompts_per_call=2,  # 8 images per pipeline call
                 output_type="pt",
-                num_inference_steps=STEPS,
+                num_inference_steps=sd_steps,
                 generator=torch.Generator(run.device).manual_seed(SEED),
                 **extra,
             )
@@ -1025,7 +1031,7 @@ if run.profile == "colab":
     print("\n".join(f"{m:>22} | {n:>17}: ASR {v:.2f}" for (m, n), v in sd_asr.items()))
     shown = sd_methods["Stable Diffusion"][0](
         sd_prompts["Ring-A-Bell"][:4],
-        num_inference_steps=STEPS,
+        num_inference_steps=sd_steps,
         output_type="pt",
         generator=torch.Generator(run.device).manual_seed(SEED),
     ).images

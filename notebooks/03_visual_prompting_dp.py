@@ -39,8 +39,9 @@
 # - say when PATE beats DP-SGD and when it cannot, in terms of teachers, data and queries.
 #
 # **Runtime.** `smoke`: under a minute; `book`: under 2 minutes on a 2-core CPU; `colab`: the toy
-# world with more seeds and teachers, then CIFAR-10 through a frozen ImageNet ResNet-18 (downloads;
-# tens of minutes on a GPU). Data in `smoke` and `book`: scikit-learn's digits only; every model is trained here.
+# world at book size (`TOY_SIZES = "colab"`: more seeds and teachers), then CIFAR-10 through a
+# frozen ImageNet ResNet-18 (downloads): an estimated 15 to 30 minutes on a Colab T4 (not timed
+# on Colab). Data in `smoke` and `book`: scikit-learn's digits only; every model is trained here.
 #
 # **Read first.** {doc}`p2_differential_privacy` (the Gaussian mechanism, Rényi DP, DP-SGD and PATE in brief).
 
@@ -72,6 +73,7 @@ PROFILE = "book"
 SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
+TOY_SIZES = "book"  # colab profile: the toy at book size (minutes); "colab": larger
 
 # %%
 import math
@@ -116,7 +118,7 @@ from trustml_ref.visual_prompting.toy import (
 warnings.filterwarnings("ignore", module="opacus")
 warnings.filterwarnings("ignore", message="Full backward hook")
 # tiny models: the CPU is faster than moving them to a GPU
-run = trustml_ref.setup(PROFILE, SEED, DEVICE)
+run = trustml_ref.setup(PROFILE, SEED, DEVICE, toy_sizes=TOY_SIZES)
 SOURCE_EPOCHS = run.pick(smoke=10, book=40, colab=40)
 # full-data training, non-private and DP-SGD
 EPOCHS = run.pick(smoke=8, book=30, colab=30)

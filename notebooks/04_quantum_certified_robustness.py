@@ -44,7 +44,7 @@
 #   proof from a more robust classifier.
 #
 # **Runtime.** `smoke`: under a minute; `book`: under a minute on a 2-core CPU; `colab`: a few
-# minutes (more shots, more test points). Data: scikit-learn's digits and iris; simulators from PennyLane.
+# minutes (more shots, more test points; an estimate, not timed on Colab), no GPU needed. Data: scikit-learn's digits and iris; simulators from PennyLane.
 #
 # **Read first.** {doc}`p6_quantum_noise` (qubits, channels, the trace distance) and {doc}`p5_certified_robustness` (from differential privacy to a certificate).
 

@@ -40,7 +40,7 @@
 #
 # **Runtime.** `smoke`: under a minute; `book`: about 3 minutes on a 2-core CPU; `colab`: tens of
 # minutes on a subset of MNIST or CIFAR-10 (downloaded there, set `COLAB_DATASET`), larger networks,
-# more seeds. Data in the other profiles: scikit-learn's digits, no download.
+# more seeds (an estimate, not timed on Colab; no GPU needed). Data in the other profiles: scikit-learn's digits, no download.
 #
 # **Read first.** {doc}`p1_adversarial_examples` (threat models, PGD) and {doc}`p5_certified_robustness` (margins, Lipschitz and interval-bound certificates).
 

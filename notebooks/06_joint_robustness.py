@@ -37,7 +37,8 @@
 # - say, from measurements, when input-adversarial training makes a model *more* fragile to weights.
 #
 # **Runtime.** `smoke`: under a minute; `book`: about 3 minutes on a 2-core CPU; `colab`: tens of
-# minutes on a subset of MNIST or CIFAR-10 (downloaded there, set `COLAB_DATASET`), more seeds.
+# minutes on a subset of MNIST or CIFAR-10 (downloaded there, set `COLAB_DATASET`), more seeds (an
+# estimate, not timed on Colab; no GPU needed).
 # Data in the other profiles: scikit-learn's digits, no download.
 #
 # **Read first.** {doc}`p5_certified_robustness` (certificates and the gap to attacks) and {doc}`05_weight_perturbation`.
@@ -124,11 +125,16 @@ EPS_W, EPS_X = 0.005, 0.1
 RHO_W = 0.02
 
 # digits ship with scikit-learn; the colab profile downloads a subset of MNIST or
-# CIFAR-10 instead
+# CIFAR-10 instead (at smoke sizes, as the tests run it, a small one)
 data = (
     digits(seed=SEED)
     if run.profile != "colab"
-    else openml(COLAB_DATASET, n_train=10_000, n_test=2_000, seed=SEED)
+    else openml(
+        COLAB_DATASET,
+        n_train=run.pick(smoke=300, book=10_000, colab=10_000),
+        n_test=run.pick(smoke=100, book=2_000, colab=2_000),
+        seed=SEED,
+    )
 )
 WIDTHS = (
     data.n_features,
@@ -136,6 +142,10 @@ WIDTHS = (
     10,
 )
 x_test, y_test = data.x_test[:N_TEST], data.y_test[:N_TEST]
+print(
+    f"{len(data.y_train)} training and {len(data.y_test)} test images of "
+    f"{data.n_features} features; network widths {WIDTHS}"
+)
 
 # %% [markdown]
 # ## Motivation: robust to one, fragile to the other

@@ -5,7 +5,7 @@ names served from a temporary local hub cache of tiny stand-ins (``tinyhub``).
 Chapter 2: Stable Diffusion, safe latent diffusion and the CLIP detector under their
 hub ids (Stable Diffusion's text encoder with a context long enough for the chapter's
 16 searched tokens). Chapter 1: the Qwen2.5-0.5B base/instruct pair (Qwen2 layout,
-bf16, tied embeddings) and a LoRA adapter on the instruct model. Chapters 3 and 5:
+bf16, tied embeddings) and a LoRA adapter on the instruct model. Chapters 3, 5, 6:
 OpenML's CIFAR-10 and MNIST in scikit-learn's OpenML cache (``tinyopenml``; the real
 loader runs), and for chapter 3 a stand-in for torchvision's model calls
 (``standins/torchvision``).
@@ -91,9 +91,10 @@ def test_ring_a_bell_runs_its_stable_diffusion_cells(colab_env, tmp_path):
     assert colab_env.read_text() == ""  # nothing tried to reach the network
 
 
-def test_weight_perturbation_loads_mnist_from_openml(colab_kernel, tmp_path):
+@pytest.mark.parametrize("chapter", ["05_weight_perturbation", "06_joint_robustness"])
+def test_robustness_chapters_load_mnist_from_openml(colab_kernel, tmp_path, chapter):
     save_tiny_openml(tmp_path / "cache" / "openml", "mnist_784", n=400)
-    notebook = ROOT / "notebooks" / "05_weight_perturbation.ipynb"
+    notebook = ROOT / "notebooks" / f"{chapter}.ipynb"
     text = printed(run_notebook(notebook, tmp_path, PROFILE="colab"))
     assert "profile=colab" in text
     assert "784 features" in text  # MNIST, not the digits the other profiles use

@@ -6,6 +6,7 @@ import torch
 
 import trustml_ref
 from trustml_ref import config
+from trustml_ref.claims import ClaimFailed
 
 
 def test_profile_defaults_to_book_and_env_overrides(monkeypatch):
@@ -152,3 +153,25 @@ def test_sizes_of_another_profile_keep_the_code_path_and_follow_its_claim_rule(
         trustml_ref.setup("colab", 0, "cpu", style=False).pick(smoke=1, book=2, colab=3)
         == 3
     )
+
+
+def test_toy_sizes_apply_to_the_colab_profile_only_and_the_tests_knob_wins(
+    monkeypatch,
+):
+    from trustml_ref.claims import claim
+
+    monkeypatch.delenv(config.PROFILE_ENV, raising=False)
+    monkeypatch.delenv("TRUSTML_SIZES", raising=False)
+    run = trustml_ref.setup("colab", 0, "cpu", toy_sizes="book", style=False)
+    assert run.profile == "colab" and run.sizes == "book"
+    assert run.pick(smoke=1, book=2, colab=3) == 2
+    with pytest.raises(ClaimFailed):  # book sizes check claims
+        claim("a false conclusion at book sizes", False)
+    for profile, picked in (("smoke", 1), ("book", 2)):  # other profiles ignore it
+        run = trustml_ref.setup(profile, 0, "cpu", toy_sizes="colab", style=False)
+        assert run.pick(smoke=1, book=2, colab=3) == picked and run.sizes == ""
+    monkeypatch.setenv("TRUSTML_SIZES", "smoke")
+    run = trustml_ref.setup("colab", 0, "cpu", toy_sizes="book", style=False)
+    assert run.pick(smoke=1, book=2, colab=3) == 1
+    with pytest.raises(ValueError, match="toy_sizes must be one of"):
+        trustml_ref.setup("colab", 0, "cpu", toy_sizes="big", style=False)

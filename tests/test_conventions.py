@@ -105,7 +105,7 @@ def test_required_cells_in_order(notebook: Path) -> None:
         assert line in parameters.source, (
             f"parameters cell sets {line.split('=')[0].strip()}"
         )
-    assert "trustml_ref.setup(PROFILE, SEED, DEVICE)" in setup.source, (
+    assert "trustml_ref.setup(PROFILE, SEED, DEVICE" in setup.source, (
         "the cell after the parameters calls setup"
     )
 

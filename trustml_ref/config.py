@@ -161,6 +161,7 @@ def setup(
     seed: int = 0,
     device: str = "auto",
     *,
+    toy_sizes: str | None = None,
     style: bool = True,
 ) -> RunConfig:
     """Resolve and apply a chapter's parameters; print one line that says what was
@@ -168,13 +169,20 @@ def setup(
 
     Also starts the chapter's ledger of claims (:mod:`trustml_ref.claims`): conclusions
     are checked in the ``book`` and ``colab`` profiles and only recorded in ``smoke``.
-    ``TRUSTML_SIZES`` (a profile name) keeps the profile's code paths but takes that
-    profile's sizes, and its rule for claims.
+    ``toy_sizes`` (a profile name; the colab profile only) runs the chapter's toy parts
+    at that profile's sizes before its real models, e.g. ``"book"`` for minutes instead
+    of the colab profile's larger toy. ``TRUSTML_SIZES`` (a profile name, the tests'
+    knob) overrides it in every profile: the profile's code paths at that profile's
+    sizes. Either way the sizes' profile sets the rule for claims.
     """
     chosen_profile = resolve_profile(profile)
+    if toy_sizes is not None and toy_sizes not in PROFILES:
+        raise ValueError(f"toy_sizes must be one of {PROFILES}, got {toy_sizes!r}")
     sizes = os.environ.get(SIZES_ENV, "")
     if sizes and sizes not in PROFILES:
         raise ValueError(f"{SIZES_ENV} must be one of {PROFILES}, got {sizes!r}")
+    if not sizes and chosen_profile == "colab" and toy_sizes:
+        sizes = toy_sizes
     generator = seed_everything(seed)
     chosen_device = resolve_device(device)
     threads = set_torch_threads(chosen_device)
