@@ -655,8 +655,8 @@ claim(
 restored = [table[f"{s} paper"]["refusal"][-1] for s in settings]
 claim(
     f"Safe LoRA's C on the {k_max} lowest-similarity modules restores refusal to at "
-    "least 0.8, in both settings",
-    min(restored) >= 0.8,
+    "least 0.5, in both settings",
+    min(restored) >= 0.5,
     refusal=restored,
 )
 control_gap = max(
@@ -691,8 +691,9 @@ claim(
     utility_by_k=skill,
 )
 claim(
-    "the new skill survives shrinking every update by half",
-    scale_check[0.5] >= scale_check[1.0] - 0.05,
+    "the new skill degrades gradually with the shrink factor: halving every update "
+    "keeps more of it than shrinking to 0.3",
+    scale_check[0.5] > scale_check[0.3],
     accuracy_by_scale={str(k): v for k, v in scale_check.items()},
 )
 glue("sl_seeds", N_SEEDS)
@@ -706,7 +707,8 @@ glue("sl_scaled_half", scale_check[0.5])
 
 # %% [markdown]
 # **What the toy shows.** Safe LoRA does restore refusals once it changes enough modules, in both
-# settings (at least {glue:text}`sl_restored_min:.2f` with all {glue:text}`sl_k_max` modules). But
+# settings (at least {glue:text}`sl_restored_min:.2f` with all {glue:text}`sl_k_max` modules; on
+# some machines the mixed setting stops near 0.5, on others near 1). But
 # the controls do as well: at no $K$ does $C$ restore more than {glue:text}`sl_c_advantage:+.2f`
 # above the best of rescaling the same modules to the same norm *without* $C$'s direction, zeroing
 # them, or using $C$'s spectrum in random directions (the largest gap either way is
@@ -722,7 +724,7 @@ glue("sl_scaled_half", scale_check[0.5])
 # question that this experiment does not test (every variant edits the same lowest-similarity
 # modules); the next experiment does. The new skill does not survive the edit once several modules are changed (new-task
 # accuracy {glue:text}`sl_skill_before:.2f` before, {glue:text}`sl_skill_after:.2f` with
-# $K$ = {glue:text}`sl_k_max`), although it survives shrinking all updates together by half
+# $K$ = {glue:text}`sl_k_max`), while shrinking all updates together by half keeps more of it
 # ({glue:text}`sl_scaled_half:.2f`). We report this as the measured result; a toy in which the
 # direction of $C$ matters would need alignment and harmful updates that share a low-rank subspace
 # which the new skill avoids, and we have not built one yet.
@@ -842,13 +844,7 @@ results_table(
 
 # %%
 versus_random = selection_gap["random"]
-claim(
-    "at equal K, Safe LoRA's lowest-similarity selection restores more refusal "
-    "than randomly chosen modules",
-    versus_random.lower > 0,
-    test=versus_random.test + " (seeds x settings x K; random = mean of draws)",
-    **versus_random.evidence,
-)
+glue("sl_vs_random", versus_random.verdict("lowest first", "random"))
 glue("sl_select_gain", versus_random.mean)
 glue("sl_select_se2", 2 * versus_random.se)
 glue("sl_random_draws", RANDOM_DRAWS)
@@ -856,14 +852,18 @@ glue("sl_vs_highest", selection_gap[RULES[1]].verdict("lowest first", "highest f
 glue("sl_vs_largest", selection_gap[RULES[2]].verdict("lowest first", "largest first"))
 
 # %% [markdown]
-# **What the selection experiment shows.** The similarity does select: at equal $K$, the paper's
-# lowest-similarity modules restore {glue:text}`sl_select_gain:.2f` more refusal than modules drawn
-# at random (± {glue:text}`sl_select_se2:.2f`, two standard errors over seeds, settings and $K$;
-# {glue:text}`sl_random_draws` random draws each). Against the other two rules this run's verdicts
-# are: highest similarity, {glue:text}`sl_vs_highest`; largest update, {glue:text}`sl_vs_largest`.
-# Together with the previous experiment: in this toy Safe LoRA's value lies in *which* modules it
-# edits, not in *how* it edits them, since deleting or rescaling the selected modules does as well
-# as $C$. What this toy cannot show is the mechanism behind the selection; a toy whose harmful and
+# **What the selection experiment shows, and why it settles nothing.** In this run, at equal $K$,
+# the paper's lowest-similarity modules restore {glue:text}`sl_select_gain:+.2f` refusal relative to
+# modules drawn at random (± {glue:text}`sl_select_se2:.2f`, two standard errors over seeds,
+# settings and $K$; {glue:text}`sl_random_draws` random draws each): verdict
+# {glue:text}`sl_vs_random`. Against the other two rules: highest similarity,
+# {glue:text}`sl_vs_highest`; largest update, {glue:text}`sl_vs_largest`. Those two standard errors
+# treat the pairs as independent, but they share the same {glue:text}`sl_seeds` LoRA training runs,
+# and the runs' noise dominates: on two development machines, whose floating-point differences
+# change the training runs, this difference had opposite signs, each "significant" by this
+# interval. So this toy does not tell whether the similarity selects well, and the chapter claims
+# nothing about it; deciding it needs more LoRA seeds, and a test paired at the level of the seeds.
+# What this toy cannot show either is the mechanism behind a selection; a toy whose harmful and
 # alignment updates are built with known directions (an update that reverses the alignment, which
 # the sign-blind similarity would not select, and one orthogonal to it, which it would) is the next
 # step.
@@ -1006,8 +1006,8 @@ results = record_results(
 #   the update.
 # - Measured in our toy: LoRA fine-tuning undoes refusals; Safe LoRA restores them when it changes
 #   enough modules, and shrinkage controls without its direction do as well, at the same cost to
-#   the new skill. The similarity's *selection* does matter: at equal $K$ its modules restore more
-#   refusal than randomly chosen ones.
+#   the new skill. Whether the similarity's *selection* beats random modules at equal $K$ is not
+#   settled by this toy: with two LoRA seeds the difference changes sign between machines.
 #
 # ## References
 #
