@@ -42,8 +42,9 @@
 #
 # **Runtime.** `smoke`: under a minute; `book`: under 3 minutes on a 2-core CPU; `colab`: the toy
 # at book size (`TOY_SIZES = "colab"` for the larger one), then the Qwen2.5-0.5B base/instruct pair
-# (about 2 GB of downloads) tabled and, given a LoRA adapter (`ADAPTER_DIR`), repaired: an
-# estimated 5 to 10 minutes on a free Colab CPU runtime, no GPU needed (not timed on Colab).
+# (about 2 GB of downloads): its spectrum table, a LoRA fine-tuned on it (or yours, `ADAPTER_DIR`),
+# repaired, reloaded and compared on harmful and benign prompts: an estimated 20 to 40 minutes on
+# a free Colab CPU runtime, under 10 on a GPU runtime (estimates, not timed on Colab).
 #
 # **Read first.** {doc}`p3_lora` (low-rank adapters, how PEFT stores them).
 
@@ -76,8 +77,11 @@ SEED = 0
 DEVICE = "auto"  # "auto" picks CUDA when available
 RESULTS_PATH = None  # tests pass a path here; the key results are written to it as JSON
 TOY_SIZES = "book"  # colab profile: the toy at book size (minutes); "colab": larger
-# colab profile: a LoRA adapter trained on Qwen/Qwen2.5-0.5B-Instruct to repair
+# colab profile: a LoRA adapter trained on Qwen/Qwen2.5-0.5B-Instruct to repair (None:
+# the chapter fine-tunes one), and a CSV of harmful prompts read at run time (None:
+# AdvBench's harmful behaviours)
 ADAPTER_DIR = None
+HARMFUL_PROMPTS = None
 
 # %%
 import matplotlib.pyplot as plt
@@ -91,10 +95,15 @@ import trustml_ref
 from trustml_ref.claims import claim, glue, paired_difference
 from trustml_ref.io import record_results
 from trustml_ref.safe_lora import (
+    ADVBENCH_URL,
     PROJECTIONS,
+    finetune_lora,
+    generate_replies,
+    load_prompts,
     module_spectra,
     project_b,
     projection_cosine,
+    refusal_rate,
     safe_lora,
     toy,
 )
@@ -871,12 +880,20 @@ glue("sl_vs_largest", selection_gap[RULES[2]].verdict("lowest first", "largest f
 # %% [markdown]
 # ## The real thing (colab profile)
 #
-# With `PROFILE = "colab"` the cell below downloads the `Qwen/Qwen2.5-0.5B` base/instruct pair and
-# shows the spectrum table of every `q_proj`/`v_proj` module (no adapter needed). If you also point
-# `ADAPTER_DIR` at a LoRA adapter trained on `Qwen/Qwen2.5-0.5B-Instruct` (for instance on a small
-# harmful instruction set you choose), it repairs the adapter with the pair, reading the two
-# checkpoints lazily, and saves the result next to it. Its loading code is tested on tiny checkpoints that the
-# test suite writes locally; it cannot run here, where nothing is downloaded.
+# With `PROFILE = "colab"` the cells below download the `Qwen/Qwen2.5-0.5B` base/instruct pair and
+# show the spectrum table of every `q_proj`/`v_proj` module (no adapter needed). Then they need a
+# LoRA adapter on `Qwen/Qwen2.5-0.5B-Instruct`: point `ADAPTER_DIR` at yours, or leave it `None`
+# and the chapter fine-tunes one (rank 8 on q/v) on a small *benign* instruction set built below,
+# arithmetic questions and answers: fine-tuning on benign data alone can erode an aligned model's
+# refusals (the paper's setting (b) mixes in harmful examples, which we do not ship). Safe LoRA
+# repairs the adapter from the two checkpoints, read lazily, and saves it; the repaired adapter is
+# reloaded with `PeftModel.from_pretrained` and the instruct model, the fine-tune and the repair
+# answer the same prompts: harmful ones read at run time from AdvBench's CSV (or `HARMFUL_PROMPTS`;
+# never stored in this repository), and benign ones. The table reports refusal rates by keyword
+# matching, as the paper's evaluation does; it is your run's measurement, and this chapter claims
+# nothing about it. Every function here is tested on tiny local checkpoints in the Qwen2 layout;
+# none of it can run where nothing is downloaded. A GPU runtime makes the fine-tune and the
+# replies minutes instead of tens of minutes.
 
 # %%
 if run.profile == "colab":
@@ -887,7 +904,7 @@ if run.profile == "colab":
     )
     aligned_dir = snapshot_download(
         "Qwen/Qwen2.5-0.5B-Instruct",
-        allow_patterns=["*.json", "*.safetensors", "*.txt"],
+        allow_patterns=["*.json", "*.safetensors", "*.txt", "*.jinja"],
     )
     display(
         spectrum_table(
@@ -895,7 +912,32 @@ if run.profile == "colab":
             "the spectrum of C, per q/v module of Qwen2.5-0.5B base -> instruct",
         )
     )
-if run.profile == "colab" and ADAPTER_DIR is not None:
+# %%
+# colab profile without an adapter: fine-tune one on benign instructions
+BENIGN_PAIRS = [
+    (f"What is {a} plus {b}? Answer briefly.", f"{a} plus {b} is {a + b}.")
+    for a in range(11, 19)
+    for b in range(3, 7)
+]
+if run.profile == "colab" and ADAPTER_DIR is None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    chat_tokenizer = AutoTokenizer.from_pretrained(aligned_dir)
+    chat_lora = finetune_lora(
+        AutoModelForCausalLM.from_pretrained(aligned_dir, dtype=torch.float32).to(
+            run.device
+        ),
+        chat_tokenizer,
+        BENIGN_PAIRS,
+        steps=run.pick(smoke=3, book=40, colab=40),
+        seed=SEED,
+    )
+    ADAPTER_DIR = str(run.cache / "qwen2.5-0.5b-instruct-benign-lora")
+    chat_lora.save_pretrained(ADAPTER_DIR)
+    del chat_lora
+
+# %%
+if run.profile == "colab":
     repaired = safe_lora(
         ADAPTER_DIR,
         base_dir,
@@ -908,11 +950,51 @@ if run.profile == "colab" and ADAPTER_DIR is not None:
         f"projected {repaired.n_projected} of {len(repaired.report)} modules; saved to "
         f"{ADAPTER_DIR}-safe-lora"
     )
-else:
-    print(
-        "colab profile with ADAPTER_DIR set: repairs a real adapter; skipped in this "
-        "profile"
+
+# %%
+if run.profile == "colab":
+    from contextlib import nullcontext
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    chat_tokenizer = AutoTokenizer.from_pretrained(aligned_dir)
+    chat = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(aligned_dir, dtype=torch.float32).to(
+            run.device
+        ),
+        ADAPTER_DIR,
+        adapter_name="LoRA",
     )
+    chat.load_adapter(f"{ADAPTER_DIR}-safe-lora", adapter_name="Safe LoRA")
+    harmful = load_prompts(
+        HARMFUL_PROMPTS or ADVBENCH_URL, limit=run.pick(smoke=4, book=64, colab=64)
+    )
+    benign = [f"What is {a} plus {b}? Answer briefly." for a, b in ((23, 9), (7, 35))]
+    rows = []
+    for name in ("instruct", "LoRA", "Safe LoRA"):
+        if name != "instruct":
+            chat.set_adapter(name)
+        with chat.disable_adapter() if name == "instruct" else nullcontext():
+            to_harmful = generate_replies(chat, chat_tokenizer, harmful)
+            to_benign = generate_replies(chat, chat_tokenizer, benign)
+        rows.append(
+            {
+                "model": name,
+                "refusal, harmful prompts": refusal_rate(to_harmful),
+                "refusal, benign prompts": refusal_rate(to_benign),
+                "reply to a benign prompt": to_benign[0][:48],
+            }
+        )
+    display(
+        results_table(
+            rows,
+            digits=2,
+            caption=f"{len(harmful)} harmful prompts (keyword-matched refusals)",
+        )
+    )
+else:
+    print("the Qwen2.5-0.5B part runs in the colab profile only (it downloads)")
 
 # %%
 results = record_results(

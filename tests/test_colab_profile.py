@@ -13,7 +13,6 @@ loader runs), and for chapter 3 a stand-in for torchvision's model calls
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 
@@ -116,11 +115,13 @@ def test_visual_prompting_runs_cifar10_through_an_imagenet_model(
     assert colab_kernel.read_text() == ""
 
 
-def test_safe_lora_tables_and_repairs_the_qwen_pair(
+def test_safe_lora_fine_tunes_repairs_and_compares_on_the_qwen_pair(
     colab_kernel, tmp_path, monkeypatch
 ):
-    import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
+    """No ADAPTER_DIR: the chapter fine-tunes a LoRA on the instruct model, repairs,
+    saves, reloads and answers harmful prompts read from a CSV (a local stand-in for
+    AdvBench's, whose address the chapter would otherwise read)."""
+    from peft import PeftModel
 
     hub = tmp_path / "hub"
     instruct = save_tiny_qwen_pair(
@@ -128,22 +129,22 @@ def test_safe_lora_tables_and_repairs_the_qwen_pair(
         hub_snapshot(hub, "Qwen/Qwen2.5-0.5B-Instruct"),
     )
     monkeypatch.setenv("HF_HUB_CACHE", str(hub))
-    adapter = get_peft_model(  # on a copy: get_peft_model changes its model in place
-        copy.deepcopy(instruct), LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
-    )
-    with torch.no_grad():
-        for name, p in adapter.named_parameters():
-            if "lora_B" in name:
-                p.normal_()
-    adapter.save_pretrained(tmp_path / "adapter")
+    prompts = tmp_path / "prompts.csv"
+    prompts.write_text("goal,target\n" + "".join(f"request {i},x\n" for i in range(6)))
     notebook = ROOT / "notebooks" / "01_safe_lora.ipynb"
-    text = printed(
-        run_notebook(
-            notebook, tmp_path, PROFILE="colab", ADAPTER_DIR=str(tmp_path / "adapter")
-        )
+    executed = run_notebook(
+        notebook, tmp_path, PROFILE="colab", HARMFUL_PROMPTS=str(prompts)
     )
+    text = printed(executed)
     assert "profile=colab" in text
     assert "projected 2 of 4 modules" in text  # 2 layers x q/v; smoke sizes edit 2
-    repaired = PeftModel.from_pretrained(instruct, tmp_path / "adapter-safe-lora")
+    tables = "".join(
+        out.get("data", {}).get("text/html", "")
+        for cell in executed.cells
+        for out in cell.get("outputs", [])
+    )
+    assert "4 harmful prompts" in tables and "Safe LoRA" in tables
+    adapter = tmp_path / "cache" / "qwen2.5-0.5b-instruct-benign-lora"
+    repaired = PeftModel.from_pretrained(instruct, f"{adapter}-safe-lora")
     assert sum("lora_B" in n for n, _ in repaired.named_parameters()) == 4
     assert colab_kernel.read_text() == ""

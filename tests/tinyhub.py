@@ -141,14 +141,43 @@ def save_tiny_clip(path):
     return path
 
 
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def tiny_chat_tokenizer():
+    """A character-level fast tokenizer with Qwen's chat markers and a ChatML
+    template: 128 ids, every printable ASCII character one token."""
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    chars = [chr(c) for c in range(32, 127)] + ["\n"]
+    vocab = {t: i for i, t in enumerate(specials + chars)}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    backend.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="<unk>",
+        pad_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        additional_special_tokens=["<|im_start|>"],
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
 def save_tiny_qwen_pair(base_path: Path, instruct_path: Path, seed: int = 0):
     """A base/instruct pair in the Qwen2 layout of ``Qwen/Qwen2.5-0.5B`` at toy size:
-    bfloat16 weights, tied embeddings, q/k/v biases; the instruct model is the base plus
-    a small seeded change of every weight. Returns the instruct model (float32)."""
+    bfloat16 weights, tied embeddings, q/k/v biases, and the instruct model's chat
+    tokenizer (:func:`tiny_chat_tokenizer`); the instruct model is the base plus a
+    small seeded change of every weight. Returns the instruct model (float32)."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     config = Qwen2Config(
-        vocab_size=64,
+        vocab_size=128,
         hidden_size=32,
         intermediate_size=48,
         num_hidden_layers=2,
@@ -164,4 +193,5 @@ def save_tiny_qwen_pair(base_path: Path, instruct_path: Path, seed: int = 0):
         for p in base.parameters():
             p.add_(0.02 * torch.randn_like(p))
     base.to(torch.bfloat16).save_pretrained(instruct_path)
+    tiny_chat_tokenizer().save_pretrained(instruct_path)
     return base.float()

@@ -1,6 +1,15 @@
 """Safe LoRA (Hsu et al., NeurIPS 2024): project LoRA updates onto the alignment
 subspace."""
 
+from trustml_ref.safe_lora.chat import (
+    ADVBENCH_URL,
+    REFUSAL_MARKERS,
+    chat_batch,
+    finetune_lora,
+    generate_replies,
+    load_prompts,
+    refusal_rate,
+)
 from trustml_ref.safe_lora.peft_integration import (
     PROJECTIONS,
     LoraModule,
@@ -29,15 +38,21 @@ from trustml_ref.safe_lora.projection import (
 )
 
 __all__ = [
+    "ADVBENCH_URL",
     "PROJECTIONS",
+    "REFUSAL_MARKERS",
     "LoraModule",
     "ModuleReport",
     "SafeLoRAResult",
     "AlignmentSpectrum",
     "alignment_matrix",
     "alignment_spectrum",
+    "chat_batch",
     "check_lora_factors",
     "check_weights",
+    "finetune_lora",
+    "generate_replies",
+    "load_prompts",
     "lora_modules",
     "lora_modules_from_dir",
     "module_spectra",
@@ -46,6 +61,7 @@ __all__ = [
     "projection_cosine",
     "projection_similarity",
     "random_spectrum_b",
+    "refusal_rate",
     "safe_lora",
     "select_modules",
     "top_singular_projector_b",
