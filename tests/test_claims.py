@@ -158,3 +158,8 @@ def test_glue_writes_what_myst_nb_reads(monkeypatch):
         glue("bad", float("inf"))
     with pytest.raises(ValueError, match="name must be"):
         glue("has space", 1)
+    # what the Colab edition's placeholders stand for; refused values are absent
+    from trustml_ref.claims import glued
+
+    assert glued()["acc_gap"] == 0.125 and type(glued()["acc_gap"]) is float
+    assert "bad" not in glued() and "has space" not in glued()
