@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from trustml_ref.teaching.colab import toc_documents
+
 ROOT = Path(__file__).resolve().parents[1]
 NETGUARD = ROOT / "tests" / "notebooks" / "netguard"
 
@@ -69,24 +71,10 @@ def book_config() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "_config.yml").read_text())
 
 
-def _toc_files(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        found = [node["file"]] if "file" in node else []
-        for key in ("root", "parts", "chapters", "sections"):
-            if key == "root" and key in node:
-                found.append(node["root"])
-            elif key in node:
-                found += _toc_files(node[key])
-        return found
-    if isinstance(node, list):
-        return [f for item in node for f in _toc_files(item)]
-    return []
-
-
 @cache
 def toc_files() -> tuple[str, ...]:
     """Every document the table of contents lists, without extensions, in order."""
-    return tuple(_toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text())))
+    return tuple(toc_documents(ROOT))
 
 
 def toc_notebooks() -> list[Path]:

@@ -18,16 +18,17 @@ import time
 from pathlib import Path
 
 import papermill
-import yaml
+
+from trustml_ref.teaching.colab import toc_documents
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("smoke", "book")
 
 
 def chapters() -> list[Path]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
-    return [ROOT / f"{f}.ipynb" for f in files if f.startswith("notebooks/")]
+    return [
+        ROOT / f"{f}.ipynb" for f in toc_documents(ROOT) if f.startswith("notebooks/")
+    ]
 
 
 def main() -> int:

@@ -98,14 +98,15 @@ def _markdown_sources(root: Path, doc: str) -> list[str]:
     return [(root / f"{doc}.md").read_text()]
 
 
-def collect_targets(root: Path) -> dict[str, Target]:
-    """Every label of the book's pages, numbered as the book numbers it."""
+def collect_targets(pages: dict[str, list[str]]) -> dict[str, Target]:
+    """Every label of the book's pages (page -> its Markdown), numbered as the book
+    numbers it."""
     targets: dict[str, Target] = {}
-    for doc in toc_documents(root):
+    for doc, sources in pages.items():
         prefix = chapter_prefix(doc)
         counts: dict[str, int] = {}
         pending: str | None = None
-        for source in _markdown_sources(root, doc):
+        for source in sources:
             lines = source.splitlines()
             for i, line in enumerate(lines):
                 if pending and line.startswith("#"):
@@ -340,18 +341,19 @@ class Book:
 
 def read_book(root: Path) -> Book:
     """The labels, titles and bibliography of the book at ``root``."""
+    pages = {doc: _markdown_sources(root, doc) for doc in toc_documents(root)}
     titles = {}
-    for doc in toc_documents(root):
+    for doc, sources in pages.items():
         heads = [
             line[2:].strip()
-            for source in _markdown_sources(root, doc)
+            for source in sources
             for line in source.splitlines()
             if line.startswith("# ")
         ]
         if not heads:
             raise ValueError(f"{doc} has no title")
         titles[doc] = heads[0]
-    return Book(book_url(root), collect_targets(root), titles, load_bibliography(root))
+    return Book(book_url(root), collect_targets(pages), titles, load_bibliography(root))
 
 
 def colab_notebook(
