@@ -17,13 +17,16 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-## Unit tests, conventions checks and every chapter run with papermill in the smoke profile.
+## Unit tests, conventions checks and every chapter run with papermill in the smoke profile,
+## on JOBS workers (default: every core; each test runs torch on one thread). Tests that
+## share an expensive fixture stay on one worker (pytest-xdist's xdist_group).
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup
 
 ## The contributor's loop: unit and conventions tests, no chapter runs, no fresh-venv installs (about 1 minute).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not notebook and not slow"
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup -m "not notebook and not slow"
 
 ## Lint and format check at 88 columns (ruff, configured in pyproject.toml): package, tests,
 ## tools, benchmarks and the chapters' code cells (through their paired .ipynb).
@@ -41,8 +44,9 @@ format: $(STAMP)
 
 ## Execute every chapter (profile: $$TRUSTML_PROFILE, default book) and render HTML into _build/html.
 ## A build in another profile than the last one starts from an empty _build (tools/build_book.py).
+## Chapters are executed JOBS at a time before rendering.
 book: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python tools/build_book.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python tools/build_book.py --jobs $(JOBS)
 
 ## The same build in the smoke profile (seconds per chapter), from a clean execution cache.
 book-smoke: $(STAMP)

@@ -64,7 +64,7 @@ def one_page_book(root: Path, code: str) -> Path:
     return root / "_build" / "html" / "page.html"
 
 
-def build(root: Path, profile: str) -> subprocess.CompletedProcess:
+def build(root: Path, profile: str, *options: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -77,6 +77,7 @@ def build(root: Path, profile: str) -> subprocess.CompletedProcess:
             profile,
             "--root",
             str(root),
+            *options,
         ],
         capture_output=True,
         text=True,
@@ -98,6 +99,37 @@ def test_a_book_build_after_a_smoke_build_re_executes(tmp_path):
         assert f"profile={profile}" in page.read_text(), (
             f"the {profile} build shows another profile's output"
         )
+
+
+@pytest.mark.notebook
+def test_chapters_run_once_in_parallel_and_the_book_renders_their_results(tmp_path):
+    """build_book executes the chapters itself, two at a time; Jupyter Book must find
+    each in the cache (a second execution would append a second line)."""
+    runs = tmp_path / "runs.txt"
+    code = f"open({str(runs)!r}, 'a').write('ran\\n')\nprint('executed once')"
+    page = one_page_book(tmp_path, code)
+    second = nbformat.read(tmp_path / "page.ipynb", as_version=4)
+    second.cells[0].source = "# Second page"
+    second.cells[1].source += "\nprint('second page')"
+    nbformat.write(second, tmp_path / "second.ipynb")
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: page\nchapters:\n  - file: second\n"
+    )
+    done = build(tmp_path, "smoke", "--jobs", "2")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "executing 2 chapters, 2 at a time" in done.stdout
+    assert runs.read_text() == "ran\nran\n", "a chapter was executed twice"
+    assert "executed once" in page.read_text()
+    assert "executed once" in page.with_name("second.html").read_text()
+
+
+@pytest.mark.notebook
+def test_a_failing_chapter_stops_the_build_before_rendering(tmp_path):
+    page = one_page_book(tmp_path, "raise RuntimeError('broken chapter')")
+    done = build(tmp_path, "smoke")
+    assert done.returncode != 0
+    assert "broken chapter" in done.stdout and "failed chapters: page" in done.stdout
+    assert not page.exists()
 
 
 @pytest.mark.notebook

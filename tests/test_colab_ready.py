@@ -23,6 +23,10 @@ import nbformat
 import pytest
 from booktools import ROOT, book_config, guarded_kernel_env, toc_notebooks
 
+# the Colab-like environments are module fixtures: under pytest-xdist every test of this
+# file runs on one worker, so each environment is installed once
+pytestmark = pytest.mark.xdist_group("colab_ready")
+
 SPEC = re.compile(r'"(trustml_ref(?:\[[\w,]+\])?) @ git\+(\S+?)@(\w+)"')
 
 

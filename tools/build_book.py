@@ -6,20 +6,37 @@ another profile would serve the old profile's results. This script stamps the bu
 folder with its profile (``<build>/.profile``) and empties the folder when the stamp is
 missing or differs.
 
-    python tools/build_book.py [--profile book] [--root .]   # what `make book` runs
+Jupyter Book executes one chapter at a time, and a chapter runs torch on one thread
+(``DEFAULT_CPU_THREADS``), so a build leaves all but one core idle. Before it renders,
+this script executes the chapters that the execution cache does not hold yet,
+``--jobs`` at a time (default: the machine's cores), longest first (the last build's
+times), the way myst-nb's cache mode does (same kernel, working directory, timeout and
+cache entry), so Jupyter Book finds every chapter cached. A chapter that fails stops the
+build with its traceback before rendering starts.
+
+    python tools/build_book.py [--profile book] [--root .] [--jobs N]  # `make book`
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+
+import nbformat
+import yaml
+from jupyter_cache import get_cache
+from jupyter_cache.base import CacheBundleIn
+from jupyter_cache.executors.utils import single_nb_execution
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from trustml_ref.config import PROFILE_ENV, resolve_profile  # noqa: E402
+from trustml_ref.teaching.colab import toc_documents  # noqa: E402
 
 
 def prepare_build_dir(build: Path, profile: str) -> bool:
@@ -36,6 +53,67 @@ def prepare_build_dir(build: Path, profile: str) -> bool:
     return stale
 
 
+def execute(path: Path, timeout: int) -> tuple[Path, object, float, str | None]:
+    """Execute one chapter as myst-nb's cache mode does (in its own folder, errors not
+    allowed); returns the executed notebook, its time and the traceback of a failure."""
+    notebook = nbformat.read(path, as_version=4)
+    result = single_nb_execution(
+        notebook, cwd=str(path.parent), timeout=timeout, allow_errors=False
+    )
+    return path, result.nb, result.time, result.exc_string
+
+
+def published_times(root: Path) -> dict[str, float]:
+    """Each chapter's book-profile time in the committed runtime table
+    (``tools/runtime_table.py``), to order a build with an empty cache."""
+    table = root / "book" / "_generated" / "runtimes.md"
+    row = re.compile(r"</notebooks/(\w+)>` \| [\d.]+ s \| ([\d.]+) s \|")
+    text = table.read_text() if table.is_file() else ""
+    return {stem: float(seconds) for stem, seconds in row.findall(text)}
+
+
+def execute_uncached(root: Path, build: Path, jobs: int) -> list[str]:
+    """Fill ``build``'s execution cache with every chapter it lacks, ``jobs`` at a
+    time, the longest first by the times the cache held; returns the failed chapters."""
+    cache = get_cache(str(build / ".jupyter_cache"))
+    last = published_times(root) | {
+        Path(r.uri).stem: r.data.get("execution_seconds") or 0.0
+        for r in cache.list_cache_records()
+    }
+    todo = []
+    for doc in toc_documents(root):
+        path = (root / doc).with_suffix(".ipynb")
+        if not path.is_file():
+            continue
+        try:
+            cache.match_cache_notebook(nbformat.read(path, as_version=4))
+        except KeyError:
+            todo.append(path.resolve())
+    todo.sort(key=lambda p: -last.get(p.stem, 1e9))  # unknown chapters first
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    timeout = int(config.get("execute", {}).get("timeout", 1200))
+    failed = []
+    print(f"build_book: executing {len(todo)} chapters, {jobs} at a time", flush=True)
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(execute, path, timeout) for path in todo]
+        for future in as_completed(futures):
+            path, notebook, seconds, error = future.result()
+            if error is not None:
+                print(f"build_book: {path.name} failed:\n{error}", flush=True)
+                failed.append(path.stem)
+                continue
+            record = cache.add_nb_to_project(str(path))
+            cache.cache_notebook_bundle(
+                CacheBundleIn(
+                    notebook, record.uri, data={"execution_seconds": seconds}
+                ),
+                check_validity=False,
+                overwrite=True,
+            )
+            print(f"build_book: {path.name} executed in {seconds:.0f} s", flush=True)
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -49,7 +127,15 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("."),
         help="the book's root (holds _config.yml)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="chapters executed at once before rendering (default: the cores)",
+    )
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     if args.profile:
         os.environ[PROFILE_ENV] = args.profile
     profile = resolve_profile(None)  # validated; the chapters' kernels inherit it
@@ -60,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
             f"build_book: {build} held another profile's build; emptied it", flush=True
         )
     print(f"build_book: profile={profile}", flush=True)
+    failed = execute_uncached(args.root, build, args.jobs)
+    if failed:
+        print(f"build_book: failed chapters: {', '.join(failed)}", flush=True)
+        return 1
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     command = [
         str(jupyter_book),
