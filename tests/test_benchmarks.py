@@ -6,9 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from booktools import ROOT
 
 
+@pytest.mark.slow  # about 40 s: two checkpoints written, two processes
 def test_safe_lora_end_to_end_runs_and_agrees_at_a_tiny_size():
     out = subprocess.run(
         [

@@ -86,6 +86,7 @@ def test_soundness_inputs_only(seed):
     soundness_chain(weights, x, y, [0.0] * len(weights), eps_x, g)
 
 
+@pytest.mark.slow  # about 35 s
 @settings(max_examples=400, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_soundness_joint_and_cross_entropy_bound(seed):
@@ -234,7 +235,7 @@ def medium_case(seed: int):
     return weights, x, y, eps, eps_x, g
 
 
-@pytest.mark.slow  # about 40 s
+@pytest.mark.slow  # 40 to 120 s
 def test_the_strong_attack_is_at_least_as_strong_as_pgd_on_medium_networks():
     """Against the package's PGD as the chapters used it (20 steps, 2 restarts): on at
     least 99 of 100 networks the mean margin it finds is no higher."""
