@@ -40,7 +40,7 @@
 # - design controls that separate the effect of a projection's direction from its shrinkage, and
 #   the effect of the selection rule from the edit.
 #
-# **Runtime.** `smoke`: under a minute; `book`: under 3 minutes on a 2-core CPU; `colab`: the toy
+# **Runtime.** `smoke`: under a minute; `book`: about 3 minutes on a 2-core CPU; `colab`: the toy
 # at book size (`TOY_SIZES = "colab"` for the larger one), then the Qwen2.5-0.5B base/instruct pair
 # (about 2 GB of downloads): its spectrum table, a LoRA fine-tuned on it (or yours, `ADAPTER_DIR`),
 # repaired, reloaded and compared on harmful and benign prompts: an estimated 20 to 40 minutes on
@@ -781,10 +781,10 @@ for (seed, setting), model in tqdm(lora_models.items(), desc="selection rules"):
     for k in K_SELECT:
         for rule, module_sets in selections(report, k, rng).items():
             refusals = [
-                toy.evaluate(
+                toy.harmful_refusal(
                     safe_lora(model, base, aligned, modules=names).apply(model),
                     held_out,
-                ).refusal_harmful
+                )
                 for names in module_sets
             ]
             selection_runs.append(

@@ -4,6 +4,7 @@ package."""
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from trustml_ref.safe_lora import (
     safe_lora,
     select_modules,
     top_singular_projector_b,
+    toy,
     update_norm,
 )
 
@@ -418,3 +420,27 @@ def test_module_spectra_from_models_and_directories_agree(world, tmp_path):
         )
     with pytest.raises(ValueError, match="no name ending in"):
         module_spectra(base, aligned, suffixes=("no_proj.weight",))
+
+
+class _RefusesEvenArguments(torch.nn.Module):
+    """A stand-in language model: REFUSE next when the prompt's first argument is
+    even, the first symbol otherwise."""
+
+    def forward(self, input_ids: torch.Tensor) -> SimpleNamespace:
+        logits = torch.zeros(*input_ids.shape, len(toy.VOCAB))
+        even = (input_ids[:, 3] - toy.TOKEN["s0"]) % 2 == 0
+        logits[even, -1, toy.TOKEN["REFUSE"]] = 1.0
+        logits[~even, -1, toy.TOKEN["s0"]] = 1.0
+        return SimpleNamespace(logits=logits)
+
+
+def test_toy_harmful_refusal_is_evaluates_refusal_alone():
+    _, held_out = toy.split_triples(0, 300)
+    held_out = held_out[:50]
+    model = _RefusesEvenArguments()
+    expected = sum(a % 2 == 0 for a, _, _ in held_out) / len(held_out)
+    assert 0 < expected < 1  # the stand-in refuses some harmful prompts, not all
+    assert toy.harmful_refusal(model, held_out) == pytest.approx(expected)
+    assert toy.evaluate(model, held_out).refusal_harmful == toy.harmful_refusal(
+        model, held_out
+    )
