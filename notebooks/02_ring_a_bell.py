@@ -40,7 +40,8 @@
 # - measure an attack success rate with the controls that make it meaningful;
 # - explain why removing a concept from the prompts it was tuned on differs from removing the concept.
 #
-# **Runtime.** `smoke`: under a minute; `book`: 3 to 4 minutes on a 2-core CPU; `colab`: the toy
+# **Runtime.** `smoke`: under a minute; `book`: about 8 minutes on a 2-core CPU (measured
+# 2026-12-06; over its 4-minute budget); `colab`: the toy
 # world at book size (`TOY_SIZES = "colab"`: more prompts, seeds and generations), then Stable
 # Diffusion v1.4 on a GPU (about 4 GB of downloads; a 600-generation search and a few hundred
 # 25-step images): an estimated 20 to 30 minutes on a Colab T4 (not timed on Colab). Data and model: a toy world rendered here and a

@@ -38,7 +38,7 @@
 # - compute GNMax's data-independent and data-dependent privacy cost, and convert RDP to $(\varepsilon,\delta)$ in two ways;
 # - say when PATE beats DP-SGD and when it cannot, in terms of teachers, data and queries.
 #
-# **Runtime.** `smoke`: under a minute; `book`: under 2 minutes on a 2-core CPU; `colab`: the toy
+# **Runtime.** `smoke`: under a minute; `book`: about 4 minutes on a 2-core CPU; `colab`: the toy
 # world at book size (`TOY_SIZES = "colab"`: more seeds and teachers), then CIFAR-10 through a
 # frozen ImageNet ResNet-18 (downloads): an estimated 15 to 30 minutes on a Colab T4 (not timed
 # on Colab). Data in `smoke` and `book`: scikit-learn's digits only; every model is trained here.

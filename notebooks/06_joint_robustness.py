@@ -36,7 +36,7 @@
 #   certificate-regularised training under all three threat models;
 # - say, from measurements, when input-adversarial training makes a model *more* fragile to weights.
 #
-# **Runtime.** `smoke`: under a minute; `book`: about 3 minutes on a 2-core CPU; `colab`: tens of
+# **Runtime.** `smoke`: under a minute; `book`: 4 to 5 minutes on a 2-core CPU; `colab`: tens of
 # minutes on a subset of MNIST or CIFAR-10 (downloaded there, set `COLAB_DATASET`), more seeds (an
 # estimate, not timed on Colab; no GPU needed).
 # Data in the other profiles: scikit-learn's digits, no download.

@@ -37,7 +37,7 @@
 # - turn $(\varepsilon,\delta)$-differential privacy into a certified radius, and compare it with the tight
 #   radius of Gaussian randomised smoothing.
 #
-# **Runtime.** `smoke`: seconds; `book`: under a minute on a 2-core CPU; `colab`: the same. Data:
+# **Runtime.** `smoke`: seconds; `book`: about a minute on a 2-core CPU; `colab`: the same. Data:
 # scikit-learn's digits.
 
 # %% tags=["remove-cell"]
