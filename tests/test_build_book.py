@@ -117,7 +117,7 @@ def test_chapters_run_once_in_parallel_and_the_book_renders_their_results(tmp_pa
     )
     done = build(tmp_path, "smoke", "--jobs", "2")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "executing 2 chapters, 2 at a time" in done.stdout
+    assert "executing 2 chapters (0 cached), 2 at a time" in done.stdout
     assert runs.read_text() == "ran\nran\n", "a chapter was executed twice"
     assert "executed once" in page.read_text()
     assert "executed once" in page.with_name("second.html").read_text()

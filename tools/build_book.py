@@ -80,20 +80,25 @@ def execute_uncached(root: Path, build: Path, jobs: int) -> list[str]:
         Path(r.uri).stem: r.data.get("execution_seconds") or 0.0
         for r in cache.list_cache_records()
     }
-    todo = []
+    todo, cached = [], []
     for doc in toc_documents(root):
         path = (root / doc).with_suffix(".ipynb")
         if not path.is_file():
             continue
         try:
             cache.match_cache_notebook(nbformat.read(path, as_version=4))
+            cached.append(path)
         except KeyError:
             todo.append(path.resolve())
     todo.sort(key=lambda p: -last.get(p.stem, 1e9))  # unknown chapters first
     config = yaml.safe_load((root / "_config.yml").read_text())
     timeout = int(config.get("execute", {}).get("timeout", 1200))
     failed = []
-    print(f"build_book: executing {len(todo)} chapters, {jobs} at a time", flush=True)
+    print(
+        f"build_book: executing {len(todo)} chapters ({len(cached)} cached), "
+        f"{jobs} at a time",
+        flush=True,
+    )
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(execute, path, timeout) for path in todo]
         for future in as_completed(futures):
