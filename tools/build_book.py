@@ -10,8 +10,9 @@ Jupyter Book executes one chapter at a time, and a chapter runs torch on one thr
 (``DEFAULT_CPU_THREADS``), so a build leaves all but one core idle. Before it renders,
 this script executes the chapters that the execution cache does not hold yet,
 ``--jobs`` at a time (default: the machine's cores), longest first (the last build's
-times), the way myst-nb's cache mode does (same kernel, working directory, timeout and
-cache entry), so Jupyter Book finds every chapter cached. A chapter that fails stops the
+times, else the committed runtime table's), the way myst-nb's cache mode does (same
+kernel, working directory, timeout and cache entry), so Jupyter Book finds every chapter
+cached. A chapter that fails stops the
 build with its traceback before rendering starts.
 
     python tools/build_book.py [--profile book] [--root .] [--jobs N]  # `make book`
@@ -74,7 +75,8 @@ def published_times(root: Path) -> dict[str, float]:
 
 def execute_uncached(root: Path, build: Path, jobs: int) -> list[str]:
     """Fill ``build``'s execution cache with every chapter it lacks, ``jobs`` at a
-    time, the longest first by the times the cache held; returns the failed chapters."""
+    time, the longest first (by the cache's times, else the committed runtime table's);
+    returns the failed chapters."""
     cache = get_cache(str(build / ".jupyter_cache"))
     last = published_times(root) | {
         Path(r.uri).stem: r.data.get("execution_seconds") or 0.0
