@@ -12,8 +12,7 @@ this script executes the chapters that the execution cache does not hold yet,
 ``--jobs`` at a time (default: the machine's cores), longest first (the last build's
 times, else the committed runtime table's), the way myst-nb's cache mode does (same
 kernel, working directory, timeout and cache entry), so Jupyter Book finds every chapter
-cached. A chapter that fails stops the
-build with its traceback before rendering starts.
+cached. A chapter that fails stops the build with its traceback before rendering starts.
 
     python tools/build_book.py [--profile book] [--root .] [--jobs N]  # `make book`
 """
