@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# workers of make test and chapters executed at once by make book (default: every core)
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
@@ -20,7 +22,6 @@ install: $(STAMP)
 ## Unit tests, conventions checks and every chapter run with papermill in the smoke profile,
 ## on JOBS workers (default: every core; each test runs torch on one thread). Tests that
 ## share an expensive fixture stay on one worker (pytest-xdist's xdist_group).
-JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup
 

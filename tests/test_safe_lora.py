@@ -434,7 +434,7 @@ class _RefusesEvenArguments(torch.nn.Module):
         return SimpleNamespace(logits=logits)
 
 
-def test_toy_harmful_refusal_is_evaluates_refusal_alone():
+def test_toy_harmful_refusal_equals_evaluates_refusal_harmful():
     _, held_out = toy.split_triples(0, 300)
     held_out = held_out[:50]
     model = _RefusesEvenArguments()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +34,9 @@ from jupyter_cache.base import CacheBundleIn
 from jupyter_cache.executors.utils import single_nb_execution
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# the script's folder is on the path, as for check_budgets.py
+from runtime_table import published_times  # noqa: E402
+
 from trustml_ref.config import PROFILE_ENV, resolve_profile  # noqa: E402
 from trustml_ref.teaching.colab import toc_documents  # noqa: E402
 
@@ -61,15 +63,6 @@ def execute(path: Path, timeout: int) -> tuple[Path, object, float, str | None]:
         notebook, cwd=str(path.parent), timeout=timeout, allow_errors=False
     )
     return path, result.nb, result.time, result.exc_string
-
-
-def published_times(root: Path) -> dict[str, float]:
-    """Each chapter's book-profile time in the committed runtime table
-    (``tools/runtime_table.py``), to order a build with an empty cache."""
-    table = root / "book" / "_generated" / "runtimes.md"
-    row = re.compile(r"</notebooks/(\w+)>` \| [\d.]+ s \| ([\d.]+) s \|")
-    text = table.read_text() if table.is_file() else ""
-    return {stem: float(seconds) for stem, seconds in row.findall(text)}
 
 
 def execute_uncached(root: Path, build: Path, jobs: int) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -29,6 +30,18 @@ def chapters() -> list[Path]:
     return [
         ROOT / f"{f}.ipynb" for f in toc_documents(ROOT) if f.startswith("notebooks/")
     ]
+
+
+ROW = re.compile(r"</notebooks/(\w+)>` \| [\d.]+ s \| ([\d.]+) s \|")
+"""A row of the table :func:`main` writes: a chapter's stem and its book time."""
+
+
+def published_times(root: Path = ROOT) -> dict[str, float]:
+    """Each chapter's book-profile time in the committed table (empty if there is
+    none)."""
+    table = root / "book" / "_generated" / "runtimes.md"
+    text = table.read_text() if table.is_file() else ""
+    return {stem: float(seconds) for stem, seconds in ROW.findall(text)}
 
 
 def main() -> int:
