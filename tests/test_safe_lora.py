@@ -19,6 +19,7 @@ from trustml_ref.safe_lora import (
     module_spectra,
     project_b,
     projection_similarity,
+    reversal_factors,
     safe_lora,
     select_modules,
     top_singular_projector_b,
@@ -264,7 +265,7 @@ def test_bad_inputs_raise_clear_errors(world, tmp_path):
         safe_lora(peft_model, base, aligned, mode="top")
     with pytest.raises(ValueError, match=r"num_layers must lie in \[1, 6\]"):
         safe_lora(peft_model, base, aligned, mode="number", num_layers=7)
-    with pytest.raises(ValueError, match="needs rank_k"):
+    with pytest.raises(ValueError, match="'rank_k' needs rank_k"):
         safe_lora(peft_model, base, aligned, projection="rank_k")
     with pytest.raises(FileNotFoundError, match="no .safetensors files"):
         (tmp_path / "empty").mkdir()
@@ -444,3 +445,147 @@ def test_toy_harmful_refusal_equals_evaluates_refusal_harmful():
     assert toy.evaluate(model, held_out).refusal_harmful == toy.harmful_refusal(
         model, held_out
     )
+
+
+def _delta_w(model, name: str) -> torch.Tensor:
+    """The LoRA update s B A of one module, from the model's own factors."""
+    layer = dict(model.named_modules())[name]
+    a, b = layer.lora_A["default"].weight, layer.lora_B["default"].weight
+    return (layer.scaling["default"] * b @ a).detach().double()
+
+
+def _v(base, aligned, name: str) -> torch.Tensor:
+    key = name.removeprefix("base_model.model.") + ".weight"
+    return (
+        (dict(aligned.named_parameters())[key] - dict(base.named_parameters())[key])
+        .detach()
+        .double()
+    )
+
+
+def test_reversal_factors_give_the_truncated_negative_alignment():
+    g = torch.Generator().manual_seed(3)
+    v = torch.randn(12, 9, generator=g, dtype=torch.float64)
+    u, s, wt = torch.linalg.svd(v, full_matrices=False)
+    a, b = reversal_factors(v, 3, scaling=2.5)
+    assert a.shape == (3, 9) and b.shape == (12, 3)
+    truncated = u[:, :3] @ torch.diag(s[:3]) @ wt[:3]
+    assert torch.allclose(2.5 * b @ a, -truncated, atol=1e-12)
+    low_rank = u[:, :2] @ torch.diag(s[:2]) @ wt[:2]  # rank 2 <= 3: exactly -V
+    a, b = reversal_factors(low_rank, 3)
+    assert torch.allclose(b @ a, -low_rank, atol=1e-12)
+    with pytest.raises(ValueError, match=r"rank must lie in \[1, 9\]"):
+        reversal_factors(v, 10)
+    with pytest.raises(ValueError, match="scaling must be finite and non-zero"):
+        reversal_factors(v, 2, scaling=0.0)
+
+
+@pytest.fixture(scope="module")
+def low_rank_world():
+    """A base model and an aligned one whose q/v alignment V has rank exactly 2 (a
+    merged LoRA), the toy's alignment A2."""
+    base = tiny_llama(0)
+    merged = get_peft_model(
+        copy.deepcopy(base), LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
+    )
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for name, p in merged.named_parameters():
+            if "lora_" in name:
+                p.copy_(0.3 * torch.randn(p.shape, generator=g))
+    return base, merged.merge_and_unload()
+
+
+def test_reversal_of_a_low_rank_alignment_computes_the_base_model(low_rank_world):
+    base, aligned = low_rank_world
+    g = torch.Generator().manual_seed(5)
+    template = get_peft_model(
+        copy.deepcopy(aligned), LoraConfig(r=4, target_modules=["q_proj", "v_proj"])
+    )
+    reversed_model = toy.reversal_adapter(template, base, aligned)
+    ids = torch.randint(0, 40, (3, 7), generator=g)
+    with torch.no_grad():
+        assert torch.allclose(
+            reversed_model(input_ids=ids).logits, base(input_ids=ids).logits, atol=1e-4
+        )
+        assert not torch.allclose(
+            aligned(input_ids=ids).logits, base(input_ids=ids).logits, atol=1e-2
+        )
+    result = safe_lora(reversed_model, base, aligned, mode="threshold", threshold=0.5)
+    # sign-blind: an update that undoes the alignment scores high and is never edited
+    assert min(r.similarity for r in result.report) > 0.9
+    assert result.n_projected == 0
+
+
+def test_outside_alignment_keeps_b_orthogonal_to_the_top_directions(low_rank_world):
+    base, aligned = low_rank_world
+    model = get_peft_model(
+        copy.deepcopy(aligned),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
+    )
+    g = torch.Generator().manual_seed(6)
+    with toy.outside_alignment(model, base, aligned, rank=2):
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=0.05)
+        for _ in range(3):
+            ids = torch.randint(0, 40, (4, 6), generator=g)
+            model(input_ids=ids, labels=ids).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    names = [m.name for m in lora_modules(model)]
+    assert not any("parametrizations" in n for n, _ in model.named_parameters())
+    for name in names:
+        layer = dict(model.named_modules())[name]
+        b = layer.lora_B["default"].weight.detach().double()
+        u = torch.linalg.svd(_v(base, aligned, name)).U[:, :2]
+        assert b.abs().max() > 1e-3  # training moved B ...
+        assert (u.T @ b).abs().max() < 1e-5  # ... only outside the top-2 directions
+    # V has rank 2, so C B = V (V^T B) / ||V||_F = 0: similarity 0, every module
+    # edited, and the edit deletes the update
+    result = safe_lora(model, base, aligned, mode="threshold", threshold=0.5)
+    assert max(abs(r.similarity) for r in result.report) < 1e-3
+    assert result.n_projected == len(names)
+    assert max(r.update_norm_after for r in result.report) < 1e-4
+
+
+def test_unit_gain_and_rank_k_complement_variants(world):
+    base, aligned, peft_model = world
+    paper = safe_lora(peft_model, base, aligned, mode="number", num_layers=6)
+    unit = safe_lora(
+        peft_model, base, aligned, mode="number", num_layers=6, projection="unit_gain"
+    )
+    complement = safe_lora(
+        peft_model,
+        base,
+        aligned,
+        mode="number",
+        num_layers=6,
+        projection="rank_k_complement",
+        rank_k=2,
+    )
+    rank_k = safe_lora(
+        peft_model,
+        base,
+        aligned,
+        mode="number",
+        num_layers=6,
+        projection="rank_k",
+        rank_k=2,
+    )
+    for r in paper.report:
+        key = f"{r.name}.lora_B.weight"
+        lambda_1 = alignment_spectrum(_v(base, aligned, r.name)).lambda_1
+        assert torch.allclose(
+            unit.state_dict[key].double(),
+            paper.state_dict[key].double() / lambda_1,
+            rtol=1e-5,
+            atol=1e-7,
+        )
+        original = dict(peft_model.named_parameters())[
+            f"{r.name}.lora_B.default.weight"
+        ]
+        assert torch.allclose(
+            complement.state_dict[key] + rank_k.state_dict[key], original, atol=1e-6
+        )
+    with pytest.raises(ValueError, match="'rank_k_complement' needs rank_k"):
+        safe_lora(peft_model, base, aligned, projection="rank_k_complement")

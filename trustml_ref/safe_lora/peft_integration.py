@@ -35,11 +35,22 @@ from trustml_ref.safe_lora.projection import (
     update_norm,
 )
 
-PROJECTIONS = ("paper", "rank_k", "norm_matched_rescale", "zero", "random_spectrum")
+PROJECTIONS = (
+    "paper",
+    "rank_k",
+    "norm_matched_rescale",
+    "zero",
+    "random_spectrum",
+    "unit_gain",
+    "rank_k_complement",
+)
 """``paper``: :math:`C = VV^\\top/\\|V\\|_F`; ``rank_k``: :math:`U_kU_k^\\top`.
 Controls, applied to the same selected modules: ``norm_matched_rescale`` scales
 :math:`B` so :math:`\\|sBA\\|_F` equals the projected update's, direction unchanged;
-``zero`` removes the update; ``random_spectrum`` uses :func:`random_spectrum_b`."""
+``zero`` removes the update; ``random_spectrum`` uses :func:`random_spectrum_b`;
+``unit_gain`` is :math:`C/\\lambda_1` (:math:`C`'s directions, its largest gain set
+to 1: weighting without overall shrinkage); ``rank_k_complement`` is :math:`I -
+U_kU_k^\\top` (keeps only what lies outside the top-:math:`k` directions)."""
 WeightReader = Callable[[str], torch.Tensor]
 
 
@@ -272,6 +283,10 @@ def _replacement_b(
     v = alignment_matrix(*weights, m.name)  # the SVD-based variants need V itself
     if projection == "rank_k":
         return top_singular_projector_b(v, m.b, rank_k)
+    if projection == "rank_k_complement":
+        return m.b - top_singular_projector_b(v, m.b, rank_k)
+    if projection == "unit_gain":
+        return cb / alignment_spectrum(v).lambda_1
     return random_spectrum_b(v, m.b, generator)
 
 
@@ -310,9 +325,10 @@ def safe_lora(
 
     if projection not in PROJECTIONS:
         raise ValueError(f"projection must be one of {PROJECTIONS}, got {projection!r}")
-    if projection == "rank_k" and rank_k is None:
+    if projection in ("rank_k", "rank_k_complement") and rank_k is None:
         raise ValueError(
-            "projection='rank_k' needs rank_k, the number of singular directions kept"
+            f"projection={projection!r} needs rank_k, the number of top singular "
+            "directions"
         )
     if isinstance(peft_model, nn.Module):
         adapted = lora_modules(peft_model, adapter)

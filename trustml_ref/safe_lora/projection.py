@@ -214,10 +214,38 @@ def top_singular_projector_b(v: torch.Tensor, b: torch.Tensor, k: int) -> torch.
     :math:`V(V^\\top V)^{-1}V^\\top` is the identity whenever :math:`V` is square and
     invertible.
     """
+    u = top_left_singular(v, k)
+    return (u @ (u.T @ b.to(torch.float64))).to(b.dtype)
+
+
+def top_left_singular(v: torch.Tensor, k: int) -> torch.Tensor:
+    """:math:`U_k`, the top-``k`` left singular vectors of :math:`V` (float64,
+    :math:`d_{out}\times k`)."""
     if not 1 <= k <= min(v.shape):
         raise ValueError(f"k must lie in [1, {min(v.shape)}], got {k}")
-    u = torch.linalg.svd(v.to(torch.float64), full_matrices=False).U[:, :k]
-    return (u @ (u.T @ b.to(torch.float64))).to(b.dtype)
+    return torch.linalg.svd(v.to(torch.float64), full_matrices=False).U[:, :k]
+
+
+def reversal_factors(
+    v: torch.Tensor, rank: int, scaling: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """LoRA factors whose update undoes the alignment: :math:`s\\,BA = -U_r\\Sigma_r
+    W_r^\\top`, the rank-``rank`` truncation of :math:`-V`, split as :math:`B =
+    -U_r\\Sigma_r^{1/2}`, :math:`A = \\Sigma_r^{1/2}W_r^\\top/s`. Returns ``(a, b)``
+    in :math:`V`'s dtype.
+
+    When :math:`V` has rank at most ``rank`` the update is exactly :math:`-V`: the
+    adapted aligned model is the base model.
+    """
+    if not 1 <= rank <= min(v.shape):
+        raise ValueError(f"rank must lie in [1, {min(v.shape)}], got {rank}")
+    if not math.isfinite(scaling) or scaling == 0:
+        raise ValueError(f"scaling must be finite and non-zero, got {scaling}")
+    u, s, wt = torch.linalg.svd(v.to(torch.float64), full_matrices=False)
+    root = s[:rank].sqrt()
+    b = -u[:, :rank] * root
+    a = root[:, None] * wt[:rank] / scaling
+    return a.to(v.dtype), b.to(v.dtype)
 
 
 def random_spectrum_b(

@@ -13,13 +13,26 @@ compliant pairs undoes the refusal. The model is a ``LlamaForCausalLM`` built fr
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from trustml_ref.safe_lora.peft_integration import (
+    LoraModule,
+    lora_modules,
+    weight_reader,
+)
+from trustml_ref.safe_lora.projection import (
+    alignment_matrix,
+    reversal_factors,
+    top_left_singular,
+)
 from trustml_ref.training import minimise
 
 SPECIALS = ["PAD", "BOS", "SEP", "EOS", "REFUSE"]
@@ -240,3 +253,83 @@ def evaluate(model: nn.Module, held_out: list[tuple[int, int, int]]) -> Scores:
 
 def clone(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model)
+
+
+def _module_alignments(
+    peft_model: nn.Module, base: nn.Module | str | Path, aligned: nn.Module | str | Path
+) -> Iterator[tuple[LoraModule, torch.Tensor]]:
+    """Every LoRA module of ``peft_model`` with its :math:`V`, read by weight name as
+    ``safe_lora`` reads it."""
+    read_base, read_aligned = (
+        weight_reader(base, "base"),
+        weight_reader(aligned, "aligned"),
+    )
+    for m in lora_modules(peft_model):
+        yield (
+            m,
+            alignment_matrix(
+                read_base(m.weight_name), read_aligned(m.weight_name), m.name
+            ),
+        )
+
+
+def reversal_adapter(
+    peft_model: nn.Module, base: nn.Module | str | Path, aligned: nn.Module | str | Path
+) -> nn.Module:
+    """Harmful update H1, the reversal: a copy of ``peft_model`` whose every LoRA
+    module's update is :math:`-V` truncated to the adapter's rank
+    (:func:`~trustml_ref.safe_lora.projection.reversal_factors`). On an aligned model
+    whose :math:`V` has at most that rank, the result computes the base model."""
+    reversed_model = clone(peft_model)
+    layers = dict(reversed_model.named_modules())
+    for m, v in _module_alignments(reversed_model, base, aligned):
+        a, b = reversal_factors(v, m.a.shape[0], m.scaling)
+        with torch.no_grad():
+            layers[m.name].lora_A["default"].weight.copy_(a)
+            layers[m.name].lora_B["default"].weight.copy_(b)
+    return reversed_model
+
+
+class _Complement(nn.Module):
+    """The parametrisation :math:`B \\mapsto (I - U_kU_k^\\top)B`."""
+
+    def __init__(self, u: torch.Tensor):
+        super().__init__()
+        self.register_buffer("u", u)
+
+    def forward(self, b: torch.Tensor) -> torch.Tensor:
+        return b - self.u @ (self.u.T @ b)
+
+
+@contextlib.contextmanager
+def outside_alignment(
+    peft_model: nn.Module,
+    base: nn.Module | str | Path,
+    aligned: nn.Module | str | Path,
+    rank: int,
+) -> Iterator[nn.Module]:
+    """Harmful update H2, the orthogonal bypass: while the context is open, every
+    LoRA module's :math:`B` is constrained to :math:`(I - U_kU_k^\\top)B`, with
+    :math:`U_k` the top-``rank`` left singular vectors of that module's :math:`V`, so
+    training can only write outside the alignment's top column space; on exit the
+    constrained values stay as plain weights.
+
+    Then :math:`V^\\top B` lives in the other singular directions only, and if
+    :math:`V` has rank at most ``rank``, :math:`CB = V(V^\\top B)/\\|V\\|_F = 0`:
+    Safe LoRA's similarity is 0 and its projection deletes the update."""
+    from torch.nn.utils import parametrize
+
+    layers = dict(peft_model.named_modules())
+    constrained = []
+    try:
+        for m, v in _module_alignments(peft_model, base, aligned):
+            linear = layers[m.name].lora_B["default"]
+            u = top_left_singular(v, rank).to(linear.weight.dtype)
+            parametrize.register_parametrization(linear, "weight", _Complement(u))
+            constrained.append(linear)
+        yield peft_model
+    finally:
+        for linear in constrained:
+            parametrize.remove_parametrizations(
+                linear, "weight", leave_parametrized=True
+            )
