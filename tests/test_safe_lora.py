@@ -427,12 +427,20 @@ class _RefusesEvenArguments(torch.nn.Module):
     """A stand-in language model: REFUSE next when the prompt's first argument is
     even, the first symbol otherwise."""
 
-    def forward(self, input_ids: torch.Tensor) -> SimpleNamespace:
+    def forward(
+        self, input_ids: torch.Tensor, past_key_values=None, use_cache: bool = False
+    ) -> SimpleNamespace:
+        # its "cache" is the tokens seen so far
+        seen = (
+            input_ids
+            if past_key_values is None
+            else torch.cat([past_key_values, input_ids], dim=1)
+        )
         logits = torch.zeros(*input_ids.shape, len(toy.VOCAB))
-        even = (input_ids[:, 3] - toy.TOKEN["s0"]) % 2 == 0
+        even = (seen[:, 3] - toy.TOKEN["s0"]) % 2 == 0
         logits[even, -1, toy.TOKEN["REFUSE"]] = 1.0
         logits[~even, -1, toy.TOKEN["s0"]] = 1.0
-        return SimpleNamespace(logits=logits)
+        return SimpleNamespace(logits=logits, past_key_values=seen)
 
 
 def test_toy_harmful_refusal_equals_evaluates_refusal_harmful():
@@ -589,3 +597,32 @@ def test_unit_gain_and_rank_k_complement_variants(world):
         )
     with pytest.raises(ValueError, match="'rank_k_complement' needs rank_k"):
         safe_lora(peft_model, base, aligned, projection="rank_k_complement")
+
+
+def test_gain_scales_exactly_the_edited_modules(world):
+    base, aligned, peft_model = world
+    plain = safe_lora(peft_model, base, aligned, mode="number", num_layers=3)
+    scaled = safe_lora(
+        peft_model, base, aligned, mode="number", num_layers=3, gain=10.0
+    )
+    for r in plain.report:
+        key = f"{r.name}.lora_B.weight"
+        factor = 10.0 if r.projected else 1.0
+        assert torch.allclose(scaled.state_dict[key], factor * plain.state_dict[key])
+    assert 0 < plain.n_projected < len(plain.report)
+    with pytest.raises(ValueError, match="gain must be a finite number"):
+        safe_lora(peft_model, base, aligned, gain=float("nan"))
+
+
+def test_greedy_answers_with_the_cache_equal_full_recomputation():
+    model = toy.tiny_llama(3, hidden=16, layers=2, heads=2).eval()
+    g = torch.Generator().manual_seed(7)
+    prompts = torch.randint(0, len(toy.VOCAB), (64, toy.PROMPT_LEN), generator=g)
+    ids = prompts
+    with torch.no_grad():  # the reference: the whole sequence at every step
+        for _ in range(toy.ANSWER_LEN):
+            step = model(input_ids=ids, use_cache=False).logits[:, -1].argmax(-1)
+            ids = torch.cat([ids, step[:, None]], dim=1)
+    expected = ids[:, toy.PROMPT_LEN :]
+    assert len(set(map(tuple, expected.tolist()))) > 5  # not one constant answer
+    assert torch.equal(toy.greedy_answers(model, prompts), expected)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,6 +304,7 @@ def safe_lora(
     adapter: str = "default",
     generator: torch.Generator | None = None,
     modules: Collection[str] | None = None,
+    gain: float = 1.0,
     progress: bool = False,
 ) -> SafeLoRAResult:
     """Project the LoRA updates of the selected modules onto the alignment subspace.
@@ -319,7 +321,9 @@ def safe_lora(
     :math:`C`, so every projection and control changes the same modules. ``modules``
     (names as in the report) overrides the selection: exactly those modules are
     changed, a control for the selection rule at an equal number of modules; the
-    report still gives every similarity.
+    report still gives every similarity. ``gain`` multiplies every replacement
+    (``gain=a`` with the paper's projection edits by :math:`aC`, a control for the
+    scale of :math:`C`).
     """
     from peft import get_peft_model_state_dict
 
@@ -330,6 +334,8 @@ def safe_lora(
             f"projection={projection!r} needs rank_k, the number of top singular "
             "directions"
         )
+    if not math.isfinite(gain):
+        raise ValueError(f"gain must be a finite number, got {gain}")
     if isinstance(peft_model, nn.Module):
         adapted = lora_modules(peft_model, adapter)
         config = copy.deepcopy(peft_model.peft_config[adapter])
@@ -372,7 +378,7 @@ def safe_lora(
         if key not in state:
             raise KeyError(f"PEFT's state dict has no entry {key!r}")
         if pick:
-            state[key] = new_b.to(state[key].dtype)
+            state[key] = (gain * new_b).to(state[key].dtype)
         report.append(
             ModuleReport(
                 m.name,

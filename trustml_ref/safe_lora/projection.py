@@ -220,7 +220,7 @@ def top_singular_projector_b(v: torch.Tensor, b: torch.Tensor, k: int) -> torch.
 
 def top_left_singular(v: torch.Tensor, k: int) -> torch.Tensor:
     """:math:`U_k`, the top-``k`` left singular vectors of :math:`V` (float64,
-    :math:`d_{out}\times k`)."""
+    :math:`d_{out}\\times k`)."""
     if not 1 <= k <= min(v.shape):
         raise ValueError(f"k must lie in [1, {min(v.shape)}], got {k}")
     return torch.linalg.svd(v.to(torch.float64), full_matrices=False).U[:, :k]

@@ -207,12 +207,16 @@ def greedy_answers(
     model: nn.Module, prompts: torch.Tensor, length: int = ANSWER_LEN
 ) -> torch.Tensor:
     """Greedy decoding of ``length`` answer tokens for a batch of prompts (N,
-    PROMPT_LEN)."""
-    ids = prompts
-    for _ in range(length):
-        next_token = model(input_ids=ids).logits[:, -1].argmax(-1, keepdim=True)
-        ids = torch.cat([ids, next_token], dim=1)
-    return ids[:, prompts.shape[1] :]
+    PROMPT_LEN), reusing the key/value cache: after the prompt, each step feeds one
+    token."""
+    out = model(input_ids=prompts, use_cache=True)
+    tokens = [out.logits[:, -1].argmax(-1, keepdim=True)]
+    for _ in range(length - 1):
+        out = model(
+            input_ids=tokens[-1], past_key_values=out.past_key_values, use_cache=True
+        )
+        tokens.append(out.logits[:, -1].argmax(-1, keepdim=True))
+    return torch.cat(tokens, dim=1)
 
 
 @dataclass
