@@ -137,8 +137,8 @@ STEPS = run.pick(
         mechanism=150,
     ),
 )
-N_SEEDS = run.pick(smoke=1, book=2, colab=5)  # seeds of the LoRA stage
-K_GRID = run.pick(smoke=[2, 8], book=[1, 2, 4, 6, 8], colab=[1, 2, 3, 4, 5, 6, 7, 8])
+N_SEEDS = run.pick(smoke=1, book=3, colab=5)  # seeds of the LoRA stage
+K_GRID = run.pick(smoke=[2, 8], book=[2, 4, 6, 8], colab=[1, 2, 3, 4, 5, 6, 7, 8])
 N_HELD = run.pick(smoke=60, book=150, colab=300)
 
 train_triples, held_out = toy.split_triples(SEED, 300)
@@ -529,10 +529,15 @@ print(
 # %% [markdown]
 # ## Experiment: safety against utility, with controls
 #
-# For each number $K$ of modules (lowest similarity first), each way of changing them (the paper's
-# $C$, the rank-8 projector $U_8U_8^\top$, and three controls) and each LoRA seed: refusal rate on held-out
-# harmful prompts (the analogue of the paper's keyword-based attack success rate, inverted), and
-# new-task accuracy per token (utility).
+# For each number $K$ of modules (lowest similarity first), each way of changing them and each
+# LoRA seed: refusal rate on held-out harmful prompts (the analogue of the paper's keyword-based
+# attack success rate, inverted), and new-task accuracy per token (utility). The ways: the paper's
+# $C$; the rank-8 projector $U_8U_8^\top$ and its complement $I - U_8U_8^\top$ (what lies outside
+# the top 8 directions); three shrinkage controls without $C$'s direction (rescale $B$ to the norm
+# $C$ leaves, delete the update, $C$'s spectrum in random directions); and $C/\lambda_1$, $C$'s
+# directions and relative weights with its largest gain set to 1, which separates what $C$'s
+# direction does from its overall shrinkage. If the direction is what helps, $C/\lambda_1$ restores
+# about as much as $C$; if the shrinkage is, it restores less and the shrinkage controls as much.
 
 # %%
 VARIANT_NAMES = {
@@ -541,8 +546,10 @@ VARIANT_NAMES = {
     "norm_matched_rescale": "rescale to C's norm",
     "zero": "delete the update",
     "random_spectrum": "C's spectrum, random directions",
+    "unit_gain": "C / lambda_1 (no overall shrinkage)",
+    "rank_k_complement": "I minus the rank-8 projector",
 }
-variants = list(VARIANT_NAMES)  # five of safe_lora's projections
+variants = list(VARIANT_NAMES)
 runs = []
 lora_models = {}  # (seed, setting) -> fine-tuned model, for the selection experiment
 for seed in tqdm(range(N_SEEDS), desc="LoRA seeds"):
@@ -588,17 +595,18 @@ def summary(setting, variant, metric):
         r for r in runs if r["setting"] == setting and r["variant"] in (variant, "LoRA")
     ]
     ks = sorted({r["k"] for r in rows})
-    mean = [np.mean([r[metric] for r in rows if r["k"] == k]) for k in ks]
-    std = [np.std([r[metric] for r in rows if r["k"] == k]) for k in ks]
-    return ks, np.array(mean), np.array(std)
+    values = [np.array([r[metric] for r in rows if r["k"] == k]) for k in ks]
+    mean = [v.mean() for v in values]
+    se = [v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0.0 for v in values]
+    return ks, np.array(mean), np.array(se)
 
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 for ax, setting in zip(axes, ["(a) harmful", "(b) mixed"]):
-    for variant, marker in zip(variants, "osv^D"):
-        _, refusal, refusal_sd = summary(setting, variant, "refusal_harmful")
-        _, utility, _ = summary(
+    for variant, marker in zip(variants, "osv^D<>"):
+        _, refusal, refusal_se = summary(setting, variant, "refusal_harmful")
+        _, utility, utility_se = summary(
             setting,
             variant,
             "new_task_accuracy" if setting == "(b) mixed" else "benign_accuracy",
@@ -606,7 +614,8 @@ for ax, setting in zip(axes, ["(a) harmful", "(b) mixed"]):
         ax.errorbar(
             utility,
             refusal,
-            yerr=refusal_sd,
+            xerr=2 * utility_se,
+            yerr=2 * refusal_se,
             marker=marker,
             label=VARIANT_NAMES[variant],
             alpha=0.8,
@@ -630,7 +639,8 @@ for ax, setting in zip(axes, ["(a) harmful", "(b) mixed"]):
         if setting == "(b) mixed"
         else "benign accuracy",
         ylabel="refusal rate on harmful prompts",
-        title=f"LoRA {setting}: K = 0 ... {K_GRID[-1]} modules changed",
+        title=f"LoRA {setting}: K = 0 ... {K_GRID[-1]} modules changed\n"
+        f"(means over {N_SEEDS} LoRA seeds, bars: 2 standard errors)",
     )
     ax.legend(fontsize=7)
 plt.show()
@@ -738,6 +748,33 @@ claim(
     scale_check[0.5] > scale_check[0.3],
     accuracy_by_scale={str(k): v for k, v in scale_check.items()},
 )
+
+
+def refusal_at(variant: str, k: int) -> list[float]:
+    """Refusal rates of one variant at K = k, one per (seed, setting), in that order."""
+    rows = [r for r in runs if (r["variant"], r["k"]) == (variant, k)]
+    return [
+        r["refusal_harmful"]
+        for r in sorted(rows, key=lambda r: (r["seed"], r["setting"]))
+    ]
+
+
+direction_only = paired_difference(
+    refusal_at("paper", k_max), refusal_at("unit_gain", k_max)
+)
+claim(
+    f"at K = {k_max}, C / lambda_1 (C's directions without its overall shrinkage) "
+    "restores at least 0.3 less refusal than C (paired over seeds and settings, 2 "
+    "standard errors)",
+    direction_only.lower > 0.3,
+    test=direction_only.test,
+    **direction_only.evidence,
+)
+glue("sl_unit_gain_gap", direction_only.mean)
+glue("sl_unit_gain_max", max(table[f"{s} unit_gain"]["refusal"][-1] for s in settings))
+complement = [table[f"{s} rank_k_complement"]["refusal"][-1] for s in settings]
+glue("sl_complement_a", complement[0])
+glue("sl_complement_b", complement[1])
 glue("sl_seeds", N_SEEDS)
 glue("sl_k_max", k_max)
 glue("sl_control_gap", control_gap)
@@ -761,8 +798,14 @@ glue("sl_scaled_half", scale_check[0.5])
 # cause; more LoRA seeds would average them out). The claims are therefore one-sided: they hold
 # on both. The
 # rank-8 orthogonal projector, which keeps the update's component inside the top-8 subspace of $V$
-# and removes the rest, restores much less. In this toy, $C$'s *direction* adds nothing measurable
-# over shrinking or deleting the same modules. Which modules the similarity *selects* is a separate
+# and removes the rest, restores nothing: that component alone undoes the alignment. Its
+# complement, which removes it, restores part ({glue:text}`sl_complement_a:.2f` in setting (a),
+# {glue:text}`sl_complement_b:.2f` in (b)).
+# And $C/\lambda_1$, which keeps $C$'s directions and relative weights but not its overall
+# shrinkage, restores at most {glue:text}`sl_unit_gain_max:.2f` with every module edited, on
+# average {glue:text}`sl_unit_gain_gap:.2f` less than $C$ (paired over seeds and settings). In this
+# toy, $C$ works by shrinking: its *direction* adds nothing measurable over shrinking or deleting
+# the same modules. Which modules the similarity *selects* is a separate
 # question that this experiment does not test (every variant edits the same lowest-similarity
 # modules); the next experiment does. The new skill does not survive the edit once several modules are changed (new-task
 # accuracy {glue:text}`sl_skill_before:.2f` before, {glue:text}`sl_skill_after:.2f` with
@@ -949,6 +992,7 @@ glue("sl_vs_largest", selection_gap[RULES[2]].verdict("lowest first", "largest f
 
 # %%
 MECHANISM_SEEDS = run.pick(smoke=2, book=3, colab=5)  # seeds of H2 and H3
+torch.manual_seed(SEED)  # LoRA's initial A comes from torch's global generator
 aligned_low_rank = toy.fit(
     get_peft_model(
         toy.clone(base),
@@ -974,6 +1018,7 @@ spectrum_table(spectra_low_rank, "the spectrum of C, per module of alignment A2"
 def harmful_finetune(on, seed: int, bypass_rank: int | None = None):
     """A rank-8 q/v LoRA on ``on`` trained on harmful compliant pairs; with
     ``bypass_rank``, only outside that many top directions of each module's V (H2)."""
+    torch.manual_seed(seed)  # the initial A, so each run depends on its seed only
     model = lora_template(on)
     constraint = (
         toy.outside_alignment(model, base, on, bypass_rank)
@@ -1174,7 +1219,7 @@ glue("sl_mechanism_seeds", MECHANISM_SEEDS)
 # {glue:text}`sl_h1_a1_refusal:.2f`. (2) The bypass on A2 is found and deleted exactly, because
 # its update lies outside $V$'s column space, and refusal returns to A2's
 # {glue:text}`sl_a2_refusal:.2f`. (3) The same construction on A1 is not: its similarities reach
-# {glue:text}`sl_h2_a1_s_max:.2f` and at most {glue:text}`sl_h2_a1_edited` modules are edited, so
+# {glue:text}`sl_h2_a1_s_max:.2f` and no run edits more than {glue:text}`sl_h2_a1_edited` of its 8 modules, so
 # "orthogonal to the alignment" in the sense the similarity measures needs a low-rank $V$. (4) The
 # edit on A1 works through shrinkage: $C$ on every module restores
 # {glue:text}`sl_h3_a1_c:.2f` refusal after the natural fine-tune, $C/\lambda_1$, the same
@@ -1244,6 +1289,7 @@ ax.set(
 )
 ax.legend(fontsize=8)
 plt.show()
+
 
 # %%
 def regime(a: float, lams: list[float]) -> str:
