@@ -44,7 +44,7 @@
 # - predict from $C$'s spectrum and the sign-blind similarity when Safe LoRA succeeds and when it
 #   fails, and test the prediction on updates built for it.
 #
-# **Runtime.** `smoke`: under a minute; `book`: about 4 minutes on a 2-core CPU; `colab`: the toy
+# **Runtime.** `smoke`: under a minute; `book`: about 5 minutes on a 2-core CPU; `colab`: the toy
 # at book size (`TOY_SIZES = "colab"` for the larger one), then the Qwen2.5-0.5B base/instruct pair
 # (about 2 GB of downloads): its spectrum table, a LoRA fine-tuned on it (or yours, `ADAPTER_DIR`),
 # repaired, reloaded and compared on harmful and benign prompts: an estimated 20 to 40 minutes on

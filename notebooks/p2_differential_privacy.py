@@ -73,7 +73,7 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from scipy import optimize
+from scipy import optimize, special
 from tqdm.auto import tqdm
 
 import trustml_ref
@@ -82,6 +82,7 @@ from trustml_ref.data import digits
 from trustml_ref.io import record_results
 from trustml_ref.privacy import gaussian_delta
 from trustml_ref.privacy.pate import eps_from_rdp
+from trustml_ref.tables import results_table
 from trustml_ref.training import accuracy, fit
 from trustml_ref.visual_prompting import train_dpsgd
 
@@ -154,6 +155,7 @@ print("the same attack on means with Gaussian noise of std 0.02:", np.round(nois
 # teachers trained on disjoint data leave); {ref}`chapter-visual-prompting-dp` derives both.
 #
 # ## From scratch
+
 
 # %%
 def rdp_gaussian_scratch(alpha, sigma, sensitivity=1.0):
@@ -267,6 +269,121 @@ trustml_ref.assert_close(
 print(
     "graduated: conversion and the Gaussian RDP agree with the package and with Opacus"
 )
+
+# %% [markdown]
+# ## Amplification by sampling, and who the neighbour is
+#
+# Two details decide what number an accountant reports.
+#
+# **Sampling.** DP-SGD does not use every example at every step: it puts each example in the batch
+# with probability $q$ (Poisson sampling). An example left out cannot affect that step, and the
+# step's privacy loss shrinks accordingly. For the Gaussian mechanism with sensitivity 1 and noise
+# $\sigma$ and an integer order $\alpha \ge 2$, the sampled mechanism's RDP under add/remove
+# neighbours is {cite:p}`mironov2019sampled`
+#
+# $$
+# \rho_q(\alpha) = \frac{1}{\alpha - 1}\,\ln \sum_{k=0}^{\alpha} \binom{\alpha}{k}(1-q)^{\alpha-k}q^k
+# \exp\!\Big(\frac{k^2-k}{2\sigma^2}\Big),
+# $$ (eq-p2-sampled)
+#
+# which at $q = 1$ keeps only $k = \alpha$ and gives back {eq}`eq-p2-rdp-gauss`. For small $q$ it is
+# close to $q^2$ times a constant, so at an equal number of *epochs* ($T = E/q$ steps) the total
+# RDP falls roughly like $q$: small batches are cheaper in privacy, at the cost of more steps.
+#
+# **The neighbour.** "Differing in one record" has two readings. *Add/remove*: $D'$ is $D$ with one
+# record more or less (Opacus's, this book's). *Substitution*: one record is replaced by another.
+# A clipped-gradient sum moves by at most $C$ under add/remove but by up to $2C$ under
+# substitution (one gradient out, another in), so the same mechanism's Gaussian RDP is four times
+# larger under substitution: its $\varepsilon$ at noise $\sigma$ equals add/remove's at $\sigma/2$.
+# A guarantee means little without its neighbour relation.
+
+
+# %%
+def rdp_sampled_scratch(alpha: int, q: float, sigma: float) -> float:
+    """Equation (eq-p2-sampled) for one integer order, in log space."""
+    k = np.arange(alpha + 1)
+    log_binom = special.gammaln(alpha + 1) - special.gammaln(k + 1)
+    log_binom = log_binom - special.gammaln(alpha - k + 1)
+    with np.errstate(divide="ignore"):  # log(0) at q = 1 drops those terms
+        log_terms = (
+            log_binom
+            + special.xlog1py(alpha - k, -q)  # (alpha - k) ln(1 - q), 0 when k = alpha
+            + special.xlogy(k, q)
+            + (k**2 - k) / (2 * sigma**2)
+        )
+    return float(special.logsumexp(log_terms)) / (alpha - 1)
+
+
+INT_ORDERS = np.arange(2, 65)
+for q_check in (1.0, 0.1, 0.01):
+    trustml_ref.assert_close(
+        torch.tensor(
+            [rdp_sampled_scratch(int(a), q_check, 1.1) for a in INT_ORDERS],
+            dtype=torch.float64,
+        ),
+        torch.as_tensor(
+            compute_rdp(q=q_check, noise_multiplier=1.1, steps=1, orders=INT_ORDERS)
+        ),
+        rtol=1e-8,
+        name=f"sampled Gaussian RDP at q = {q_check}",
+    )
+trustml_ref.assert_close(
+    torch.tensor(
+        [rdp_sampled_scratch(int(a), 1.0, 1.1) for a in INT_ORDERS], dtype=torch.float64
+    ),
+    torch.as_tensor(rdp_gaussian_scratch(INT_ORDERS, 1.1)),
+    rtol=1e-10,
+    name="q = 1 is the Gaussian mechanism",
+)
+print("equation (eq-p2-sampled) agrees with Opacus's accountant at every integer order")
+
+# %% [markdown]
+# The same noise $\sigma = 1.1$, the same 15 epochs, three sampling rates, and both neighbour
+# relations for the full batch ($q = 1$, where substitution is add/remove at $\sigma/2$):
+
+# %%
+amplification = []
+for q_rate in (1.0, 0.1, 0.01):
+    steps_q = int(round(15 / q_rate))
+    rdp_q = steps_q * np.array(
+        [rdp_sampled_scratch(int(a), q_rate, 1.1) for a in INT_ORDERS]
+    )
+    amplification.append(
+        {
+            "sampling rate q": q_rate,
+            "steps (15 epochs)": steps_q,
+            "epsilon, add/remove": eps_scratch(INT_ORDERS, rdp_q, 1e-5),
+        }
+    )
+substitution = eps_scratch(
+    INT_ORDERS, 15 * rdp_gaussian_scratch(INT_ORDERS, 1.1 / 2), 1e-5
+)
+results_table(
+    amplification,
+    digits=2,
+    caption=(
+        "sigma = 1.1, delta = 1e-5; at q = 1 substitution gives epsilon "
+        f"{substitution:.1f}"
+    ),
+)
+
+# %%
+eps_by_q = [row["epsilon, add/remove"] for row in amplification]
+claim(
+    "at equal noise and epochs, sampling amplifies: epsilon falls as q falls from 1 to "
+    "0.1 to 0.01",
+    eps_by_q[0] > eps_by_q[1] > eps_by_q[2],
+    epsilon=eps_by_q,
+)
+glue("p2_eps_full", eps_by_q[0])
+glue("p2_eps_sampled", eps_by_q[2])
+glue("p2_eps_substitution", substitution)
+
+# %% [markdown]
+# Fifteen epochs at $\sigma = 1.1$ cost $\varepsilon \approx$ {glue:text}`p2_eps_full:.1f` with full
+# batches and {glue:text}`p2_eps_sampled:.2f` when each step samples 1% of the data: the noise per
+# step is the same, but each example is exposed in only a fraction of the steps. Under
+# substitution the full-batch figure becomes {glue:text}`p2_eps_substitution:.1f`.
 
 # %% [markdown]
 # ## Experiment: what privacy costs a classifier
@@ -434,6 +551,24 @@ results = record_results(
 # the direction toward examples with small gradients. Practitioners tune $C$ near the median norm.
 # ```
 #
+# ```{exercise}
+# :label: ex-p2-sampled
+#
+# Evaluate {eq}`eq-p2-sampled` at $\alpha = 2$ in closed form. How does $\rho_q(2)$ scale with $q$
+# for small $q$, and what does that say about $T = E/q$ steps at a fixed number of epochs $E$?
+# Check your formula against `rdp_sampled_scratch(2, q, sigma)`.
+# ```
+#
+# ```{solution} ex-p2-sampled
+# :class: dropdown
+#
+# The three terms are $(1-q)^2$, $2q(1-q)$ and $q^2e^{1/\sigma^2}$; they sum to $1 + q^2(e^{1/\sigma^2} - 1)$, so
+# $\rho_q(2) = \ln\big(1 + q^2(e^{1/\sigma^2}-1)\big) \approx q^2(e^{1/\sigma^2}-1)$ for small $q$. Over $T = E/q$
+# steps the total is about $E\,q\,(e^{1/\sigma^2}-1)$: it falls linearly in $q$ at a fixed number of
+# epochs, which is the amplification the table above shows. At $q = 1$ it is $\ln e^{1/\sigma^2} = 1/\sigma^2$,
+# equation {eq}`eq-p2-rdp-gauss` at $\alpha = 2$.
+# ```
+#
 # ## Summary
 #
 # - A mechanism is $(\varepsilon,\delta)$-DP when no single record changes its output distribution much; the
@@ -445,9 +580,14 @@ results = record_results(
 # - Measured here: DP-SGD costs logistic regression on the digits accuracy, less as
 #   $\varepsilon$ grows.
 # - DP-SGD clips per-example gradients and adds Gaussian noise; an accountant composes the steps.
+# - Sampling each example with probability $q$ amplifies privacy {eq}`eq-p2-sampled`: at equal noise
+#   and epochs, $\varepsilon$ falls from {glue:text}`p2_eps_full:.1f` (full batches) to
+#   {glue:text}`p2_eps_sampled:.2f` ($q = 0.01$) here. A guarantee names its neighbour relation:
+#   substitution doubles a clipped sum's sensitivity.
 #
 # ## References
 #
 # - {cite:t}`dwork2014algorithmic`: the definition and the Gaussian mechanism.
 # - {cite:t}`mironov2017renyi`: Rényi differential privacy; {cite:t}`balle2020hypothesis`: a tighter conversion.
 # - {cite:t}`abadi2016deep`: DP-SGD; {cite:t}`balle2018improving`: the analytic Gaussian mechanism.
+# - {cite:t}`mironov2019sampled`: the Rényi DP of the sampled Gaussian mechanism.
