@@ -1121,7 +1121,7 @@ def runs_of(a_name: str, update: str) -> list[dict]:
 
 
 def mean_of(a_name: str, update: str, key: str) -> float:
-    return float(np.mean([r[key] for r in runs_of(a_name, update)]))
+    return np.mean([r[key] for r in runs_of(a_name, update)]).item()
 
 
 a2_refusal = toy.harmful_refusal(aligned_low_rank, held_out)
@@ -1583,7 +1583,8 @@ results = record_results(
 # - Measured in our toy: LoRA fine-tuning undoes refusals; Safe LoRA restores them when it changes
 #   enough modules, and shrinkage controls without its direction do as well, at the same cost to
 #   the new skill. Whether the similarity's *selection* beats random modules at equal $K$ is not
-#   settled by this toy: with two LoRA seeds the difference changes sign between machines.
+#   settled by this toy: the paired difference changes sign between machines (this build:
+#   {glue:text}`sl_vs_random`).
 # - With directions built on purpose: an update that reverses the alignment is never selected
 #   (sign-blindness); an update outside a *low-rank* alignment is selected and deleted exactly,
 #   but outside a spread-out one it is not; when every $\lambda_1 < 1$ the edit restores refusal
