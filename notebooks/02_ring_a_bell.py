@@ -365,7 +365,7 @@ for m in METHODS:
 # ### The discrete search
 #
 # A real prompt must be tokens. Ring-A-Bell searches prompts $\hat P = [\text{BOS}, t_1, \dots, t_K, \text{pad}, \dots]$
-# over a vocabulary $\mathcal V$ from which the concept's words are removed, minimising
+# over a vocabulary $\mathcal V$, minimising
 #
 # $$
 # F(\hat P) = \big\|f(\hat P) - (f(P) + \eta c)\big\|_F^2
@@ -386,6 +386,14 @@ for m in METHODS:
 # The official code mutates survivors in place, so the best prompt can be lost; our improved mode
 # keeps survivors intact (the best $F$ can only fall), does not re-evaluate them, and draws tokens
 # only from the allowed vocabulary ({func}`~trustml_ref.ring_a_bell.genetic_search`).
+#
+# **Two threat models.** The official code draws every token from the encoder's whole vocabulary
+# (uniformly over CLIP's ids 1 to 49405; `InversePrompt.ipynb` in the authors' repository), so a
+# found prompt may contain the concept's own words, and a removal that merely filters words would
+# stop it. This chapter runs the stricter threat model: $\mathcal V$ is the vocabulary *without*
+# the concept's word and its synonyms ("red", "crimson", "scarlet"), so whatever gets past a
+# removal does so without naming the concept. The package supports both (`allowed=None` searches
+# the whole vocabulary); the numbers below are for the stricter one only.
 #
 # ### Success
 #
