@@ -1078,6 +1078,15 @@ def mechanism_row(key, model) -> dict:
 
 mechanism = [mechanism_row(key, model) for key, model in mechanism_models.items()]
 
+
+def runs_of(a_name: str, update: str) -> list[dict]:
+    return [r for r in mechanism if (r["alignment"], r["update"]) == (a_name, update)]
+
+
+def mean_of(a_name: str, update: str, key: str) -> float:
+    return np.mean([r[key] for r in runs_of(a_name, update)]).item()
+
+
 # %% tags=["hide-input"]
 MECHANISM_COLUMNS = {
     "refusal": "refusal after the fine-tune",
@@ -1091,15 +1100,13 @@ MECHANISM_COLUMNS = {
 mechanism_summary = []
 for a_name in alignments:
     for update in ("H1 reversal", "H2 bypass", "H3 natural"):
-        rows = [
-            r for r in mechanism if (r["alignment"], r["update"]) == (a_name, update)
-        ]
+        n_runs = len(runs_of(a_name, update))
         mechanism_summary.append(
             {
                 "alignment": a_name,
-                "harmful update": f"{update} ({len(rows)} run{'s' * (len(rows) > 1)})",
+                "harmful update": f"{update} ({n_runs} run{'s' * (n_runs > 1)})",
                 **{
-                    label: float(np.mean([r[key] for r in rows]))
+                    label: mean_of(a_name, update, key)
                     for key, label in MECHANISM_COLUMNS.items()
                 },
             }
@@ -1116,14 +1123,6 @@ results_table(
 
 
 # %%
-def runs_of(a_name: str, update: str) -> list[dict]:
-    return [r for r in mechanism if (r["alignment"], r["update"]) == (a_name, update)]
-
-
-def mean_of(a_name: str, update: str, key: str) -> float:
-    return np.mean([r[key] for r in runs_of(a_name, update)]).item()
-
-
 a2_refusal = toy.harmful_refusal(aligned_low_rank, held_out)
 a2_lambda_min = min(sp.lambda_1 for sp in spectra_low_rank.values())
 claim(
@@ -1265,19 +1264,17 @@ lambda_1s = {
     "A2 low-rank": [sp.lambda_1 for sp in spectra_low_rank.values()],
 }
 
+
+def sweep_mean(a_name: str, a: float) -> float:
+    """Mean refusal over seeds after a C on every module of H3 on ``a_name``."""
+    rows = [r for r in gain_sweep if (r["alignment"], r["gain"]) == (a_name, a)]
+    return np.mean([r["refusal"] for r in rows]).item()
+
+
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
 for (a_name, lams), color in zip(lambda_1s.items(), ("C0", "C1")):
-    mean = [
-        np.mean(
-            [
-                r["refusal"]
-                for r in gain_sweep
-                if (r["alignment"], r["gain"]) == (a_name, a)
-            ]
-        )
-        for a in GAINS
-    ]
+    mean = [sweep_mean(a_name, a) for a in GAINS]
     ax.plot(GAINS, mean, marker="o", color=color, label=f"{a_name}: a C, every module")
     for lam in (max(lams), min(lams)):
         ax.axvline(1 / lam, color=color, linestyle="--", alpha=0.6)
@@ -1305,15 +1302,7 @@ sweep_table = [
         "a lambda_1, smallest": a * min(lams),
         "a lambda_1, largest": a * max(lams),
         "regime": regime(a, lams),
-        "refusal (mean over seeds)": float(
-            np.mean(
-                [
-                    r["refusal"]
-                    for r in gain_sweep
-                    if (r["alignment"], r["gain"]) == (a_name, a)
-                ]
-            )
-        ),
+        "refusal (mean over seeds)": sweep_mean(a_name, a),
     }
     for a_name, lams in lambda_1s.items()
     for a in GAINS
