@@ -1250,7 +1250,12 @@ gain_sweep = [
         seed=seed,
         refusal=toy.harmful_refusal(
             safe_lora(
-                model, base, alignments[a_name][0], mode="number", num_layers=8, gain=a
+                model,
+                base,
+                alignments[a_name][0],
+                mode="number",
+                num_layers=len(result.report),  # every module
+                gain=a,
             ).apply(model),
             held_out,
         ),

@@ -314,24 +314,25 @@ def rdp_sampled_scratch(alpha: int, q: float, sigma: float) -> float:
     return float(special.logsumexp(log_terms)) / (alpha - 1)
 
 
+def rdp_sampled_orders(orders, q: float, sigma: float) -> np.ndarray:
+    """:func:`rdp_sampled_scratch` at every integer order of ``orders``."""
+    return np.array([rdp_sampled_scratch(int(a), q, sigma) for a in orders])
+
+
 INT_ORDERS = np.arange(2, 65)
+SIGMA_Q = 1.1  # the noise multiplier of this section
 for q_check in (1.0, 0.1, 0.01):
     trustml_ref.assert_close(
-        torch.tensor(
-            [rdp_sampled_scratch(int(a), q_check, 1.1) for a in INT_ORDERS],
-            dtype=torch.float64,
-        ),
+        torch.as_tensor(rdp_sampled_orders(INT_ORDERS, q_check, SIGMA_Q)),
         torch.as_tensor(
-            compute_rdp(q=q_check, noise_multiplier=1.1, steps=1, orders=INT_ORDERS)
+            compute_rdp(q=q_check, noise_multiplier=SIGMA_Q, steps=1, orders=INT_ORDERS)
         ),
         rtol=1e-8,
         name=f"sampled Gaussian RDP at q = {q_check}",
     )
 trustml_ref.assert_close(
-    torch.tensor(
-        [rdp_sampled_scratch(int(a), 1.0, 1.1) for a in INT_ORDERS], dtype=torch.float64
-    ),
-    torch.as_tensor(rdp_gaussian_scratch(INT_ORDERS, 1.1)),
+    torch.as_tensor(rdp_sampled_orders(INT_ORDERS, 1.0, SIGMA_Q)),
+    torch.as_tensor(rdp_gaussian_scratch(INT_ORDERS, SIGMA_Q)),
     rtol=1e-10,
     name="q = 1 is the Gaussian mechanism",
 )
@@ -345,9 +346,7 @@ print("equation (eq-p2-sampled) agrees with Opacus's accountant at every integer
 amplification = []
 for q_rate in (1.0, 0.1, 0.01):
     steps_q = int(round(15 / q_rate))
-    rdp_q = steps_q * np.array(
-        [rdp_sampled_scratch(int(a), q_rate, 1.1) for a in INT_ORDERS]
-    )
+    rdp_q = steps_q * rdp_sampled_orders(INT_ORDERS, q_rate, SIGMA_Q)
     amplification.append(
         {
             "sampling rate q": q_rate,
@@ -356,13 +355,13 @@ for q_rate in (1.0, 0.1, 0.01):
         }
     )
 substitution = eps_scratch(
-    INT_ORDERS, 15 * rdp_gaussian_scratch(INT_ORDERS, 1.1 / 2), 1e-5
+    INT_ORDERS, 15 * rdp_gaussian_scratch(INT_ORDERS, SIGMA_Q / 2), 1e-5
 )
 results_table(
     amplification,
     digits=2,
     caption=(
-        "sigma = 1.1, delta = 1e-5; at q = 1 substitution gives epsilon "
+        f"sigma = {SIGMA_Q}, delta = 1e-5; at q = 1 substitution gives epsilon "
         f"{substitution:.1f}"
     ),
 )
