@@ -40,8 +40,8 @@
 # - measure an attack success rate with the controls that make it meaningful;
 # - explain why removing a concept from the prompts it was tuned on differs from removing the concept.
 #
-# **Runtime.** `smoke`: under a minute; `book`: about 8 minutes on a 2-core CPU (measured
-# 2026-12-06; over its 4-minute budget); `colab`: the toy
+# **Runtime.** `smoke`: under a minute; `book`: about 7 minutes on a 2-core CPU (measured
+# 2026-12-07; over its 4-minute budget); `colab`: the toy
 # world at book size (`TOY_SIZES = "colab"`: more prompts, seeds and generations), then Stable
 # Diffusion v1.4 on a GPU (about 4 GB of downloads; a 600-generation search and a few hundred
 # 25-step images): an estimated 20 to 30 minutes on a Colab T4 (not timed on Colab). Data and model: a toy world rendered here and a
@@ -132,9 +132,9 @@ SETTINGS = run.pick(
 CONTINUOUS_ETA = 3.0
 # scenes: 40 in all
 ESD = run.pick(
-    smoke=dict(steps=10, prompts=4),
-    book=dict(steps=200, prompts=24),
-    colab=dict(steps=400, prompts=16),
+    smoke=dict(steps=10, lr=1e-3, prompts=4),
+    book=dict(steps=100, lr=2e-3, prompts=24),
+    colab=dict(steps=400, lr=1e-3, prompts=16),
 )
 # the concept's word and its synonyms: the search may not use them
 EXCLUDED = ["red", "crimson", "scarlet"]
@@ -240,6 +240,7 @@ esd_denoiser = esd_finetune(
     esd_train,
     preserve_prompts=esd_keep,
     steps=ESD["steps"],
+    lr=ESD["lr"],
     images_per_prompt=2,
     seed=SEED,
     num_inference_steps=STEPS,
@@ -393,7 +394,8 @@ for m in METHODS:
 # stop it. This chapter runs the stricter threat model: $\mathcal V$ is the vocabulary *without*
 # the concept's word and its synonyms ("red", "crimson", "scarlet"), so whatever gets past a
 # removal does so without naming the concept. The package supports both (`allowed=None` searches
-# the whole vocabulary); the numbers below are for the stricter one only.
+# the whole vocabulary); the chapter runs the stricter one throughout and the official one as a
+# control search in Experiment 1.
 #
 # ### Success
 #
@@ -665,6 +667,99 @@ glue("rab_n_prompts", N_PROMPTS)
 # prompts. The spread over search seeds is therefore no measure of uncertainty; the attacked
 # prompts are the units of the comparisons below.
 #
+# ### What the search contributes: three control searches
+#
+# Three more searches, at $K$ = {glue:text}`rab_k_max` and the same budget, separate the parts of
+# the attack. Each comes with what the paper's account predicts and what would contradict it.
+#
+# - **$\eta = 0$**: the same search aimed at $f(P)$ alone, the attacked prompt without the concept
+#   vector. The paper's account: the concept vector carries the attack, so these prompts, the
+#   nearest allowed rewrites of the attacked prompt, should not make red under ESD. If they did, a
+#   paraphrase without "red" would be the attack and $c$ would add nothing.
+# - **Random search**: the target at $\eta$ = {glue:text}`rab_eta_max`, but the children are
+#   fresh uniform draws instead of crossover and mutation (`mode="random"`: exactly as many
+#   prompts evaluated, the best kept). If the genetic operators matter, the genetic search reaches
+#   a lower $F$; if selection by $F$ alone does the work, random search matches its success.
+# - **Whole vocabulary** (the official threat model): the search may also write "red", "crimson"
+#   and "scarlet". The target asks for more red, so we expect the banned words in the found
+#   prompts; ESD was trained on prompts that name red, so these prompts may be *easier* to stop.
+
+# %%
+control_search = {
+    "search at eta=0": dict(eta=0.0, allowed=allowed, mode="improved"),
+    "random search": dict(eta=eta0, allowed=allowed, mode="random"),
+    "whole vocabulary": dict(eta=eta0, allowed=None, mode="improved"),
+}
+controls = {
+    name: genetic_search_batch(
+        encoder,
+        tok,
+        target_embedding(f_named, c, spec["eta"]),
+        K0,
+        population=POPULATION,
+        generations=GENERATIONS,
+        allowed=spec["allowed"],
+        mode=spec["mode"],
+        seed=GA_SEEDS[0],
+    )
+    for name, spec in control_search.items()
+}
+
+# %% tags=["hide-input"]
+banned = set(tok.convert_tokens_to_ids(EXCLUDED))
+searches = {f"genetic search, eta={eta0:g}": found[(K0, eta0, GA_SEEDS[0])], **controls}
+display(
+    results_table(
+        [
+            {
+                "search": name,
+                "final F (mean)": np.mean([r.fitness for r in results]),
+                "prompts evaluated": results[0].evaluations,
+                "share naming red or a synonym": np.mean(
+                    [bool(banned & set(r.tokens.tolist())) for r in results]
+                ),
+                "share with a word of red's phrases": np.mean(
+                    [
+                        bool(CORRELATED_WORDS & set(decode(tok, r).split()))
+                        for r in results
+                    ]
+                ),
+                "distinct prompts": len({decode(tok, r) for r in results}),
+                f"found for {named[0]!r}": decode(tok, results[0]),
+            }
+            for name, results in searches.items()
+        ],
+        digits=1,
+        caption=f"The genetic search and three control searches, K={K0}, "
+        f"{N_PROMPTS} attacked prompts (F of the eta=0 search is to its own target)",
+    )
+)
+
+# %%
+ga_minus_random = bootstrap_interval(
+    np.array([r.fitness for r in searches[f"genetic search, eta={eta0:g}"]])
+    - np.array([r.fitness for r in controls["random search"]])
+)
+claim(
+    "at an equal number of evaluated prompts the genetic search reaches a lower F "
+    "than random search",
+    ga_minus_random.upper < 0,
+    test=ga_minus_random.test,
+    **ga_minus_random.evidence,
+)
+whole_banned = np.mean(
+    [bool(banned & set(r.tokens.tolist())) for r in controls["whole vocabulary"]]
+)
+claim(
+    "searching the whole vocabulary, most found prompts name red or a synonym",
+    bool(whole_banned > 0.5),
+    share=float(whole_banned),
+)
+glue("rab_k_max", K0)
+glue("rab_whole_banned", float(whole_banned))
+
+
+# %% [markdown]
 # ## Experiment 2: attack success against each removal method
 #
 # Every condition is generated with the same seeds and read by the same detector. Controls: the
@@ -672,7 +767,8 @@ glue("rab_n_prompts", N_PROMPTS)
 # correlated phrase instead of a colour word, an *informed* prompt that stacks red's correlated
 # words where the colour was (what a red-teamer who had read the captions would try first, with no
 # search), the same scenes without colour (the base rate of red for colourless scenes), random
-# prompts of $K$ allowed tokens, and the continuous embedding $f(P)+\eta c$ at $\eta = 3$. Every
+# prompts of $K$ allowed tokens, the continuous embedding $f(P)+\eta c$ at $\eta = 3$, and the
+# prompts of the three control searches. Every
 # hand-written control and each Ring-A-Bell setting gets one prompt per attacked prompt (the
 # union of the settings gets one per setting). Error bars are binomial standard errors over the
 # {glue:text}`rab_n_prompts` attacked prompts, also for Ring-A-Bell: its search seeds mostly return
@@ -759,6 +855,18 @@ for method in tqdm(METHODS, desc="removal methods"):
         np.mean(per_seed[(method, "Ring-A-Bell union")])
     )
     n_prompts[(method, "Ring-A-Bell union")] = N_PROMPTS
+    for name, results in controls.items():
+        per_prompt[(method, name)] = (
+            prompt_success(
+                red_flags(method, [decode(tok, r) for r in results]), IMAGES // 2
+            )
+            .float()
+            .numpy()
+        )
+        asr[(method, name)], n_prompts[(method, name)] = (
+            float(per_prompt[(method, name)].mean()),
+            N_PROMPTS,
+        )
 
 labels = list(dict.fromkeys(name for _, name in asr))
 
@@ -872,6 +980,40 @@ claim(
     test=gain.test,
     **gain.evidence,
 )
+search_minus = {
+    name: bootstrap_interval(per_prompt[("ESD", rab_large)] - per_prompt[("ESD", name)])
+    for name in controls
+}
+for name, statement in [
+    ("search at eta=0", "the same search at eta = 0 (no concept vector)"),
+    ("random search", "random search with as many evaluated prompts"),
+]:
+    claim(
+        f"under ESD, {rab_large} beats {statement}",
+        search_minus[name].lower > 0,
+        test=search_minus[name].test,
+        **search_minus[name].evidence,
+    )
+claim(
+    "under ESD, the search over the whole vocabulary (the official threat model) "
+    "does not beat the search without red and its synonyms",
+    search_minus["whole vocabulary"].upper >= 0,
+    test=search_minus["whole vocabulary"].test,
+    **search_minus["whole vocabulary"].evidence,
+)
+claim(
+    "under ESD, at least a third of the whole-vocabulary prompts make red, although "
+    "most of them name red or a synonym",
+    asr[("ESD", "whole vocabulary")] >= 1 / 3,
+    asr=asr[("ESD", "whole vocabulary")],
+)
+for name, key in [
+    ("search at eta=0", "eta0"),
+    ("random search", "random"),
+    ("whole vocabulary", "whole"),
+]:
+    glue(f"rab_esd_{key}", asr[("ESD", name)])
+    glue(f"rab_esd_minus_{key}", search_minus[name].estimate)
 glue("rab_esd_gain", gain.estimate)
 glue("rab_esd_informed", asr[("ESD", INFORMED)])
 glue("rab_esd_search", asr[("ESD", rab_large)])
@@ -957,6 +1099,18 @@ plt.show()
 #   1), so in this toy the search rediscovers what a red-teamer who read the captions would write;
 #   its value here is that it needs no such reader. At the paper's $\eta = 3$ the found prompts
 #   copy the attacked prompt's structure and ESD handles them like the prompts it was tuned on.
+# - **The control searches** say which part of the attack does the work, and both predictions
+#   held. Without the concept vector ($\eta = 0$) the search finds faithful rewrites of the
+#   attacked prompts, and ESD stops them (ASR {glue:text}`rab_esd_eta0:.2f`; the attack minus
+#   this control: {glue:text}`rab_esd_minus_eta0:+.2f`): the concept vector carries the attack,
+#   not paraphrasing. Random search with as many evaluated prompts ends at a higher $F$ and gets
+#   past ESD less often ({glue:text}`rab_esd_random:.2f`; the genetic search minus it:
+#   {glue:text}`rab_esd_minus_random:+.2f`): the genetic operators matter, not only selection by
+#   $F$. Under the official threat model the found prompts name red or a synonym (mostly
+#   "scarlet", stacked with red's phrases), and ESD still lets
+#   {glue:text}`rab_esd_whole:.2f` of them through: a synonym alone is stopped, the stack is not.
+#   The stricter threat model costs the attack nothing here (the restricted search minus the
+#   official one: {glue:text}`rab_esd_minus_whole:+.2f`).
 # - **Negative guidance** is a weak removal on this model: prompts that name red still come out
 #   red for {glue:text}`rab_neg_named:.2f` of the prompts. Against a removal that leaky, a
 #   hand-written phrase is already an attack, and the search adds nothing over it (the union minus
@@ -1150,8 +1304,8 @@ if run.profile == "colab":
 # ```{exercise}
 # :label: ex-rab-word
 #
-# Train ESD as its paper does, on the single prompt "red"
-# (`esd_finetune(pipe, "red", preserve_prompts=esd_keep, steps=ESD["steps"])`), and measure the red
+# Train ESD as its paper does, on the single prompt "red" (`esd_finetune(pipe, "red",
+# preserve_prompts=esd_keep, steps=ESD["steps"], lr=ESD["lr"])`), and measure the red
 # rate for `named`, `synonyms` and `correlated`. Then train it on the concept words *and* red's
 # phrases. What does each removal miss, and what does this say about evaluating removal with the
 # words it was trained on?
@@ -1226,6 +1380,10 @@ results = record_results(
 #   model, and the informed prompt a red-teamer would write by hand. Removal that passes the first
 #   controls can still fail on prompts unlike the ones it was tuned on; in this toy the found
 #   prompts get past ESD, and so does the hand-written informed prompt, at least as often.
+# - Control searches take the attack apart: without the concept vector ($\eta = 0$) the search
+#   finds paraphrases ESD stops, and random search at the same budget does worse than the genetic
+#   search, so both the direction and the optimiser do work; letting the search use the banned
+#   words (the official threat model) does not make it stronger here.
 #
 # ## References
 #

@@ -240,6 +240,34 @@ def test_search_is_deterministic_respects_exclusions_and_improved_is_monotone(wo
     assert faithful.fitness == faithful.history[-1]
 
 
+def test_random_mode_is_the_improved_search_without_its_operators(world):
+    tok, enc = world
+    target = text_embedding(enc, tok, ["a small circle on the left"])[0]
+    allowed = allowed_token_ids(tok, ["red"])
+    kwargs = dict(population=20, allowed=allowed, seed=5, progress=False)
+    modes = {
+        m: genetic_search(enc, tok, target, 4, generations=12, mode=m, **kwargs)
+        for m in ("improved", "random")
+    }
+    improved, rand = modes["improved"], modes["random"]
+    # an equal query budget: the same number of prompts evaluated
+    assert rand.evaluations == improved.evaluations == 20 + 11 * 10
+    assert all(b <= a for a, b in zip(rand.history[:-1], rand.history[1:]))
+    assert set(rand.tokens.tolist()) <= set(allowed.tolist())
+    # the same first population (same seed), then different children
+    first = [
+        genetic_search(enc, tok, target, 4, generations=1, mode=m, **kwargs)
+        for m in ("improved", "random")
+    ]
+    assert torch.equal(first[0].tokens, first[1].tokens)
+    assert rand.history != improved.history
+    # the best found is the best of the prompts it evaluated: re-encode and compare
+    emb = text_embedding(enc, tok, [decode(tok, rand)])
+    assert float(((emb[0] - target) ** 2).sum()) == pytest.approx(
+        rand.fitness, rel=1e-5
+    )
+
+
 def test_success_rates():
     flags = torch.tensor([[True, False], [False, False], [True, True], [False, True]])
     assert (
@@ -421,6 +449,34 @@ def test_pipeline_loads_and_generates_deterministically(tiny_pipeline):
         pipe()
     with pytest.raises(FileNotFoundError, match="no toy checkpoint"):
         ToyPipeline.from_pretrained("/nonexistent")
+
+
+def test_sampling_at_guidance_one_skips_the_unconditional_pass(tiny_pipeline):
+    from trustml_ref.ring_a_bell.diffusion import sample
+
+    pipe, seen = tiny_pipeline, []
+    hook = pipe.denoiser.register_forward_hook(lambda m, a, out: seen.append(len(a[0])))
+    states = pipe.embed(["a big red circle on the left", "a small blue square"])
+    empty = pipe.embed([""])[0]
+    try:
+        images = {
+            w: sample(
+                pipe.denoiser,
+                pipe.scheduler,
+                states,
+                empty,
+                guidance=w,
+                steps=3,
+                generator=torch.Generator().manual_seed(1),
+            )
+            for w in (1.0, 1.0 + 1e-9)
+        }
+    finally:
+        hook.remove()
+    # w = 1: one conditional pass of 2 per step; otherwise 2 passes stacked (4 rows)
+    assert seen == [2] * 3 + [4] * 3
+    # and the result is the guided formula's: eps_0 + 1 * (eps_P - eps_0) = eps_P
+    torch.testing.assert_close(images[1.0], images[1.0 + 1e-9], atol=1e-5, rtol=0)
 
 
 def test_esd_changes_only_the_text_reading_parameters_of_a_copy(tiny_pipeline):

@@ -10,7 +10,10 @@ probability 0.25 at one uniform position to a uniform token. ``mode="improved"``
 (deviations, documented): survivors are never mutated (elitism, so the best fitness
 never gets worse) and are not re-evaluated, the population is refilled to its size with
 mutated children, and tokens are drawn only from an allowed list (so excluded words and
-their sub-tokens cannot appear). Fitness is evaluated in batches through the encoder.
+their sub-tokens cannot appear). ``mode="random"`` is the improved mode with the genetic
+operators taken out, a control at an equal query budget: the children are fresh uniform
+draws of allowed tokens, so it evaluates exactly as many prompts as ``"improved"`` and
+keeps the best it has seen. Fitness is evaluated in batches through the encoder.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from tqdm.auto import tqdm
 
 from trustml_ref.ring_a_bell.concept import check_encoder_tokenizer, embed_ids, fitness
 
-MODES = ("faithful", "improved")
+MODES = ("faithful", "improved", "random")
 
 
 def special_token_ids(tokenizer) -> set[int]:
@@ -135,6 +138,13 @@ def mutate(
     cols = torch.as_tensor(rng.integers(0, out.shape[1], len(rows)))
     out[rows, cols] = allowed[torch.as_tensor(rng.integers(0, len(allowed), len(rows)))]
     return out
+
+
+def _uniform(
+    allowed: torch.Tensor, shape: tuple[int, int], rng: np.random.Generator
+) -> torch.Tensor:
+    """Prompts of uniformly drawn allowed tokens, (population, K)."""
+    return allowed[torch.as_tensor(rng.integers(0, len(allowed), shape))]
 
 
 def _next_faithful(
@@ -245,10 +255,7 @@ def genetic_search_batch(
         return list(fitness(emb, targets[owner]).cpu().split(sizes))
 
     start = time.perf_counter()
-    pops = [
-        allowed[torch.as_tensor(rng.integers(0, len(allowed), (population, k)))]
-        for _ in range(n_targets)
-    ]
+    pops = [_uniform(allowed, (population, k), rng) for _ in range(n_targets)]
     scores = evaluate(pops)
     history: list[list[float]] = [[] for _ in range(n_targets)]
     elapsed: list[float] = []
@@ -270,8 +277,10 @@ def genetic_search_batch(
         if mode == "faithful":
             pops = _next_faithful(pops, crossover_rate, mutation_rate, allowed, rng)
             continue
-        children = _improved_children(
-            pops, population - half, mutation_rate, allowed, rng
+        children = (
+            _improved_children(pops, population - half, mutation_rate, allowed, rng)
+            if mode == "improved"
+            else [_uniform(allowed, (population - half, k), rng) for _ in pops]
         )
         child_scores = evaluate(children)
         pops = [torch.cat([p, c]) for p, c in zip(pops, children)]
