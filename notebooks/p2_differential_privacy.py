@@ -26,13 +26,14 @@
 # privacy bounds that leak by making the output's distribution nearly the same with or without any
 # one record. This primer shows the leak on a mean, recalls the Gaussian mechanism, and then builds
 # the tools every private-training method in the book uses: Rényi differential privacy, its
-# composition over many steps, its conversion to $(\varepsilon,\delta)$, and DP-SGD. It ends where the
-# visual-prompting chapter starts.
+# composition over many steps, its conversion to $(\varepsilon,\delta)$, DP-SGD with amplification
+# by sampling, and PATE's noisy vote. It ends where the visual-prompting chapter starts.
 #
 # **Learning goals.** After this primer you can
 # - state $(\varepsilon,\delta)$-DP and Rényi DP, and the Rényi DP of the Gaussian mechanism;
 # - compose many mechanisms and convert the total to $(\varepsilon,\delta)$, and say why this beats adding up $\varepsilon$'s;
-# - describe one DP-SGD step and what the accountant tracks.
+# - describe one DP-SGD step and what the accountant tracks;
+# - compute PATE's data-independent cost and say why it needs many teachers.
 #
 # **Runtime.** `smoke`: seconds; `book`: under a minute on a 2-core CPU; `colab`: the same. Data:
 # scikit-learn's digits.
@@ -81,7 +82,14 @@ from trustml_ref.claims import claim, glue, proportion_difference
 from trustml_ref.data import digits
 from trustml_ref.io import record_results
 from trustml_ref.privacy import gaussian_delta
-from trustml_ref.privacy.pate import eps_from_rdp
+from trustml_ref.privacy.pate import (
+    calibrate_gnmax_sigma,
+    eps_from_rdp,
+    gnmax,
+    log_q_gnmax,
+    one_teacher_neighbours,
+    rdp_gnmax_data_independent,
+)
 from trustml_ref.tables import results_table
 from trustml_ref.training import accuracy, fit
 from trustml_ref.visual_prompting import train_dpsgd
@@ -385,6 +393,138 @@ glue("p2_eps_substitution", substitution)
 # substitution the full-batch figure becomes {glue:text}`p2_eps_substitution:.1f`.
 
 # %% [markdown]
+# ## PATE: privacy from the teachers' agreement
+#
+# PATE {cite:p}`papernot2018scalable` never trains on the private data with noise. It splits the
+# data into $k$ disjoint parts, trains one *teacher* on each, and labels public inputs with the
+# teachers' noisy plurality, the GNMax aggregator: for the vote histogram $n \in \mathbb N^{C}$ of
+# one query ($n_j$ teachers say class $j$),
+#
+# $$
+# \text{GNMax}(n) = \arg\max_j \big(n_j + \mathcal N(0, \sigma^2)\big).
+# $$ (eq-p2-gnmax)
+#
+# A student trained on these labels is all that leaves. **The unit of privacy.** A record sits in
+# one teacher's part (assigned by its id, so adding or removing it changes only that teacher), and
+# changing one teacher moves one vote: one count falls by one, another rises by one. The histogram
+# moves by at most $\sqrt 2$ in $\ell_2$, and {eq}`eq-p2-rdp-gauss` with $\Delta^2 = 2$ gives
+# $\alpha/\sigma^2$ per answered query, whatever the votes: the *data-independent* cost. It
+# composes over $T$ queries to $T\alpha/\sigma^2$, so the noise that buys a fixed $\varepsilon$
+# grows like $\sqrt T$, while the margin it must not drown (the plurality's lead over the
+# runner-up) is at most $k$. The prediction, before any run: PATE's labels are useful only when
+# $k$ is large against $\sigma$; if 100 teachers answered 1,000 queries at $\varepsilon = 1$ as
+# accurately as 1,000 teachers, this account would be wrong.
+
+
+# %%
+def gnmax_scratch(votes, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Equation (eq-p2-gnmax) for a batch of histograms (queries, classes)."""
+    votes = np.asarray(votes, dtype=float)
+    return np.argmax(votes + rng.normal(0.0, sigma, votes.shape), axis=1)
+
+
+def teacher_votes(k: int, agree: float, queries: int, rng, classes: int = 10):
+    """Histograms of ``k`` teachers of which each says class 0 with probability
+    ``agree`` and a uniform other class otherwise."""
+    labels = np.where(
+        rng.random((queries, k)) < agree, 0, rng.integers(1, classes, (queries, k))
+    )
+    offset = classes * np.arange(queries)[:, None]
+    flat = np.bincount((labels + offset).ravel(), minlength=classes * queries)
+    return flat.reshape(queries, classes)
+
+
+# %% [markdown]
+# Three checks: one teacher moves a histogram by exactly $\sqrt 2$ in the worst case; the
+# package's GNMax draws the same labels from the same generator, and its data-independent RDP
+# is {eq}`eq-p2-rdp-gauss` at $\Delta = \sqrt 2$; and the union bound $q$ on the probability of
+# an answer other than the plurality (the quantity PATE's data-dependent analysis in
+# {ref}`chapter-visual-prompting-dp` is built on) is never below the rate a simulation measures.
+
+# %%
+rng_pate = np.random.default_rng(SEED)
+hist = teacher_votes(100, 0.6, 1, rng_pate)
+_, neighbours = one_teacher_neighbours(hist)
+shift = np.linalg.norm(neighbours - hist[0], axis=1)
+assert math.isclose(shift.max(), math.sqrt(2)), shift.max()
+assert np.array_equal(
+    gnmax_scratch(hist, 40.0, np.random.default_rng(1)),
+    gnmax(hist, 40.0, np.random.default_rng(1)),
+)
+trustml_ref.assert_close(
+    torch.as_tensor(rdp_gnmax_data_independent(40.0, ORDERS)),
+    torch.as_tensor(rdp_gaussian_scratch(ORDERS, 40.0, sensitivity=math.sqrt(2))),
+    rtol=1e-12,
+    name="GNMax data-independent RDP",
+)
+margins = teacher_votes(100, 0.45, 200, rng_pate)
+draws = np.stack([gnmax(margins, 20.0, rng_pate) for _ in range(400)])
+flip_rate = (draws != margins.argmax(1)).mean(0)
+bound = np.exp(log_q_gnmax(margins, 20.0))
+flip_excess = float((flip_rate - bound).max())
+print(
+    f"one teacher moves the histogram by at most {shift.max():.4f} = sqrt(2); "
+    "GNMax graduated; the simulated rate of non-plurality answers exceeds the bound "
+    f"q by at most {flip_excess:+.3f} over 200 histograms (400 draws each)"
+)
+
+# %% [markdown]
+# The noise a budget buys, against the votes it must not drown: $\sigma$ calibrated
+# data-independently for $T$ answered queries at $\varepsilon$ ($\delta = 10^{-5}$), and the share
+# of answers that are the plurality's label when 60% of the teachers agree (10 classes, 2,000
+# simulated queries).
+
+# %%
+pate_rows = []
+for queries in (100, 1000):
+    for eps_pate in (1.0, 4.0):
+        sigma_pate = calibrate_gnmax_sigma(queries, eps_pate, 1e-5, ORDERS)
+        row = {"queries T": queries, "epsilon": eps_pate, "sigma": sigma_pate}
+        for k in (100, 250, 1000):
+            votes_k = teacher_votes(k, 0.6, 2000, rng_pate)
+            row[f"plurality answers, k={k}"] = float(
+                (gnmax(votes_k, sigma_pate, rng_pate) == votes_k.argmax(1)).mean()
+            )
+        pate_rows.append(row)
+results_table(
+    pate_rows,
+    digits=2,
+    caption="GNMax with data-independent noise: share of answers that are the "
+    "teachers' plurality (chance: 0.10)",
+)
+
+# %%
+hardest = next(r for r in pate_rows if r["queries T"] == 1000 and r["epsilon"] == 1.0)
+claim(
+    "the union bound q is never below the simulated rate of non-plurality answers "
+    "(up to 3 binomial standard errors of 400 draws)",
+    flip_excess <= 3 * math.sqrt(0.25 / 400),
+    largest_excess=flip_excess,
+)
+claim(
+    "at epsilon = 1 for 1,000 queries, 100 teachers' answers are mostly noise (under a "
+    "third are the plurality) while 1,000 teachers' are mostly the plurality",
+    hardest["plurality answers, k=100"] < 1 / 3
+    and hardest["plurality answers, k=1000"] > 0.8,
+    **{k: v for k, v in hardest.items() if k.startswith("plurality")},
+)
+glue("p2_pate_sigma", hardest["sigma"])
+glue("p2_pate_k100", hardest["plurality answers, k=100"])
+glue("p2_pate_k1000", hardest["plurality answers, k=1000"])
+
+# %% [markdown]
+# At $\varepsilon = 1$ for 1,000 queries the calibrated noise is $\sigma \approx$
+# {glue:text}`p2_pate_sigma:.0f` votes: with 100 teachers only {glue:text}`p2_pate_k100:.2f` of the
+# answers are the plurality's label, barely above chance, while 1,000 teachers give
+# {glue:text}`p2_pate_k1000:.2f`. PATE needs many teachers, and each teacher sees only $1/k$ of the
+# data, so it needs much data. What rescues it in practice is twofold: answer fewer queries (a
+# semi-supervised student labels the rest itself) and pay by agreement, not by the worst case.
+# Where the teachers agree by a wide margin, an answer other than the plurality is very unlikely
+# (the bound $q$ above is tiny), and the *data-dependent* analysis charges such a query much less
+# than $\alpha/\sigma^2$; that cost depends on the private votes, so it must itself be released
+# privately (smooth sensitivity). {ref}`chapter-visual-prompting-dp` derives both steps.
+
+# %% [markdown]
 # ## Experiment: what privacy costs a classifier
 #
 # Logistic regression on the digits, trained without privacy and with DP-SGD through Opacus at a
@@ -568,6 +708,32 @@ results = record_results(
 # equation {eq}`eq-p2-rdp-gauss` at $\alpha = 2$.
 # ```
 #
+# ```{exercise}
+# :label: ex-p2-pate
+#
+# With the conversion {eq}`eq-p2-conversion`, minimise $T\alpha/\sigma^2 + \ln(1/\delta)/(\alpha-1)$
+# over $\alpha$ and solve for the $\sigma$ that buys $\varepsilon$ for $T$ data-independent GNMax
+# answers. Then estimate how many teachers, 60% of whom agree (10 classes), keep GNMax's answer
+# the plurality's at least 90% of the time for $T = 1000$, $\varepsilon = 1$, $\delta = 10^{-5}$.
+# Compare with the table above.
+# ```
+#
+# ```{solution} ex-p2-pate
+# :class: dropdown
+#
+# Writing $L = \ln(1/\delta)$, the minimum is at $\alpha - 1 = \sigma\sqrt{L/T}$ and equals
+# $T/\sigma^2 + 2\sqrt{TL}/\sigma$. Setting it to $\varepsilon$ and solving the quadratic in $1/\sigma$
+# gives $\sigma = T\big/\big(\sqrt{TL + \varepsilon T} - \sqrt{TL}\big)$, about $2\sqrt{TL}/\varepsilon$ when
+# $\varepsilon \ll L$: $\sigma$ grows like $\sqrt T/\varepsilon$. For $T = 1000$, $\varepsilon = 1$:
+# $L = 11.5$ and $\sigma \approx 219$ (the table's 181 uses the tighter conversion of Balle et al.).
+# With $k$ teachers the plurality has about $0.6k$ votes and each other class about $0.044k$, a
+# margin of $m \approx 0.56k$. The answer goes to a given other class with probability about
+# $\Phi(-m/(\sqrt2\sigma))$ (the difference of two noises has variance $2\sigma^2$); for nine of them
+# to total under 10%, $m/(\sqrt2\sigma) \gtrsim 2.3$, so $m \gtrsim 3.3\sigma \approx 600$ votes at
+# $\sigma = 181$, about $k \approx 1{,}100$ teachers. The table's 1,000 teachers come near
+# 0.9, as predicted; 100 or 250 teachers cannot.
+# ```
+#
 # ## Summary
 #
 # - A mechanism is $(\varepsilon,\delta)$-DP when no single record changes its output distribution much; the
@@ -583,6 +749,10 @@ results = record_results(
 #   and epochs, $\varepsilon$ falls from {glue:text}`p2_eps_full:.1f` (full batches) to
 #   {glue:text}`p2_eps_sampled:.2f` ($q = 0.01$) here. A guarantee names its neighbour relation:
 #   substitution doubles a clipped sum's sensitivity.
+# - PATE's GNMax costs $\alpha/\sigma^2$ per answered query whatever the votes; the noise a budget
+#   buys grows like $\sqrt T$, so 100 teachers' labels at $\varepsilon = 1$ over 1,000 queries are
+#   mostly noise (measured: {glue:text}`p2_pate_k100:.2f` plurality answers) and 1,000 teachers'
+#   are not ({glue:text}`p2_pate_k1000:.2f`).
 #
 # ## References
 #
@@ -590,3 +760,4 @@ results = record_results(
 # - {cite:t}`mironov2017renyi`: Rényi differential privacy; {cite:t}`balle2020hypothesis`: a tighter conversion.
 # - {cite:t}`abadi2016deep`: DP-SGD; {cite:t}`balle2018improving`: the analytic Gaussian mechanism.
 # - {cite:t}`mironov2019sampled`: the Rényi DP of the sampled Gaussian mechanism.
+# - {cite:t}`papernot2018scalable`: PATE with GNMax and its data-dependent analysis.

@@ -80,21 +80,26 @@ class Scene:
     size: str
 
 
-def render(scene: Scene, rng: np.random.Generator, noise: float = 0.03) -> torch.Tensor:
-    """A (3, 16, 16) image in [0, 1] of one scene, with a little colour jitter and
-    pixel noise."""
+def shape_mask(shape: str, size: str, centre: tuple[float, float]) -> np.ndarray:
+    """The (16, 16) pixels a ``shape`` of ``size`` centred at ``centre`` (row, column)
+    covers."""
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(float)
-    cy, cx = POSITIONS[scene.position]
-    cy, cx = cy + rng.uniform(-0.7, 0.7), cx + rng.uniform(-0.7, 0.7)
-    r = SIZES[scene.size]
-    dy, dx = yy - cy, xx - cx
-    mask = {
+    r, dy, dx = SIZES[size], yy - centre[0], xx - centre[1]
+    return {
         "circle": dy**2 + dx**2 <= r**2,
         "square": (np.abs(dy) <= r * 0.85) & (np.abs(dx) <= r * 0.85),
         "triangle": (dy >= -r) & (dy <= r) & (np.abs(dx) <= (dy + r) / 2),
         "cross": ((np.abs(dy) <= r) & (np.abs(dx) <= r / 3))
         | ((np.abs(dx) <= r) & (np.abs(dy) <= r / 3)),
-    }[scene.shape]
+    }[shape]
+
+
+def render(scene: Scene, rng: np.random.Generator, noise: float = 0.03) -> torch.Tensor:
+    """A (3, 16, 16) image in [0, 1] of one scene, with a little colour jitter and
+    pixel noise."""
+    cy, cx = POSITIONS[scene.position]
+    centre = (cy + rng.uniform(-0.7, 0.7), cx + rng.uniform(-0.7, 0.7))
+    mask = shape_mask(scene.shape, scene.size, centre)
     colour = np.clip(
         np.array(COLOURS[scene.colour]) + rng.uniform(-0.08, 0.08, 3), 0, 1
     )
@@ -216,6 +221,42 @@ def detect(
     pixels = images.clamp(0, 1).permute(0, 2, 3, 1).reshape(len(images), -1, 3)
     enough = ((pixels - BACKGROUND).norm(dim=-1) > 0.25).sum(1) >= min_pixels
     return (colour_fractions(images)[:, k] >= threshold) & enough
+
+
+def read_layout(
+    images: torch.Tensor, foreground: float = 0.25
+) -> list[tuple[str, str, str] | None]:
+    """The scene reader beside the colour detector: for each image, the (shape,
+    position, size) whose mask at the position's centre overlaps the image's foreground
+    best (intersection over union, the centre shifted by up to half a pixel); None for
+    an image without foreground."""
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(
+            f"images must have shape (n, 3, H, W), got {tuple(images.shape)}"
+        )
+    shifts = (-0.5, 0.0, 0.5)  # the renderer jitters the centre by up to 0.7 px
+    layouts = [
+        (h, p, z, dy, dx)
+        for h in SHAPES
+        for p in POSITIONS
+        for z in SIZES
+        for dy in shifts
+        for dx in shifts
+    ]
+    templates = torch.as_tensor(
+        np.stack(
+            [
+                shape_mask(h, z, (POSITIONS[p][0] + dy, POSITIONS[p][1] + dx)).ravel()
+                for h, p, z, dy, dx in layouts
+            ]
+        )
+    ).float()
+    pixels = images.clamp(0, 1).permute(0, 2, 3, 1).reshape(len(images), -1, 3)
+    fg = ((pixels - BACKGROUND).norm(dim=-1) > foreground).float()
+    overlap = fg @ templates.T
+    iou = overlap / (fg.sum(1, keepdim=True) + templates.sum(1) - overlap).clamp(min=1)
+    best = iou.argmax(1)
+    return [layouts[int(b)][:3] if f.sum() > 0 else None for b, f in zip(best, fg)]
 
 
 def dominant_colour(images: torch.Tensor) -> list[str | None]:
