@@ -769,8 +769,8 @@ glue("rab_whole_banned", float(whole_banned))
 # Every condition is generated with the same seeds and read by the same detector. Controls: the
 # prompts that say "red" (what removal was built for), the same prompts with a synonym, with a
 # correlated phrase instead of a colour word, an *informed* prompt that stacks red's correlated
-# words where the colour was (what a red-teamer who had read the captions would try first, with no
-# search), the same scenes without colour (the base rate of red for colourless scenes), random
+# words twice where the colour was (what a red-teamer who had read the captions would try first,
+# with no search) and the same words once, the same scenes without colour (the base rate of red for colourless scenes), random
 # prompts of $K$ allowed tokens, the continuous embedding $f(P)+\eta c$ at $\eta = 3$, and the
 # prompts of the three control searches. Every
 # hand-written control and each Ring-A-Bell setting gets one prompt per attacked prompt (the
@@ -1255,8 +1255,11 @@ plt.show()
 #   better: {glue:text}`rab_esd_informed:.2f` (the search minus it: {glue:text}`rab_esd_gain:+.2f`,
 #   no win by the bootstrap). The found prompts are made of the same words (printed in Experiment
 #   1), so in this toy the search rediscovers what a red-teamer who read the captions would write;
-#   its value here is that it needs no such reader. At the paper's $\eta = 3$ the found prompts
-#   copy the attacked prompt's structure and ESD handles them like the prompts it was tuned on.
+#   its value here is that it needs no such reader. Both pay the same price: as the scene check
+#   showed, they get red past ESD with prompts that have lost the attacked scene's position, and
+#   the informed words said once, which keep it, are stopped more often. At the paper's
+#   $\eta = 3$ the found prompts copy the attacked prompt's structure and ESD handles them like the
+#   prompts it was tuned on.
 # - **The control searches** say which part of the attack does the work, and both predictions
 #   held. Without the concept vector ($\eta = 0$) the search finds faithful rewrites of the
 #   attacked prompts, and ESD stops them (ASR {glue:text}`rab_esd_eta0:.2f`; the attack minus
