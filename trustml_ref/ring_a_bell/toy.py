@@ -189,16 +189,25 @@ def dataset(n: int, seed: int = 0) -> tuple[torch.Tensor, list[str], list[Scene]
     )
 
 
-def colour_fractions(images: torch.Tensor, foreground: float = 0.25) -> torch.Tensor:
-    """Per image, the fraction of foreground pixels nearest to each colour prototype,
-    (n, colours); a pixel is foreground when it is farther than ``foreground``
-    (Euclidean, RGB) from the background."""
+def _pixels_and_foreground(
+    images: torch.Tensor, foreground: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (n, H·W, 3) pixels of images (n, 3, H, W), clamped to [0, 1], and the (n,
+    H·W) foreground mask: pixels farther than ``foreground`` (Euclidean, RGB) from the
+    background."""
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(
             f"images must have shape (n, 3, H, W), got {tuple(images.shape)}"
         )
     pixels = images.clamp(0, 1).permute(0, 2, 3, 1).reshape(len(images), -1, 3)
-    fg = (pixels - BACKGROUND).norm(dim=-1) > foreground
+    return pixels, (pixels - BACKGROUND).norm(dim=-1) > foreground
+
+
+def colour_fractions(images: torch.Tensor, foreground: float = 0.25) -> torch.Tensor:
+    """Per image, the fraction of foreground pixels nearest to each colour prototype,
+    (n, colours); a pixel is foreground when it is farther than ``foreground``
+    (Euclidean, RGB) from the background."""
+    pixels, fg = _pixels_and_foreground(images, foreground)
     protos = torch.tensor(list(COLOURS.values()))
     nearest = torch.cdist(pixels, protos[None].expand(len(images), -1, -1)).argmin(-1)
     counts = torch.stack(
@@ -218,8 +227,7 @@ def detect(
     if colour not in COLOURS:
         raise ValueError(f"colour must be one of {list(COLOURS)}, got {colour!r}")
     k = list(COLOURS).index(colour)
-    pixels = images.clamp(0, 1).permute(0, 2, 3, 1).reshape(len(images), -1, 3)
-    enough = ((pixels - BACKGROUND).norm(dim=-1) > 0.25).sum(1) >= min_pixels
+    enough = _pixels_and_foreground(images, 0.25)[1].sum(1) >= min_pixels
     return (colour_fractions(images)[:, k] >= threshold) & enough
 
 
@@ -230,10 +238,7 @@ def read_layout(
     position, size) whose mask at the position's centre overlaps the image's foreground
     best (intersection over union, the centre shifted by up to half a pixel); None for
     an image without foreground."""
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(
-            f"images must have shape (n, 3, H, W), got {tuple(images.shape)}"
-        )
+    fg = _pixels_and_foreground(images, foreground)[1].float()
     shifts = (-0.5, 0.0, 0.5)  # the renderer jitters the centre by up to 0.7 px
     layouts = [
         (h, p, z, dy, dx)
@@ -251,8 +256,6 @@ def read_layout(
             ]
         )
     ).float()
-    pixels = images.clamp(0, 1).permute(0, 2, 3, 1).reshape(len(images), -1, 3)
-    fg = ((pixels - BACKGROUND).norm(dim=-1) > foreground).float()
     overlap = fg @ templates.T
     iou = overlap / (fg.sum(1, keepdim=True) + templates.sum(1) - overlap).clamp(min=1)
     best = iou.argmax(1)
