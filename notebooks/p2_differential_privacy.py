@@ -405,11 +405,12 @@ glue("p2_eps_substitution", substitution)
 # $$ (eq-p2-gnmax)
 #
 # A student trained on these labels is all that leaves. **The unit of privacy.** A record sits in
-# one teacher's part (assigned by its id, so adding or removing it changes only that teacher), and
-# changing one teacher moves one vote: one count falls by one, another rises by one. The histogram
-# moves by at most $\sqrt 2$ in $\ell_2$, and {eq}`eq-p2-rdp-gauss` with $\Delta^2 = 2$ gives
-# $\alpha/\sigma^2$ per answered query, whatever the votes: the *data-independent* cost. It
-# composes over $T$ queries to $T\alpha/\sigma^2$, so the noise that buys a fixed $\varepsilon$
+# one teacher's part (assigned by a hash of its id,
+# {func}`~trustml_ref.visual_prompting.hash_partition`, so adding or removing it changes only that
+# teacher), and changing one teacher moves one vote: one count falls by one, another rises by
+# one. The histogram moves by at most $\sqrt 2$ in $\ell_2$, and {eq}`eq-p2-rdp-gauss` with
+# $\Delta^2 = 2$ gives $\alpha/\sigma^2$ per answered query, whatever the votes: the
+# *data-independent* cost. It composes over $T$ queries to $T\alpha/\sigma^2$, so the noise that buys a fixed $\varepsilon$
 # grows like $\sqrt T$, while the margin it must not drown (the plurality's lead over the
 # runner-up) is at most $k$. The prediction, before any run: PATE's labels are useful only when
 # $k$ is large against $\sigma$; if 100 teachers answered 1,000 queries at $\varepsilon = 1$ as
