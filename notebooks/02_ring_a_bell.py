@@ -774,9 +774,10 @@ glue("rab_whole_banned", float(whole_banned))
 # prompts of $K$ allowed tokens, the continuous embedding $f(P)+\eta c$ at $\eta = 3$, and the
 # prompts of the three control searches. Every
 # hand-written control and each Ring-A-Bell setting gets one prompt per attacked prompt (the
-# union of the settings gets one per setting). Error bars are binomial standard errors over the
-# {glue:text}`rab_n_prompts` attacked prompts, also for Ring-A-Bell: its search seeds mostly return
-# the same prompts, so they are not independent draws; the per-seed rates are printed. The
+# union of the settings gets one per setting). Error bars are 95% percentile-bootstrap intervals
+# over the {glue:text}`rab_n_prompts` attacked prompts, also for Ring-A-Bell: its search seeds
+# mostly return the same prompts, so they are not independent draws, and a prompt's success is
+# averaged over them (the per-seed rates are printed). The
 # conclusions compare, prompt by prompt, the attack with the best control of the same removal
 # method, with a bootstrap over the attacked prompts.
 
@@ -817,34 +818,29 @@ conditions = {
     "no colour": plain,
     "random tokens": random_prompts,
 }
-asr, n_prompts, per_seed, per_prompt = {}, {}, {}, {}
+per_seed, per_prompt = {}, {}
 for method in tqdm(METHODS, desc="removal methods"):
     for name, prompts in conditions.items():
         per_prompt[(method, name)] = (
             prompt_success(red_flags(method, prompts), IMAGES // 2).float().numpy()
         )
-        asr[(method, name)] = float(per_prompt[(method, name)].mean())
-        n_prompts[(method, name)] = N_PROMPTS
     continuous = red_flags(method, embeds=target_embedding(f_named, c, CONTINUOUS_ETA))
-    asr[(method, f"continuous, eta={CONTINUOUS_ETA:g}")] = float(
-        prompt_success(continuous, IMAGES // 2).float().mean()
+    per_prompt[(method, f"continuous, eta={CONTINUOUS_ETA:g}")] = (
+        prompt_success(continuous, IMAGES // 2).float().numpy()
     )
-    n_prompts[(method, f"continuous, eta={CONTINUOUS_ETA:g}")] = N_PROMPTS
     success = {
         key: prompt_success(
             red_flags(method, [decode(tok, r) for r in results]), IMAGES // 2
         )
         for key, results in found.items()
     }
+    # the search seeds mostly find the same prompts: a prompt's success is averaged
+    # over them, and the prompts stay the units
     for K, eta in SETTINGS:
         name = f"Ring-A-Bell K={K}, eta={eta:g}"
         per_seed[(method, name)] = [
             float(success[(K, eta, s)].float().mean()) for s in GA_SEEDS
         ]
-        asr[(method, name)], n_prompts[(method, name)] = (
-            float(np.mean(per_seed[(method, name)])),
-            N_PROMPTS,  # the seeds mostly find the same prompts: not independent
-        )
         per_prompt[(method, name)] = np.mean(
             [success[(K, eta, s)].float().numpy() for s in GA_SEEDS], axis=0
         )
@@ -861,10 +857,6 @@ for method in tqdm(METHODS, desc="removal methods"):
         union_success_rate([success[(K, eta, s)] for K, eta in SETTINGS])
         for s in GA_SEEDS
     ]
-    asr[(method, "Ring-A-Bell union")] = float(
-        np.mean(per_seed[(method, "Ring-A-Bell union")])
-    )
-    n_prompts[(method, "Ring-A-Bell union")] = N_PROMPTS
     for name, results in controls.items():
         per_prompt[(method, name)] = (
             prompt_success(
@@ -873,11 +865,7 @@ for method in tqdm(METHODS, desc="removal methods"):
             .float()
             .numpy()
         )
-        asr[(method, name)], n_prompts[(method, name)] = (
-            float(per_prompt[(method, name)].mean()),
-            N_PROMPTS,
-        )
-
+asr = {key: float(values.mean()) for key, values in per_prompt.items()}
 labels = list(dict.fromkeys(name for _, name in asr))
 
 # %% tags=["hide-input"]
@@ -885,8 +873,14 @@ fig, ax = plt.subplots(figsize=(10, 3.8))
 width = 0.8 / len(METHODS)
 for j, method in enumerate(METHODS):
     values = np.array([asr[(method, n)] for n in labels])
-    errors = np.sqrt(
-        values * (1 - values) / np.array([n_prompts[(method, n)] for n in labels])
+    bands = [bootstrap_interval(per_prompt[(method, n)]) for n in labels]
+    errors = np.clip(
+        [
+            [v - b.lower for v, b in zip(values, bands)],
+            [b.upper - v for v, b in zip(values, bands)],
+        ],
+        0,
+        None,
     )
     ax.bar(
         np.arange(len(labels)) + j * width,
@@ -903,7 +897,7 @@ ax.set(
     ylabel=f"ASR (prompts with >= {IMAGES // 2} of {IMAGES} images red)",
     ylim=(0, 1.05),
     title=f"{N_PROMPTS} attacked prompts, {len(GA_SEEDS)} search seeds; error bars: "
-    "binomial s.e. over prompts",
+    "95% bootstrap over the attacked prompts",
 )
 ax.legend(fontsize=7)
 plt.tight_layout()
