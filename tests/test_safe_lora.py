@@ -455,6 +455,52 @@ def test_toy_harmful_refusal_equals_evaluates_refusal_harmful():
     )
 
 
+class _RefusesTrainedTopics(torch.nn.Module):
+    """A stand-in language model that refuses exactly the harmful topics alignment
+    trains on (a memorised topic list), and answers s0 otherwise."""
+
+    def forward(
+        self, input_ids: torch.Tensor, past_key_values=None, use_cache: bool = False
+    ) -> SimpleNamespace:
+        seen = (
+            input_ids
+            if past_key_values is None
+            else torch.cat([past_key_values, input_ids], dim=1)
+        )
+        logits = torch.zeros(*input_ids.shape, len(toy.VOCAB))
+        listed = torch.tensor([toy.TOKEN[t] for t in toy.HARMFUL_TOPICS])
+        refuse = torch.isin(seen[:, 1], listed)
+        logits[refuse, -1, toy.TOKEN["REFUSE"]] = 1.0
+        logits[~refuse, -1, toy.TOKEN["s0"]] = 1.0
+        return SimpleNamespace(logits=logits, past_key_values=seen)
+
+
+def test_toy_held_out_topics_are_scored_apart():
+    _, held_out = toy.split_triples(0, 300)
+    scores = toy.evaluate(_RefusesTrainedTopics(), held_out[:20])
+    assert scores.refusal_harmful == 1.0
+    assert scores.refusal_held_out_topics == 0.0
+    assert scores.benign_refusal == 0.0
+    # the held-out topics are disjoint from the trained ones, of both kinds
+    assert not set(toy.HELD_OUT_HARMFUL_TOPICS) & set(toy.HARMFUL_TOPICS)
+    assert not set(toy.HELD_OUT_BENIGN_TOPICS) & set(toy.BENIGN_TOPICS)
+
+
+def test_toy_kind_task_names_the_topics_kind():
+    assert toy.task_output("KIND", (3, 4, 5), "H4") == [1, 1, 1]
+    assert toy.task_output("KIND", (3, 4, 5), "B5") == [0, 0, 0]
+    assert toy.task_output("SHIFT", (3, 4, 9), "B0") == [4, 5, 0]
+    with pytest.raises(ValueError, match="topic must be one of"):
+        toy.task_output("COPY", (1, 2, 3), "X9")
+    batch = toy.make_examples(["H3"], ["KIND"], [(0, 0, 0)], refuse=False)
+    assert batch.ids[0, toy.PROMPT_LEN :].tolist() == [
+        toy.TOKEN["s1"],
+        toy.TOKEN["s1"],
+        toy.TOKEN["s1"],
+        toy.TOKEN["EOS"],
+    ]
+
+
 def _delta_w(model, name: str) -> torch.Tensor:
     """The LoRA update s B A of one module, from the model's own factors."""
     layer = dict(model.named_modules())[name]
@@ -626,3 +672,56 @@ def test_greedy_answers_with_the_cache_equal_full_recomputation():
     expected = ids[:, toy.PROMPT_LEN :]
     assert len(set(map(tuple, expected.tolist()))) > 5  # not one constant answer
     assert torch.equal(toy.greedy_answers(model, prompts), expected)
+
+
+def test_stack_adapters_adds_the_parts_updates_module_by_module(low_rank_world):
+    base, aligned = low_rank_world
+    g = torch.Generator().manual_seed(8)
+
+    def adapter(layers, r=4, alpha=None):
+        model = get_peft_model(
+            copy.deepcopy(aligned),
+            LoraConfig(
+                r=r,
+                lora_alpha=alpha or 2 * r,
+                target_modules=["q_proj", "v_proj"],
+                layers_to_transform=layers,
+            ),
+        )
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "lora_" in name:
+                    p.copy_(torch.randn(p.shape, generator=g))
+        return model
+
+    early, late, every = adapter([0]), adapter([1]), adapter(None)
+    stacked = toy.stack_adapters(adapter(None, r=8), early, every)
+    for name, layer in stacked.named_modules():
+        if not hasattr(layer, "lora_A"):
+            continue
+        expected = _delta_w(every, name)
+        if name in dict(early.named_modules()) and hasattr(
+            dict(early.named_modules())[name], "lora_A"
+        ):
+            expected = expected + _delta_w(early, name)
+        assert torch.allclose(_delta_w(stacked, name), expected, atol=1e-5)
+    # disjoint parts: each module carries exactly one part's update
+    disjoint = toy.stack_adapters(adapter(None, r=8), early, late)
+    x = torch.randint(0, 40, (2, 7), generator=g)
+    with torch.no_grad():
+        merged_parts = copy.deepcopy(late).merge_and_unload()
+        for (n, p), q in zip(
+            merged_parts.named_parameters(),
+            copy.deepcopy(early).merge_and_unload().parameters(),
+        ):
+            if "layers.0." in n:
+                p.copy_(q)
+        assert torch.allclose(
+            disjoint(input_ids=x).logits, merged_parts(input_ids=x).logits, atol=1e-5
+        )
+    with pytest.raises(ValueError, match="add up to 12"):
+        toy.stack_adapters(adapter(None, r=8), every, every, every)
+    with pytest.raises(ValueError, match="the sum needs one scaling"):
+        toy.stack_adapters(adapter(None, r=8), adapter(None, r=2, alpha=2))
+    with pytest.raises(ValueError, match="at least one"):
+        toy.stack_adapters(adapter(None, r=8))
