@@ -33,7 +33,10 @@
 # and its choice of modules against random, highest-similarity and largest-update choices of as
 # many, and report what the toy shows. Finally we build alignments and harmful updates whose
 # directions we choose (a reversal, an orthogonal bypass, a natural fine-tune; a spread and a
-# low-rank alignment), predict from the algebra what Safe LoRA does to each, and check.
+# low-rank alignment), predict from the algebra what Safe LoRA does to each, and check; then put
+# a benign skill beside a harmful bypass, in separate modules and in the same ones. Refusal is
+# measured both on the harmful topics alignment saw and on held-out topics only the base model
+# saw.
 #
 # **Learning goals.** After this chapter you can
 # - state Safe LoRA's alignment matrix, projection, similarity and selection rules;
@@ -42,9 +45,11 @@
 # - design controls that separate the effect of a projection's direction from its shrinkage, and
 #   the effect of the selection rule from the edit;
 # - predict from $C$'s spectrum and the sign-blind similarity when Safe LoRA succeeds and when it
-#   fails, and test the prediction on updates built for it.
+#   fails, and test the prediction on updates built for it;
+# - tell a repair checked on the fine-tune's own topics from one that generalises, and say when a
+#   per-module edit can keep a skill while removing a harmful update.
 #
-# **Runtime.** `smoke`: under a minute; `book`: about 5 minutes on a 2-core CPU; `colab`: the toy
+# **Runtime.** `smoke`: about a minute; `book`: about 5 minutes on a 2-core CPU; `colab`: the toy
 # at book size (`TOY_SIZES = "colab"` for the larger one), then the Qwen2.5-0.5B base/instruct pair
 # (about 2 GB of downloads): its spectrum table, a LoRA fine-tuned on it (or yours, `ADAPTER_DIR`),
 # repaired, reloaded and compared on harmful and benign prompts: an estimated 20 to 40 minutes on
@@ -151,11 +156,17 @@ print(
 # %% [markdown]
 # ## Motivation: fine-tuning undoes alignment
 #
-# The toy language has prompts `BOS topic task a b c SEP`. Topics are benign (`B0..B2`) or harmful
-# (`H0..H2`); tasks are `COPY` and `REVERSE`. A *base* tiny Llama (4 layers, the module names of
-# Llama-2) learns to comply with everything. An *aligned* model is a full fine-tune of it that
-# answers harmful topics with the token `REFUSE` and still solves benign prompts. Then we fine-tune
-# the aligned model with LoRA on `q_proj` and `v_proj` (a common choice for Llama-style models; this
+# The toy language has prompts `BOS topic task a b c SEP`. Topics are benign (`B0..B5`) or harmful
+# (`H0..H5`); tasks are `COPY` and `REVERSE`, and `KIND`, which names the topic's kind (`s1 s1 s1`
+# harmful, `s0 s0 s0` benign). A *base* tiny Llama (4 layers, the module names of Llama-2) learns
+# to comply with everything, on every topic: like a pretrained model, it *knows* which topics are
+# harmful (it answers `KIND`) but does not act on it. An *aligned* model is a full fine-tune of it
+# that answers harmful topics with the token `REFUSE` and still solves benign prompts. Alignment and
+# every fine-tune below see only three topics of each kind (`B0..B2`, `H0..H2`); the other three
+# are **held-out topics**, and refusal is measured on them: a refusal that holds there comes from
+# what the model knows about harm, not from memorised topic tokens (the real question for a
+# repaired model, whose users ask about topics its alignment never listed). Then we fine-tune the
+# aligned model with LoRA on `q_proj` and `v_proj` (a common choice for Llama-style models; this
 # chapter's choice, not checked against the paper's code) in two ways:
 # (a) only on harmful prompts with compliant answers; (b) on a new benign task, `SHIFT` (every symbol
 # plus one), mixed with old benign prompts and a few harmful compliant pairs. The LoRA of (b) is
@@ -164,11 +175,17 @@ print(
 # update would destroy the skill, and the comparison would say nothing about directions.
 
 # %%
-all_topics = toy.BENIGN_TOPICS + toy.HARMFUL_TOPICS
 old_tasks = ["COPY", "REVERSE"]
+# what the model knows about harm, kept through alignment as pretraining knowledge is
+kind_data = toy.make_examples(
+    toy.ALL_TOPICS, ["KIND"], train_triples[:100], refuse=False
+)
 base = toy.fit(
     toy.tiny_llama(SEED, hidden=48),
-    toy.make_examples(all_topics, old_tasks, train_triples, refuse=False),
+    toy.concat(
+        toy.make_examples(toy.ALL_TOPICS, old_tasks, train_triples, refuse=False),
+        kind_data,
+    ),
     steps=STEPS["base"],
     lr=4e-3,
     batch_size=96,
@@ -178,6 +195,7 @@ base = toy.fit(
 alignment_data = toy.concat(
     toy.make_examples(toy.BENIGN_TOPICS, old_tasks, train_triples, refuse=False),
     toy.make_examples(toy.HARMFUL_TOPICS, old_tasks, train_triples, refuse=True),
+    kind_data,
 )
 aligned = toy.fit(
     toy.clone(base),
@@ -205,11 +223,17 @@ mixed = toy.concat(
 
 
 # %%
-def lora_template(model):
-    """A fresh rank-8 LoRA on q_proj and v_proj of a copy of ``model``."""
+def lora_template(model, layers=None, r=8):
+    """A fresh rank-r LoRA (scaling 2) on q_proj and v_proj of a copy of ``model``;
+    ``layers``: only those layers' modules."""
     return get_peft_model(
         toy.clone(model),
-        LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]),
+        LoraConfig(
+            r=r,
+            lora_alpha=2 * r,
+            target_modules=["q_proj", "v_proj"],
+            layers_to_transform=layers,
+        ),
     )
 
 
@@ -241,7 +265,8 @@ results_table(
     [
         {
             "model": name,
-            "refusal on harmful": sc.refusal_harmful,
+            "refusal, trained harmful topics": sc.refusal_harmful,
+            "refusal, held-out harmful topics": sc.refusal_held_out_topics,
             "benign accuracy": sc.benign_accuracy,
             "over-refusal": sc.benign_refusal,
             "new task": sc.new_task_accuracy,
@@ -252,10 +277,29 @@ results_table(
     caption="The four models on held-out prompts",
 )
 
+# %%
+aligned_scores = stage_scores["aligned"]
+claim(
+    "the aligned model refuses harmful topics its alignment never saw (at least 0.9) "
+    "and over-refuses benign topics at most 0.1 of the time",
+    aligned_scores.refusal_held_out_topics >= 0.9
+    and aligned_scores.benign_refusal <= 0.1,
+    held_out_topics=aligned_scores.refusal_held_out_topics,
+    over_refusal=aligned_scores.benign_refusal,
+)
+glue("sl_aligned_held_out", aligned_scores.refusal_held_out_topics)
+glue("sl_aligned_over", aligned_scores.benign_refusal)
+
 # %% [markdown]
-# The aligned model refuses the held-out harmful prompts and the LoRA fine-tunes do not (table
-# above): a few hundred steps on harmful compliant pairs, or a benign task with a handful of them
-# mixed in, undo the alignment. The held-out prompts use argument triples no stage trained on.
+# The aligned model refuses the harmful topics it was aligned on and, at
+# {glue:text}`sl_aligned_held_out:.2f`, the three harmful topics its alignment never saw, while it
+# over-refuses benign prompts at {glue:text}`sl_aligned_over:.2f`: its refusal follows what the
+# base model knew about the topics, not the three topic tokens it was shown. The LoRA fine-tunes
+# undo it on both (table above): a few hundred steps on harmful compliant pairs, or a benign task
+# with a handful of them mixed in, and the compliance spreads to the topics the fine-tune never
+# saw either. Every prompt in the table uses argument triples no stage trained on. Below,
+# "refusal" is measured on the harmful topics alignment and the fine-tunes saw (with held-out
+# triples) unless a table says "held-out topics".
 #
 # ## Derivation
 #
@@ -536,8 +580,12 @@ print(
 # the top 8 directions); three shrinkage controls without $C$'s direction (rescale $B$ to the norm
 # $C$ leaves, delete the update, $C$'s spectrum in random directions); and $C/\lambda_1$, $C$'s
 # directions and relative weights with its largest gain set to 1, which separates what $C$'s
-# direction does from its overall shrinkage. If the direction is what helps, $C/\lambda_1$ restores
+# direction does from its overall shrinkage; and $aC$ for $a = 0.1$ and $a = 10$, $C$'s direction
+# at a tenth and at ten times its scale. If the direction is what helps, $C/\lambda_1$ restores
 # about as much as $C$; if the shrinkage is, it restores less and the shrinkage controls as much.
+# Every $\lambda_1$ of this alignment is below 1 (the spectrum table above), so the shrinkage
+# account predicts, before the run: $0.1\,C$ restores at least as much as $C$ (it shrinks more)
+# and $10\,C$, whose largest gains exceed 1, restores less than $C$ with every module edited.
 
 # %%
 VARIANT_NAMES = {
@@ -548,7 +596,13 @@ VARIANT_NAMES = {
     "random_spectrum": "C's spectrum, random directions",
     "unit_gain": "C / lambda_1 (no overall shrinkage)",
     "rank_k_complement": "I minus the rank-8 projector",
+    "tenth": "0.1 C",
+    "tenfold": "10 C",
 }
+# the edit behind each name: a projection of PROJECTIONS, and the gain a of a C
+EDITS = {v: dict(projection=v, gain=1.0) for v in VARIANT_NAMES}
+EDITS["tenth"] = dict(projection="paper", gain=0.1)
+EDITS["tenfold"] = dict(projection="paper", gain=10.0)
 variants = list(VARIANT_NAMES)
 runs = []
 lora_models = {}  # (seed, setting) -> fine-tuned model, for the selection experiment
@@ -575,8 +629,8 @@ for seed in tqdm(range(N_SEEDS), desc="LoRA seeds"):
                     aligned,
                     mode="number",
                     num_layers=k,
-                    projection=variant,
                     rank_k=8,
+                    **EDITS[variant],
                     generator=torch.Generator().manual_seed(seed),
                 )
                 runs.append(
@@ -604,7 +658,7 @@ def summary(setting, variant, metric):
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 for ax, setting in zip(axes, ["(a) harmful", "(b) mixed"]):
-    for variant, marker in zip(variants, "osv^D<>"):
+    for variant, marker in zip(variants, "osv^D<>Px"):
         _, refusal, refusal_se = summary(setting, variant, "refusal_harmful")
         _, utility, utility_se = summary(
             setting,
@@ -655,9 +709,11 @@ for setting in ["(a) harmful", "(b) mixed"]:
             variant,
             "new_task_accuracy" if setting == "(b) mixed" else "benign_accuracy",
         )
+        _, refusal_topics, _ = summary(setting, variant, "refusal_held_out_topics")
         table[f"{setting} {variant}"] = {
             "k": ks,
             "refusal": refusal.round(3).tolist(),
+            "refusal_topics": refusal_topics.round(3).tolist(),
             "utility": utility.round(3).tolist(),
         }
 
@@ -678,6 +734,13 @@ display(
     by_k(
         "refusal",
         "Refusal rate on held-out harmful prompts, by the number K of modules changed",
+    )
+)
+display(
+    by_k(
+        "refusal_topics",
+        "Refusal rate on the held-out harmful topics (no stage but the base model saw "
+        "them), by K",
     )
 )
 display(
@@ -750,13 +813,10 @@ claim(
 )
 
 
-def refusal_at(variant: str, k: int) -> list[float]:
+def refusal_at(variant: str, k: int, metric: str = "refusal_harmful") -> list[float]:
     """Refusal rates of one variant at K = k, one per (seed, setting), in that order."""
     rows = [r for r in runs if (r["variant"], r["k"]) == (variant, k)]
-    return [
-        r["refusal_harmful"]
-        for r in sorted(rows, key=lambda r: (r["seed"], r["setting"]))
-    ]
+    return [r[metric] for r in sorted(rows, key=lambda r: (r["seed"], r["setting"]))]
 
 
 direction_only = paired_difference(
@@ -769,6 +829,18 @@ claim(
     direction_only.lower > 0.3,
     test=direction_only.test,
     **direction_only.evidence,
+)
+tenth, paper_k, tenfold = (
+    [table[f"{s} {v}"]["refusal"][-1] for s in settings]
+    for v in ("tenth", "paper", "tenfold")
+)
+claim(
+    f"as the shrinkage account predicts, at K = {k_max} 0.1 C restores at least as "
+    "much refusal as C (within 0.05, in both settings) and 10 C at most 0.1",
+    all(t >= p - 0.05 for t, p in zip(tenth, paper_k)) and max(tenfold) <= 0.1,
+    tenth=tenth,
+    c=paper_k,
+    tenfold=tenfold,
 )
 glue("sl_unit_gain_gap", direction_only.mean)
 glue("sl_unit_gain_max", max(table[f"{s} unit_gain"]["refusal"][-1] for s in settings))
@@ -805,7 +877,10 @@ glue("sl_scaled_half", scale_check[0.5])
 # shrinkage, restores at most {glue:text}`sl_unit_gain_max:.2f` with every module edited, on
 # average {glue:text}`sl_unit_gain_gap:.2f` less than $C$ (paired over seeds and settings). In this
 # toy, $C$ works by shrinking: its *direction* adds nothing measurable over shrinking or deleting
-# the same modules. Which modules the similarity *selects* is a separate
+# the same modules, and the gain sweep on $C$ itself agrees: $0.1\,C$ restores as much as $C$ or
+# more ({glue:text}`sl_tenth_b:.2f` against {glue:text}`sl_paper_b:.2f` in setting (b)), and
+# $10\,C$, whose largest gains exceed 1, restores at most {glue:text}`sl_tenfold_max:.2f`, as
+# predicted before the run. Which modules the similarity *selects* is a separate
 # question that this experiment does not test (every variant edits the same lowest-similarity
 # modules); the next experiment does. The new skill does not survive the edit once several modules are changed (new-task
 # accuracy {glue:text}`sl_skill_before:.2f` before, {glue:text}`sl_skill_after:.2f` with
@@ -817,6 +892,57 @@ glue("sl_scaled_half", scale_check[0.5])
 # The paper reports, on Llama-2-7B-Chat fine-tuned on a benign data set mixed with harmful examples,
 # harmfulness close to the aligned model's after Safe LoRA with utility largely kept (quoted from
 # {cite:t}`hsu2024safelora`, not reproduced here).
+
+# %% [markdown]
+# **Held-out topics.** The numbers above count refusals on the harmful topics the alignment and the
+# fine-tunes saw. The second refusal table counts them on the three harmful topics that only the
+# base model saw, which is closer to what a user of a repaired model meets. We did not write a
+# prediction for it before the run; this is what it shows, tested per seed and setting.
+
+# %%
+k_topics = {
+    v: refusal_at(v, k_max, "refusal_held_out_topics") for v in ("paper", "zero")
+}
+topic_gap = paired_difference(k_topics["zero"], k_topics["paper"])
+claim(
+    f"on the held-out topics, deleting the {k_max} modules restores more refusal than "
+    "C on them (paired over seeds and settings, 2 standard errors)",
+    topic_gap.lower > 0,
+    test=topic_gap.test,
+    **topic_gap.evidence,
+)
+topic_loss = paired_difference(refusal_at("paper", k_max), k_topics["paper"])
+claim(
+    f"C on {k_max} modules restores less refusal on the held-out topics than on the "
+    "topics the fine-tune trained on (paired over seeds and settings, 2 standard "
+    "errors)",
+    topic_loss.lower > 0,
+    test=topic_loss.test,
+    **topic_loss.evidence,
+)
+topics_c = [table[f"{s} paper"]["refusal_topics"][-1] for s in settings]
+glue("sl_topics_c_a", topics_c[0])
+glue("sl_topics_c_b", topics_c[1])
+glue(
+    "sl_topics_zero_min",
+    min(table[f"{s} zero"]["refusal_topics"][-1] for s in settings),
+)
+glue("sl_topics_gap", topic_gap.mean)
+glue("sl_topics_loss", topic_loss.mean)
+glue("sl_tenth_b", tenth[1])
+glue("sl_paper_b", paper_k[1])
+glue("sl_tenfold_max", max(tenfold))
+
+# %% [markdown]
+# With every module edited, $C$ restores refusal on the held-out topics to only
+# {glue:text}`sl_topics_c_a:.2f` in setting (a) and {glue:text}`sl_topics_c_b:.2f` in (b), on
+# average {glue:text}`sl_topics_loss:.2f` less than on the topics the fine-tune trained on, while
+# deleting the same modules restores at least {glue:text}`sl_topics_zero_min:.2f` on them (deleting
+# minus $C$: {glue:text}`sl_topics_gap:+.2f`, paired). What $C$ leaves of the update (at most
+# {glue:text}`sl_lambda_max:.2f` of it along any direction here) is enough to keep the model
+# complying on topics outside the fine-tune's data: a repair checked only on the fine-tune's own
+# harmful topics looks better than it is. This is the shrinkage account again, with a stricter
+# test: the held-out topics need more of the update removed, and deletion removes all of it.
 
 # %% [markdown]
 # ## Experiment: does the similarity select the right modules?
@@ -1015,11 +1141,12 @@ spectrum_table(spectra_low_rank, "the spectrum of C, per module of alignment A2"
 
 
 # %%
-def harmful_finetune(on, seed: int, bypass_rank: int | None = None):
-    """A rank-8 q/v LoRA on ``on`` trained on harmful compliant pairs; with
-    ``bypass_rank``, only outside that many top directions of each module's V (H2)."""
+def harmful_finetune(on, seed: int, bypass_rank: int | None = None, layers=None):
+    """A rank-8 q/v LoRA on ``on`` (``layers``: only those) trained on harmful
+    compliant pairs; with ``bypass_rank``, only outside that many top directions of
+    each module's V (H2)."""
     torch.manual_seed(seed)  # the initial A, so each run depends on its seed only
-    model = lora_template(on)
+    model = lora_template(on, layers)
     constraint = (
         toy.outside_alignment(model, base, on, bypass_rank)
         if bypass_rank
@@ -1243,22 +1370,26 @@ glue("sl_mechanism_seeds", MECHANISM_SEEDS)
 
 # %%
 GAINS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+def edited_by_gain(model, a_name: str, a: float):
+    """H3's model with a C on every module."""
+    return safe_lora(
+        model,
+        base,
+        alignments[a_name][0],
+        mode="number",
+        num_layers=len(result.report),  # every module
+        gain=a,
+    ).apply(model)
+
+
 gain_sweep = [
     dict(
         alignment=a_name,
         gain=a,
         seed=seed,
-        refusal=toy.harmful_refusal(
-            safe_lora(
-                model,
-                base,
-                alignments[a_name][0],
-                mode="number",
-                num_layers=len(result.report),  # every module
-                gain=a,
-            ).apply(model),
-            held_out,
-        ),
+        **toy.evaluate(edited_by_gain(model, a_name, a), held_out).__dict__,
     )
     for (a_name, update, seed), model in mechanism_models.items()
     if update == "H3 natural"
@@ -1270,10 +1401,10 @@ lambda_1s = {
 }
 
 
-def sweep_mean(a_name: str, a: float) -> float:
-    """Mean refusal over seeds after a C on every module of H3 on ``a_name``."""
+def sweep_mean(a_name: str, a: float, metric: str = "refusal_harmful") -> float:
+    """Mean of ``metric`` over seeds after a C on every module of H3 on ``a_name``."""
     rows = [r for r in gain_sweep if (r["alignment"], r["gain"]) == (a_name, a)]
-    return np.mean([r["refusal"] for r in rows]).item()
+    return np.mean([r[metric] for r in rows]).item()
 
 
 # %% tags=["hide-input"]
@@ -1308,6 +1439,8 @@ sweep_table = [
         "a lambda_1, largest": a * max(lams),
         "regime": regime(a, lams),
         "refusal (mean over seeds)": sweep_mean(a_name, a),
+        "benign accuracy": sweep_mean(a_name, a, "benign_accuracy"),
+        "over-refusal": sweep_mean(a_name, a, "benign_refusal"),
     }
     for a_name, lams in lambda_1s.items()
     for a in GAINS
@@ -1315,31 +1448,289 @@ sweep_table = [
 results_table(sweep_table, digits=2, caption="a C on every module of H3")
 
 # %%
-below = [r["refusal (mean over seeds)"] for r in sweep_table if "below" in r["regime"]]
-above = [r["refusal (mean over seeds)"] for r in sweep_table if "above" in r["regime"]]
+# an edit that leaves the model unable to do its old tasks is not a repair, whatever it
+# answers: such rows are reported, and kept out of the refusal comparison
+WORKS = 0.5  # benign accuracy a working model keeps
+working = [r for r in sweep_table if r["benign accuracy"] >= WORKS]
+broken = [(r["alignment"], r["a"]) for r in sweep_table if r not in working]
+below = [r["refusal (mean over seeds)"] for r in working if "below" in r["regime"]]
+above = [r["refusal (mean over seeds)"] for r in working if "above" in r["regime"]]
 covered = all(
-    {regime(a, lams) for a in GAINS} >= {"every gain below 1", "every gain above 1"}
-    for lams in lambda_1s.values()
+    {regime(r["a"], lambda_1s[r["alignment"]]) for r in working if r["alignment"] == n}
+    >= {"every gain below 1", "every gain above 1"}
+    for n in lambda_1s
 )
 claim(
     "the scale decides, on both alignments: a C restores refusal after the natural "
     "fine-tune to at least 0.8 at every gain a where a lambda_1 < 1 in every module, "
-    "and to at most 0.2 wherever a lambda_1 > 1 in every module",
+    "and to at most 0.2 wherever a lambda_1 > 1 in every module, among the edits that "
+    f"leave benign accuracy at least {WORKS}",
     covered and min(below) >= 0.8 and max(above) <= 0.2,
     below_one=below,
     above_one=above,
+    broken=broken,
 )
 glue("sl_sweep_below_min", min(below))
 glue("sl_sweep_above_max", max(above))
+glue("sl_sweep_works", WORKS)
+glue(
+    "sl_sweep_broken",
+    ", ".join(f"{n} at a = {a:g}" for n, a in broken) if broken else "none",
+)
 
 # %% [markdown]
 # The sweep bears the prediction out on both alignments: wherever every gain $a\lambda_1$ is below
 # 1, refusal comes back (at least {glue:text}`sl_sweep_below_min:.2f`); wherever every gain is
-# above 1, it does not (at most {glue:text}`sl_sweep_above_max:.2f`); in between, partly. A1 and
+# above 1, it does not (at most {glue:text}`sl_sweep_above_max:.2f`); in between, partly. One
+# thing the prediction did not foresee: a gain large enough breaks the model, whose answers then
+# include `REFUSE` for a reason that has nothing to do with safety (benign accuracy below
+# {glue:text}`sl_sweep_works` in the table; here: {glue:text}`sl_sweep_broken`). Those edits are
+# reported in the table and kept out of the comparison, since a model that no longer does its
+# old tasks is not a repaired one. A1 and
 # A2 differ in where that boundary lies, not in kind. So in this toy "Safe LoRA restores safety"
 # means "$C$ shrinks the harmful update because the alignment's singular values are small". The
 # scale of $V$ decides it ($\gamma V$ gives $\gamma C$): the same directions at a larger scale
 # would not restore anything.
+
+# %% [markdown]
+# ### A benign skill beside the bypass
+#
+# A real fine-tune carries a new skill *and* whatever undoes the alignment, and a repair is worth
+# having only if it removes the second and keeps the first. Where the two sit decides what a
+# per-module edit can do. On A2 (where the bypass is deleted exactly) we train, per seed, a
+# benign adapter that learns `SHIFT` (benign prompts, with a few harmful prompts answered by
+# `REFUSE`, as a careful fine-tuner would mix in) and a bypass H2, and add them into one adapter
+# (`toy.stack_adapters`) in two placements:
+#
+# - **disjoint**: the skill in the modules of layers 0 and 1, the bypass in those of layers 2
+#   and 3;
+# - **shared**: both in every module.
+#
+# **Predictions, before the run.**
+#
+# 5. *Disjoint: selection by count separates them, the threshold does not.* The bypass's
+#    similarities are 0 and the skill's positive, so the 4 lowest-similarity modules are exactly
+#    the bypass's; $C$ deletes them and leaves the rest, so the repaired model *is* A2 plus the
+#    skill adapter: refusal and skill as that adapter alone. At $\tau = 0.5$ the skill's modules
+#    are edited too, since a natural update on A2 has similarities well below 0.5 (the H3 row of
+#    the table above), and the skill is lost. Wrong if the 4 lowest are not the bypass's, or if
+#    $\tau = 0.5$ keeps the skill.
+# 6. *Shared: no number of modules keeps the skill and restores refusal.* Each module is edited as
+#    a whole, so deleting the bypass in a module also replaces the skill's update there by $C$'s
+#    image of it. Wrong if some $K$ restores refusal to at least 0.8 while keeping at least half
+#    of the skill adapter's new-task accuracy.
+
+# %%
+SKILL_LAYERS, BYPASS_LAYERS = [0, 1], [2, 3]
+skill_data = toy.concat(
+    toy.make_examples(toy.BENIGN_TOPICS, ["SHIFT"], train_triples, refuse=False),
+    toy.make_examples(toy.BENIGN_TOPICS, old_tasks, train_triples[:100], refuse=False),
+    toy.make_examples(toy.HARMFUL_TOPICS, old_tasks, train_triples[:40], refuse=True),
+)
+
+
+def skill_finetune(seed: int, layers=None):
+    """A rank-8 q/v LoRA on A2 (``layers``: only those) that learns SHIFT."""
+    torch.manual_seed(seed)
+    return toy.fit(
+        lora_template(aligned_low_rank, layers),
+        skill_data,
+        steps=2 * STEPS["mechanism"],
+        lr=3e-3,
+        batch_size=96,
+        seed=seed,
+        desc=f"skill LoRA, seed {seed}",
+    )
+
+
+placements = {}  # (placement, seed) -> (stacked adapter, the skill adapter alone)
+for seed in range(MECHANISM_SEEDS):
+    skill_early = skill_finetune(seed, SKILL_LAYERS)
+    bypass_late = harmful_finetune(aligned_low_rank, seed, 4, BYPASS_LAYERS)
+    skill_every = skill_finetune(seed)
+    bypass_every = mechanism_models[("A2 low-rank", "H2 bypass", seed)]
+    for placement, parts in (
+        ("disjoint", (skill_early, bypass_late)),
+        ("shared", (skill_every, bypass_every)),
+    ):
+        stacked = toy.stack_adapters(lora_template(aligned_low_rank, r=16), *parts)
+        placements[(placement, seed)] = (stacked, parts[0])
+
+
+# %%
+def placement_rows(key, stacked, skill_alone) -> list[dict]:
+    """Scores of the stacked adapter before and after each edit, and of the skill
+    adapter alone."""
+    placement, seed = key
+    n = len(result.report)
+    edits = {
+        "fine-tuned, no edit": None,
+        "Safe LoRA, tau = 0.5": dict(mode="threshold"),
+    }
+    edits |= {f"K = {k}": dict(mode="number", num_layers=k) for k in range(2, n + 1, 2)}
+    rows = [
+        dict(
+            placement=placement,
+            seed=seed,
+            edit="the skill adapter alone",
+            **toy.evaluate(skill_alone, held_out).__dict__,
+        )
+    ]
+    for edit, how in edits.items():
+        model = (
+            stacked
+            if how is None
+            else safe_lora(stacked, base, aligned_low_rank, **how).apply(stacked)
+        )
+        rows.append(
+            dict(
+                placement=placement,
+                seed=seed,
+                edit=edit,
+                **toy.evaluate(model, held_out).__dict__,
+            )
+        )
+    return rows
+
+
+placement_runs = [
+    row for key, pair in placements.items() for row in placement_rows(key, *pair)
+]
+first_four = {
+    key: sorted(
+        safe_lora(stacked, base, aligned_low_rank, mode="number", num_layers=4).report,
+        key=lambda r: r.similarity,
+    )[:4]
+    for key, (stacked, _) in placements.items()
+    if key[0] == "disjoint"
+}
+
+
+def placement_mean(placement: str, edit: str, metric: str) -> tuple[float, float]:
+    """Mean over seeds and its standard error."""
+    v = np.array(
+        [
+            r[metric]
+            for r in placement_runs
+            if (r["placement"], r["edit"]) == (placement, edit)
+        ]
+    )
+    return v.mean().item(), (v.std(ddof=1) / np.sqrt(len(v))).item()
+
+
+# %% tags=["hide-input"]
+PLACEMENT_EDITS = list(dict.fromkeys(r["edit"] for r in placement_runs))
+fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+for ax, placement in zip(axes, ("disjoint", "shared")):
+    for edit, marker in zip(PLACEMENT_EDITS, "*osv^D<>"):
+        (x, xse), (y, yse) = (
+            placement_mean(placement, edit, m)
+            for m in ("new_task_accuracy", "refusal_harmful")
+        )
+        ax.errorbar(
+            x, y, xerr=2 * xse, yerr=2 * yse, marker=marker, label=edit, capsize=2
+        )
+    ax.set(
+        xlabel="new-task accuracy (per token)",
+        ylabel="refusal rate on harmful prompts",
+        title=f"skill and bypass in {placement} modules (A2)\n"
+        f"means over {MECHANISM_SEEDS} seeds, bars: 2 standard errors",
+    )
+    ax.legend(fontsize=7)
+plt.show()
+
+# %%
+results_table(
+    [
+        {
+            "placement": placement,
+            "edit": edit,
+            **{
+                label: placement_mean(placement, edit, metric)[0]
+                for metric, label in (
+                    ("refusal_harmful", "refusal"),
+                    ("refusal_held_out_topics", "refusal, held-out topics"),
+                    ("new_task_accuracy", "new task"),
+                    ("benign_accuracy", "benign accuracy"),
+                )
+            },
+        }
+        for placement in ("disjoint", "shared")
+        for edit in PLACEMENT_EDITS
+    ],
+    digits=2,
+    caption=f"Skill and bypass on A2, means over {MECHANISM_SEEDS} seeds",
+)
+
+# %%
+bypass_modules = {
+    f"base_model.model.model.layers.{i}.self_attn.{p}"
+    for i in BYPASS_LAYERS
+    for p in ("q_proj", "v_proj")
+}
+
+
+def mean_of_edit(placement: str, edit: str, metric: str) -> float:
+    return placement_mean(placement, edit, metric)[0]
+
+
+alone = {
+    m: mean_of_edit("disjoint", "the skill adapter alone", m)
+    for m in ("refusal_harmful", "new_task_accuracy")
+}
+by_count = {m: mean_of_edit("disjoint", "K = 4", m) for m in alone}
+claim(
+    "prediction 5 holds: with skill and bypass in disjoint modules, the 4 lowest "
+    "similarities are the bypass's in every run, and C on them gives the skill "
+    "adapter's own refusal and new-task accuracy (within 0.02)",
+    all({r.name for r in four} == bypass_modules for four in first_four.values())
+    and all(abs(by_count[m] - alone[m]) <= 0.02 for m in alone),
+    after_k4=by_count,
+    skill_alone=alone,
+)
+threshold_skill = mean_of_edit("disjoint", "Safe LoRA, tau = 0.5", "new_task_accuracy")
+claim(
+    "prediction 5 holds: at tau = 0.5 Safe LoRA edits the skill's modules too and "
+    "keeps less than half of the skill adapter's new-task accuracy",
+    threshold_skill < alone["new_task_accuracy"] / 2,
+    new_task_after=threshold_skill,
+    skill_alone=alone["new_task_accuracy"],
+)
+shared_alone = mean_of_edit("shared", "the skill adapter alone", "new_task_accuracy")
+shared_edits = [e for e in PLACEMENT_EDITS if e.startswith(("K =", "Safe"))]
+both = [
+    e
+    for e in shared_edits
+    if mean_of_edit("shared", e, "refusal_harmful") >= 0.8
+    and mean_of_edit("shared", e, "new_task_accuracy") >= shared_alone / 2
+]
+claim(
+    "prediction 6 holds: with skill and bypass in the same modules, no edit restores "
+    "refusal to 0.8 while keeping half of the skill adapter's new-task accuracy",
+    not both,
+    edits_that_do=both,
+    refusal={e: mean_of_edit("shared", e, "refusal_harmful") for e in shared_edits},
+    new_task={e: mean_of_edit("shared", e, "new_task_accuracy") for e in shared_edits},
+)
+glue("sl_place_k4_refusal", by_count["refusal_harmful"])
+glue("sl_place_k4_skill", by_count["new_task_accuracy"])
+glue("sl_place_tau_skill", threshold_skill)
+glue(
+    "sl_place_before_refusal",
+    mean_of_edit("disjoint", "fine-tuned, no edit", "refusal_harmful"),
+)
+
+# %% [markdown]
+# Both predictions hold. With the pieces in disjoint modules, the fine-tune alone refuses
+# {glue:text}`sl_place_before_refusal:.2f`; the four lowest similarities are the bypass's in every
+# run, and $C$ on them gives back refusal {glue:text}`sl_place_k4_refusal:.2f` with new-task
+# accuracy {glue:text}`sl_place_k4_skill:.2f`, what the skill adapter alone has; the threshold
+# $\tau = 0.5$ edits the skill's modules as well and leaves {glue:text}`sl_place_tau_skill:.2f`.
+# With both pieces in every module, no edit gets both (table above). Safe LoRA acts on modules,
+# so it can separate a harmful update from a useful one only when they live in different modules,
+# and only with a selection that stops at the right count; in this toy the paper's default
+# threshold does not. How a real fine-tune spreads its two parts over modules is an empirical
+# question this toy cannot answer.
 
 # %% [markdown]
 # ## The real thing (colab profile)
@@ -1566,6 +1957,30 @@ results = record_results(
 # `v = torch.diag(torch.tensor([3.0, 1.0]))`, `b = -v`, `a = torch.eye(2)`.
 # ```
 #
+# ```{exercise}
+# :label: ex-sl-shared
+#
+# A module's update is a skill part $S$ plus a bypass part $H$ with $CH = 0$ (the bypass writes
+# outside $V$'s column space). Show that the similarity of the sum is
+# $s(S + H) = s(S)\,\|S\|_F/\|S + H\|_F$, and, when $\langle S, H\rangle_F = 0$,
+# $s(S)/\sqrt{1 + \|H\|_F^2/\|S\|_F^2}$. A skill with $s(S) = 0.6$ is not edited at
+# $\tau = 0.5$; is it still safe from the edit once a bypass of the same norm shares its module?
+# What does the edit then do to the skill?
+# ```
+#
+# ```{solution} ex-sl-shared
+# :class: dropdown
+#
+# $C(S + H) = CS$, and $\langle CS, H\rangle_F = \operatorname{tr}(S^\top C H) = 0$ because $C$ is
+# symmetric and $CH = 0$. So $s(S + H) = \langle CS, S\rangle_F/(\|CS\|_F\|S + H\|_F)
+# = s(S)\|S\|_F/\|S + H\|_F$; with $\langle S, H\rangle_F = 0$, $\|S + H\|_F^2 = \|S\|_F^2 +
+# \|H\|_F^2$. For $s(S) = 0.6$ and $\|H\|_F = \|S\|_F$: $0.6/\sqrt 2 \approx 0.42 < 0.5$, so the
+# module is now edited, and the edit replaces $S + H$ by $CS$: the bypass is gone, and the skill's
+# update is whatever $C$ makes of it (on A2, a rank-4 image amplified by gains above 1). This is
+# the shared placement of the last experiment. In code: build $V$ of rank 2, $S$ inside and $H$
+# outside its column space, and compare `projection_similarity` of $S$ and of $S + H$.
+# ```
+#
 # ## Summary
 #
 # - Safe LoRA projects a LoRA module's update by $C = VV^\top/\|V\|_F$ built from base and aligned weights,
@@ -1582,7 +1997,13 @@ results = record_results(
 # - With directions built on purpose: an update that reverses the alignment is never selected
 #   (sign-blindness); an update outside a *low-rank* alignment is selected and deleted exactly,
 #   but outside a spread-out one it is not; when every $\lambda_1 < 1$ the edit restores refusal
-#   through shrinkage ($C/\lambda_1$ does not), and when $\lambda_1 > 1$ it does not restore it.
+#   through shrinkage ($C/\lambda_1$ does not, $0.1\,C$ does, $10\,C$ does not), and when
+#   $\lambda_1 > 1$ it does not restore it.
+# - On harmful topics that only the base model saw, the same repair restores less: what $C$ leaves
+#   of the update keeps the model complying there, while deleting the same modules does not.
+# - A per-module edit keeps a skill and removes a bypass only when they sit in different modules,
+#   and only with a selection that stops at the bypass's modules; the default threshold edits the
+#   skill's modules as well.
 #
 # ## References
 #
