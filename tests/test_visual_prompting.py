@@ -36,8 +36,9 @@ def _backbone(classes: int = 4, norm: str = "group") -> nn.Module:
     )
 
 
-def _model(norm: str = "group") -> PromptedClassifier:
-    model = PromptedClassifier(_backbone(norm=norm), VisualPrompt(1, 10, 6), 4, 3)
+def _model(norm: str = "group", region: str = "border") -> PromptedClassifier:
+    prompt = VisualPrompt(1, 10, 6, region=region)
+    model = PromptedClassifier(_backbone(norm=norm), prompt, 4, 3)
     with torch.no_grad():
         model.prompt.weight.normal_(0, 0.5)
     return model
@@ -60,10 +61,21 @@ def test_mask_and_prompt_geometry():
     )
     # resized
     assert place_on_canvas(torch.rand(2, 1, 8, 8), 10, 6).shape == (2, 1, 10, 10)
+    # the full-canvas prompt adds tanh(W) everywhere, the image's window included
+    full = VisualPrompt(3, 10, 10, region="full")
+    with torch.no_grad():
+        full.weight.normal_()
+    x = torch.rand(2, 3, 10, 10)
+    assert torch.allclose(full(x), x + torch.tanh(full.weight))
+    with pytest.raises(ValueError, match="region must be one of"):
+        VisualPrompt(1, 10, 6, region="centre")
+    with pytest.raises(ValueError, match="inner < canvas"):
+        VisualPrompt(1, 10, 10)
 
 
-def test_prompt_grad_sample_equals_per_example_autograd_and_opacus():
-    model = _model()
+@pytest.mark.parametrize("region", VisualPrompt.REGIONS)
+def test_prompt_grad_sample_equals_per_example_autograd_and_opacus(region):
+    model = _model(region=region)
     x, y = torch.rand(5, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1])
     per_example = []
     for i in range(5):
@@ -74,7 +86,7 @@ def test_prompt_grad_sample_equals_per_example_autograd_and_opacus():
         per_example.append(
             {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
         )
-    fresh = _model()
+    fresh = _model(region=region)
     samples = opacus_grad_samples(fresh, x, y)
     assert set(samples) == {n for n, p in fresh.named_parameters() if p.requires_grad}
     for name, sample in samples.items():
@@ -86,7 +98,7 @@ def test_prompt_grad_sample_equals_per_example_autograd_and_opacus():
     assert all(
         not hasattr(p, "grad_sample") and p.grad is None for p in fresh.parameters()
     )
-    assert torch.equal(fresh(x), _model()(x))
+    assert torch.equal(fresh(x), _model(region=region)(x))
 
 
 def test_batchnorm_guard():

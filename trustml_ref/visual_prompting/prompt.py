@@ -67,19 +67,34 @@ def place_on_canvas(x: torch.Tensor, canvas: int, inner: int) -> torch.Tensor:
 
 class VisualPrompt(nn.Module):
     r"""The input transformation :math:`x \mapsto \mathrm{pad}(\mathrm{resize}(x)) +
-    \tanh(W)\odot M`."""
+    \tanh(W)\odot M`, with :math:`M` the border mask (``region="border"``, the
+    paper's padding prompt) or all ones (``region="full"``: the prompt is added to the
+    whole canvas, image included)."""
 
-    def __init__(self, channels: int, canvas: int, inner: int) -> None:
+    REGIONS = ("border", "full")
+
+    def __init__(
+        self, channels: int, canvas: int, inner: int, region: str = "border"
+    ) -> None:
         super().__init__()
         _margin(canvas, inner)
-        self.canvas, self.inner = canvas, inner
+        if region not in self.REGIONS:
+            raise ValueError(f"region must be one of {self.REGIONS}, got {region!r}")
+        if region == "border" and inner == canvas:
+            raise ValueError(
+                "a border prompt needs inner < canvas (inner == canvas leaves no "
+                "border); use region='full' to prompt the whole canvas"
+            )
+        self.canvas, self.inner, self.region = canvas, inner, region
         # W; tanh(0) = 0: starts as no prompt
         self.weight = nn.Parameter(torch.zeros(channels, canvas, canvas))
 
     def mask(self) -> torch.Tensor:
-        return border_mask(
-            self.canvas, self.inner, device=self.weight.device, dtype=self.weight.dtype
-        )
+        """:math:`M`: where the prompt is added."""
+        kwargs = dict(device=self.weight.device, dtype=self.weight.dtype)
+        if self.region == "full":
+            return torch.ones(self.canvas, self.canvas, **kwargs)
+        return border_mask(self.canvas, self.inner, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.weight.shape[0]:
