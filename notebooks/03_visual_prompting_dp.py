@@ -870,6 +870,15 @@ for shift_name, knobs in tqdm(SHIFTS.items(), desc="shifts"):
             )
 
 # %%
+def winner(runs: dict) -> str:
+    """The learner with the best mean if it beats the runner-up by more than two
+    standard errors of their paired difference over the seeds, else "tie"."""
+    best, second = sorted(runs, key=lambda name: -np.mean(runs[name]))[:2]
+    if SEEDS < 2:
+        return f"{best} (one seed)"
+    return best if paired_difference(runs[best], runs[second]).lower > 0 else "tie"
+
+
 results_table(
     [
         {
@@ -881,6 +890,17 @@ results_table(
             },
         }
         for name in GLYPH_LEARNERS
+    ]
+    + [
+        {
+            "learner": "winner (2 standard errors)",
+            **{
+                shift: winner(
+                    {name: glyph_runs[shift, name] for name in GLYPH_LEARNERS}
+                )
+                for shift in SHIFTS
+            },
+        }
     ],
     caption=f"glyph target: test accuracy, mean ± std over {SEEDS} seeds, "
     f"{GLYPH_N} labelled images",
@@ -1171,6 +1191,9 @@ results_table(
                 f"± {np.std(dp_glyph_runs[(n, eps), name]):.3f}"
                 for name in DP_GLYPH_LEARNERS
             },
+            "winner (2 standard errors)": winner(
+                {name: dp_glyph_runs[(n, eps), name] for name in DP_GLYPH_LEARNERS}
+            ),
         }
         for n, eps in DP_GLYPH
     ],
