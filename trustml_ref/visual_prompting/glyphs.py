@@ -91,7 +91,7 @@ def glyph_bank(faces: tuple[str, ...], chars: str) -> torch.Tensor:
     (len(STROKES), len(faces), len(chars), BANK_SIZE, BANK_SIZE) in [0, 1].
 
     A stroke change of ``s`` pixels is a grey dilation (``s > 0``) or erosion
-    (``s < 0``) by a (|s| + 1)-pixel square."""
+    (``s < 0``) by a square of side ``abs(s) + 1`` pixels."""
     if not faces or not chars:
         raise ValueError("faces and chars must be non-empty")
     known = set(SOURCE_FACES + TARGET_FACES)
