@@ -423,24 +423,33 @@ def test_module_spectra_from_models_and_directories_agree(world, tmp_path):
         module_spectra(base, aligned, suffixes=("no_proj.weight",))
 
 
-class _RefusesEvenArguments(torch.nn.Module):
-    """A stand-in language model: REFUSE next when the prompt's first argument is
-    even, the first symbol otherwise."""
+class _StandIn(torch.nn.Module):
+    """A stand-in language model: REFUSE next where :meth:`refuses` says so for the
+    tokens seen so far, the first symbol otherwise. Its "cache" is those tokens."""
+
+    def refuses(self, seen: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(
         self, input_ids: torch.Tensor, past_key_values=None, use_cache: bool = False
     ) -> SimpleNamespace:
-        # its "cache" is the tokens seen so far
         seen = (
             input_ids
             if past_key_values is None
             else torch.cat([past_key_values, input_ids], dim=1)
         )
         logits = torch.zeros(*input_ids.shape, len(toy.VOCAB))
-        even = (seen[:, 3] - toy.TOKEN["s0"]) % 2 == 0
-        logits[even, -1, toy.TOKEN["REFUSE"]] = 1.0
-        logits[~even, -1, toy.TOKEN["s0"]] = 1.0
+        refuse = self.refuses(seen)
+        logits[refuse, -1, toy.TOKEN["REFUSE"]] = 1.0
+        logits[~refuse, -1, toy.TOKEN["s0"]] = 1.0
         return SimpleNamespace(logits=logits, past_key_values=seen)
+
+
+class _RefusesEvenArguments(_StandIn):
+    """Refuses when the prompt's first argument is even."""
+
+    def refuses(self, seen: torch.Tensor) -> torch.Tensor:
+        return (seen[:, 3] - toy.TOKEN["s0"]) % 2 == 0
 
 
 def test_toy_harmful_refusal_equals_evaluates_refusal_harmful():
@@ -455,24 +464,13 @@ def test_toy_harmful_refusal_equals_evaluates_refusal_harmful():
     )
 
 
-class _RefusesTrainedTopics(torch.nn.Module):
-    """A stand-in language model that refuses exactly the harmful topics alignment
-    trains on (a memorised topic list), and answers s0 otherwise."""
+class _RefusesTrainedTopics(_StandIn):
+    """Refuses exactly the harmful topics alignment trains on (a memorised topic
+    list)."""
 
-    def forward(
-        self, input_ids: torch.Tensor, past_key_values=None, use_cache: bool = False
-    ) -> SimpleNamespace:
-        seen = (
-            input_ids
-            if past_key_values is None
-            else torch.cat([past_key_values, input_ids], dim=1)
-        )
-        logits = torch.zeros(*input_ids.shape, len(toy.VOCAB))
+    def refuses(self, seen: torch.Tensor) -> torch.Tensor:
         listed = torch.tensor([toy.TOKEN[t] for t in toy.HARMFUL_TOPICS])
-        refuse = torch.isin(seen[:, 1], listed)
-        logits[refuse, -1, toy.TOKEN["REFUSE"]] = 1.0
-        logits[~refuse, -1, toy.TOKEN["s0"]] = 1.0
-        return SimpleNamespace(logits=logits, past_key_values=seen)
+        return torch.isin(seen[:, 1], listed)
 
 
 def test_toy_held_out_topics_are_scored_apart():
