@@ -755,7 +755,7 @@ glue(
 # matplotlib ships, each one thickened or thinned, rotated, sheared, shifted and blurred at random,
 # as many i.i.d. images as a run asks for. The *source* model is trained on digits and capital
 # letters in the 16 DejaVu and STIX faces (36 classes, public data). The private *target* is the
-# ten digits in the six Computer Modern faces the source never saw (one of them draws old-style
+# ten digits in the five Computer Modern faces the source never saw (one of them draws old-style
 # figures), at three levels of shift:
 #
 # - *fonts only*: the new faces, nothing else;

@@ -110,3 +110,10 @@ def test_shift_knobs():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_a_face_this_matplotlib_lacks_is_named(monkeypatch, tmp_path):
+    monkeypatch.setattr(G, "_font_dir", lambda: tmp_path)
+    G.glyph_bank.cache_clear()
+    with pytest.raises(FileNotFoundError, match="'cmr10.ttf' is not among the fonts"):
+        G.glyph_bank(("cmr10.ttf",), "0")

@@ -6,7 +6,7 @@ Every image is one character of one *face* (a font file), drawn once at high
 resolution (:func:`glyph_bank`) and then, per image, thickened or thinned, warped by a
 random affine map, shrunk to the canvas and blurred (:class:`Jitter`). The faces are
 split in two: the *source faces* (DejaVu and STIX, 16 faces) make the public data a
-source model is trained on, digits and letters; the *target faces* (the six Computer
+source model is trained on, digits and letters; the *target faces* (the five Computer
 Modern faces, whose digits include old-style figures) make the private digits.
 :func:`shift` widens the gap further with three knobs: elastic distortion, a fixed
 additive texture and contrast inversion. Draws are seeded, so two seeds give two
@@ -43,9 +43,8 @@ SOURCE_FACES = (
     "STIXGeneralItalic.ttf",
     "STIXGeneralBolIta.ttf",
 )
-#: the six held-out faces of the private target
-TARGET_FACES = ("cmr10.ttf", "cmb10.ttf", "cmss10.ttf", "cmtt10.ttf", "cmti10.ttf")
-TARGET_FACES += ("cmmi10.ttf",)  # old-style figures: the widest gap
+#: the five held-out faces of the private target (cmmi10 draws old-style figures)
+TARGET_FACES = ("cmr10.ttf", "cmb10.ttf", "cmss10.ttf", "cmtt10.ttf", "cmmi10.ttf")
 DIGITS = string.digits
 SOURCE_CHARS = string.digits + string.ascii_uppercase  # 36 source classes
 BANK_SIZE = 64  # side of the high-resolution drawing
@@ -65,7 +64,13 @@ def _draw(face: str, char: str) -> np.ndarray:
     scaled to ``_INK`` pixels on the longer side and centred."""
     from matplotlib.ft2font import FT2Font
 
-    font = FT2Font(str(_font_dir() / face))
+    path = _font_dir() / face
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"face {face!r} is not among the fonts this matplotlib ships "
+            f"({path.parent})"
+        )
+    font = FT2Font(str(path))
     if ord(char) not in font.get_charmap():
         raise ValueError(f"face {face!r} has no glyph for char {char!r}")
     font.set_size(2 * _INK, 72)
