@@ -824,7 +824,7 @@ for r, (name, images) in enumerate(rows.items()):
         axes[r, c].set_xticks([])
         axes[r, c].set_yticks([])
     axes[r, 0].set_ylabel(name, rotation=0, ha="right", fontsize=8)
-fig.suptitle("source digits and the target at its three shifts")
+fig.suptitle("one draw per column: a source face, then the target at three shifts")
 plt.show()
 
 
