@@ -59,8 +59,8 @@ def _font_dir() -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
 
-def _draw(face: str, char: str) -> np.ndarray:
-    """One glyph as a (BANK_SIZE, BANK_SIZE) array in [0, 1], ink 1, its ink box
+def _draw(face: str, char: str) -> torch.Tensor:
+    """One glyph as a (BANK_SIZE, BANK_SIZE) tensor in [0, 1], ink 1, its ink box
     scaled to ``_INK`` pixels on the longer side and centred."""
     from matplotlib.ft2font import FT2Font
 
@@ -87,7 +87,7 @@ def _draw(face: str, char: str) -> np.ndarray:
     out = torch.zeros(BANK_SIZE, BANK_SIZE)
     top, left = (BANK_SIZE - h) // 2, (BANK_SIZE - w) // 2
     out[top : top + h, left : left + w] = ink
-    return out.clamp(0, 1).numpy()
+    return out.clamp(0, 1)
 
 
 @lru_cache(maxsize=8)
@@ -103,7 +103,7 @@ def glyph_bank(faces: tuple[str, ...], chars: str) -> torch.Tensor:
     unknown = [f for f in faces if f not in known]
     if unknown:
         raise ValueError(f"unknown faces {unknown}; use SOURCE_FACES or TARGET_FACES")
-    drawn = torch.as_tensor(np.stack([[_draw(f, c) for c in chars] for f in faces]))
+    drawn = torch.stack([torch.stack([_draw(f, c) for c in chars]) for f in faces])
     flat = drawn.reshape(-1, 1, BANK_SIZE, BANK_SIZE)
     levels = []
     for s in STROKES:
