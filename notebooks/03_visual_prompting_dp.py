@@ -987,26 +987,37 @@ if SEEDS > 1:
 dp_learners = {
     k: LEARNERS[k] for k in ("scratch", "prompt + label map", "linear probe")
 }
+
+
+def dpsgd_accuracy(make, lr, x, y, eps, epochs, seed, test, spent) -> float:
+    """Test accuracy on ``test`` = (x, y) of ``make()`` trained with DP-SGD at
+    (eps, DELTA); appends (eps, the eps spent) to ``spent``."""
+    result = train_dpsgd(
+        make(),
+        x,
+        y,
+        epsilon=eps,
+        delta=DELTA,
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+        progress=False,
+    )
+    spent.append((eps, result.epsilon))
+    return accuracy(result.model, *test)
+
+
 dpsgd = {name: [] for name in dp_learners}
 dpsgd_runs = {name: [] for name in dp_learners}  # per eps, the accuracy of each seed
 dpsgd_spent = []
 for eps in tqdm(EPS_GRID, desc="DP-SGD grid"):
     for name, (make, lr) in dp_learners.items():
-        accs = []
-        for s in range(SEEDS):
-            result = train_dpsgd(
-                make(),
-                x_priv,
-                y_priv,
-                epsilon=eps,
-                delta=DELTA,
-                epochs=EPOCHS,
-                lr=lr,
-                seed=s,
-                progress=False,
+        accs = [
+            dpsgd_accuracy(
+                make, lr, x_priv, y_priv, eps, EPOCHS, s, (x_test, y_test), dpsgd_spent
             )
-            dpsgd_spent.append((eps, result.epsilon))
-            accs.append(accuracy(result.model, x_test, y_test))
+            for s in range(SEEDS)
+        ]
         dpsgd[name].append((float(np.mean(accs)), float(np.std(accs))))
         dpsgd_runs[name].append(accs)
 nonprivate = {name: rows[-1][0] for name, rows in few_shot.items()}
@@ -1159,21 +1170,10 @@ for n, eps in tqdm(DP_GLYPH, desc="DP-SGD on glyphs"):
     for s in range(SEEDS):
         x_g, y_g = target_glyphs(n, texture, SEED + 100 + s)
         for name, (make, lr) in DP_GLYPH_LEARNERS.items():
-            result = train_dpsgd(
-                make().train(),
-                x_g,
-                y_g,
-                epsilon=eps,
-                delta=DELTA,
-                epochs=epochs,
-                lr=lr,
-                seed=s,
-                progress=False,
+            accuracy_t = dpsgd_accuracy(
+                make, lr, x_g, y_g, eps, epochs, s, (x_test_t, y_test_t), dp_glyph_spent
             )
-            dp_glyph_spent.append((eps, result.epsilon))
-            dp_glyph_runs.setdefault(((n, eps), name), []).append(
-                accuracy(result.model, x_test_t, y_test_t)
-            )
+            dp_glyph_runs.setdefault(((n, eps), name), []).append(accuracy_t)
 claim(
     "every DP-SGD run on the glyphs spent at most its target epsilon",
     all(spent <= target * (1 + 1e-6) for target, spent in dp_glyph_spent),

@@ -127,9 +127,11 @@ def test_train_mode_batchnorm_couples_examples():
 
 def test_dpsgd_reaches_target_epsilon_deterministically_and_keeps_backbone():
     x, y = torch.rand(64, 1, 8, 8), torch.randint(0, 3, (64,))
+    # the second model comes in eval mode: train_dpsgd switches to training mode, as
+    # fit does, and trains it the same
     results = [
         train_dpsgd(
-            _model(),
+            model,
             x,
             y,
             epsilon=2.0,
@@ -138,7 +140,7 @@ def test_dpsgd_reaches_target_epsilon_deterministically_and_keeps_backbone():
             batch_size=16,
             progress=False,
         )
-        for _ in range(2)
+        for model in (_model(), _model().eval())
     ]
     assert 1.5 < results[0].epsilon <= 2.0 + 1e-6 and results[0].noise_multiplier > 0
     assert torch.equal(results[0].model.prompt.weight, results[1].model.prompt.weight)

@@ -115,6 +115,7 @@ def train_dpsgd(
         generator=torch.Generator().manual_seed(seed),
     )
     params = [p for p in model.parameters() if p.requires_grad]
+    model.train()  # as fit does: Opacus validates the module in training mode
     engine = PrivacyEngine(accountant=accountant)
     private, optimizer, loader = engine.make_private_with_epsilon(
         module=model,
