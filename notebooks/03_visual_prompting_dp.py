@@ -40,7 +40,7 @@
 # - say which domain gaps an input prompt can close, and test it against a label map, a linear
 #   probe and fine-tuning on a target whose gap is known.
 #
-# **Runtime.** `smoke`: under a minute; `book`: about 5 minutes on a 2-core CPU; `colab`: the toy
+# **Runtime.** `smoke`: about a minute; `book`: about 7 minutes on a 2-core CPU; `colab`: the toy
 # world at book size (`TOY_SIZES = "colab"`: more seeds and teachers), then CIFAR-10 through a
 # frozen ImageNet ResNet-18 (downloads): an estimated 15 to 30 minutes on a Colab T4 (not timed
 # on Colab). Data in `smoke` and `book`: scikit-learn's digits and glyphs drawn from the fonts
@@ -91,7 +91,13 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 import trustml_ref
-from trustml_ref.claims import claim, glue, paired_difference, proportion_difference
+from trustml_ref.claims import (
+    claim,
+    glue,
+    mean_difference,
+    paired_difference,
+    proportion_difference,
+)
 from trustml_ref.io import record_results
 from trustml_ref.privacy import pate
 from trustml_ref.privacy.smooth_sensitivity import (
@@ -129,6 +135,9 @@ SOURCE_EPOCHS = run.pick(smoke=10, book=40, colab=40)
 EPOCHS = run.pick(smoke=8, book=30, colab=30)
 # teachers see few examples: more passes
 TEACHER_EPOCHS = run.pick(smoke=30, book=100, colab=100)
+TEACHER_STEPS = run.pick(
+    smoke=30, book=100, colab=100
+)  # each on 32 of a teacher's slice
 SEEDS = run.pick(smoke=1, book=3, colab=5)
 SHOTS = run.pick(smoke=[8, 40], book=[8, 20, 40, 80, 160], colab=[8, 20, 40, 80, 160])
 EPS_GRID = run.pick(
@@ -974,8 +983,8 @@ if SEEDS > 1:
 # Under the inversion the full-canvas prompt is {glue:text}`vp_glyph_inversion_gap:+.3f` against a
 # network from scratch. So the prompt wins where one input pattern can undo the shift, and
 # the toy of Experiment 1 showed nothing because its shift was not of that kind. The rest of this
-# chapter still uses the digits of Experiment 1; the DP-SGD and PATE experiments on the glyph world
-# are the open part of this chapter's issue.
+# chapter's DP-SGD and PATE experiments run on both worlds: the digits of Experiment 1
+# (Experiments 2, 3 and 4) and the glyphs (Experiments 2b and 4b).
 #
 # ## Experiment 2: DP-SGD over a privacy budget grid
 #
@@ -1282,9 +1291,17 @@ teacher_kinds = {
 def teachers_and_votes(make, lr: float, k: int):
     """k teachers on disjoint slices of the private set and their votes on the pool."""
     teachers = train_teachers(
-        make, x_priv, y_priv, k, epochs=TEACHER_EPOCHS, lr=lr, seed=SEED, progress=False
+        make,
+        x_priv,
+        y_priv,
+        k,
+        steps=TEACHER_STEPS,
+        batch_size=max(1, len(y_priv) // k),  # about a slice per step
+        lr=lr,
+        seed=SEED,
+        progress=False,
     )
-    predictions = torch.stack([predict(t, pool) for t in teachers])
+    predictions = teachers.predict(pool)
     return teachers, predictions, vote_counts(predictions, CLASSES)
 
 
@@ -1336,7 +1353,7 @@ for k in tqdm(TEACHER_COUNTS, desc="teacher counts"):
         # teacher i sees slice i for both kinds
         teachers, predictions, votes = teachers_and_votes(make, lr, k)
         students = pate_students(make, lr, votes)
-        teacher_accs = [accuracy(t, x_test, y_test) for t in teachers]
+        teacher_accs = (teachers.predict(x_test) == y_test).float().mean(1).tolist()
         pate_runs[(k, kind)] = {
             "teacher_accuracy": float(np.mean(teacher_accs)),
             "teacher_runs": teacher_accs,
@@ -1935,6 +1952,496 @@ glue("vp_fraction_hi", max(fraction))
 # data-dependent cost costs more than it saves, and the data-independent $\varepsilon$ is the one to
 # report. The paper's regime, hundreds of teachers that mostly agree, is where the release pays.
 #
+# ## Experiment 4b: PATE on the glyph world
+#
+# Experiments 3 and 4 could not let PATE win: 400 private images give at most a hundred weak
+# teachers. The glyph world has no such limit, so here PATE gets {glue:text}`vp_pate_n` private
+# images of the textured target of Experiment 2b, the setting in which the full-canvas prompt beat
+# the label map under DP-SGD at $\varepsilon = 1$. Teachers of three kinds (a network from
+# scratch, the label map alone, the full-canvas prompt with its label map; the colab profile adds
+# the linear probe), $k$ of each on the same hash slices, all $k$ trained as one vectorised model
+# ({func}`~trustml_ref.visual_prompting.train_teachers`: each teacher takes its own Adam steps on
+# minibatches of its own slice). The student sees a public pool of unlabelled target images and
+# asks about the first {glue:text}`vp_pate_queries` of them.
+#
+# The aggregator is Confident-GNMax with its parameters fixed before any vote exists:
+# $T = 0.6k$ and $\sigma_1 = \sigma_2 = \sigma$, with $\sigma$ calibrated so that the
+# data-independent cost of answering *every* query, $Q\alpha(1/\sigma^2 + 1/(2\sigma^2))$, is
+# exactly the target $\varepsilon$ at $\delta = 10^{-5}$. That $\varepsilon$ is a guarantee under the
+# same add/remove neighbour relation as DP-SGD's (one example moves one teacher's vote), so the
+# students compare with Experiment 2b's DP-SGD learners at the same $(\varepsilon, \delta)$ and
+# $N$. Beside it we report the realised data-dependent cost of the same answers, which is private
+# until sanitised (Experiment 4). The student is the full-canvas prompt with its label map,
+# trained on the answered labels; one round of pseudo-labels then adds the pool images it labels
+# with confidence at least 0.9 (a semi-supervised student), and a control student gets the
+# *true* labels of the same answered queries. The zero-label floor is the source model itself,
+# reading the target through its ten digit classes.
+#
+# What we expect, written before the run (an exploratory run at two seeds informed it):
+#
+# 7. Prompt teachers are better teachers: their plurality is right on more queries than the
+#    label-map teachers', at every $k$.
+# 8. At this $N$ PATE does not reach DP-SGD: at $\varepsilon = 1$, DP-SGD's full-canvas prompt
+#    (Experiment 2b) beats the best PATE student by more than two standard errors. The noise that
+#    buys $\varepsilon = 1$ for {glue:text}`vp_pate_queries` queries is larger than most margins of
+#    a few hundred teachers that each saw a few dozen images.
+# 9. At $\varepsilon = 1$ the labels, not their number, hold the student back: the clean-label
+#    control beats the student on the same queries.
+#
+# PATE would win here if its best student at $\varepsilon = 1$ came within two standard errors of
+# DP-SGD; the paper's regime (tens of thousands of private images, teachers that mostly agree) is
+# what the colab profile moves towards with larger $N$.
+
+# %%
+N_PATE = run.pick(smoke=1500, book=5000, colab=20_000)  # private target images
+K_PATE = run.pick(smoke=[25, 50], book=[100, 250], colab=[100, 250, 1000])
+EPS_PATE = run.pick(smoke=[2.0], book=[1.0, 4.0], colab=[0.5, 1.0, 2.0, 4.0])
+EPS_COMPARE = run.pick(smoke=2.0, book=1.0, colab=1.0)  # DP-SGD ran (N_PATE, this)
+QUERIES_G = run.pick(smoke=100, book=200, colab=200)  # fixed before any vote
+POOL_G = run.pick(smoke=500, book=2000, colab=5000)  # unlabelled public images
+PATE_EPOCHS, PATE_BATCH = run.pick(smoke=5, book=20, colab=20), 8
+TEACHER_KINDS_G = run.pick(
+    smoke=("scratch", "label map only", FULL),
+    book=("scratch", "label map only", FULL),
+    colab=("scratch", "label map only", FULL, "linear probe"),
+)
+x_pate, y_pate = target_glyphs(N_PATE, texture, SEED + 300)
+x_pool, y_pool = target_glyphs(POOL_G, texture, SEED + 400)  # y_pool: scoring only
+truth_g = y_pool[:QUERIES_G].numpy()
+glue("vp_pate_n", N_PATE)
+glue("vp_pate_queries", QUERIES_G)
+
+# %% [markdown]
+# The teachers and their votes: per $k$, the steps give each teacher about
+# {glue:text}`vp_pate_epochs` passes over its slice whatever its size.
+
+# %%
+glyph_teachers = {}  # (k, kind) -> predictions on the queries, (k, QUERIES_G)
+for k in tqdm(K_PATE, desc="teacher counts"):
+    steps = max(1, round(PATE_EPOCHS * N_PATE / k / PATE_BATCH))
+    for kind in TEACHER_KINDS_G:
+        make, lr = GLYPH_LEARNERS[kind]
+        teachers = train_teachers(
+            make,
+            x_pate,
+            y_pate,
+            k,
+            steps=steps,
+            batch_size=PATE_BATCH,
+            lr=lr,
+            seed=SEED,
+            progress=False,
+        )
+        glyph_teachers[(k, kind)] = teachers.predict(x_pool[:QUERIES_G])
+glue("vp_pate_epochs", PATE_EPOCHS)
+
+
+def plurality_correct(k: int, kind: str) -> np.ndarray:
+    """Per query: 1 where the teachers' plurality is the true class."""
+    votes = vote_counts(glyph_teachers[(k, kind)], 10)
+    return (votes.argmax(1) == truth_g).astype(float)
+
+
+results_table(
+    [
+        {
+            "teachers k": k,
+            "teacher kind": kind,
+            "one teacher": float((p == y_pool[:QUERIES_G]).float().mean()),
+            "plurality": plurality_correct(k, kind).mean(),
+            "mean plurality share": float((vote_counts(p, 10).max(1) / k).mean()),
+        }
+        for (k, kind), p in glyph_teachers.items()
+    ],
+    caption=f"glyph PATE: teachers on the {QUERIES_G} queries ({N_PATE} private "
+    "images; accuracy scored with labels no learner sees)",
+)
+
+# %% [markdown]
+# The noise each $\varepsilon$ buys, and a check that it is calibrated: the data-independent cost
+# of answering every query converts back to the target.
+
+# %%
+def confident_sigma(eps: float) -> float:
+    """sigma_1 = sigma_2: GNMax's sigma for Q queries, widened by sqrt(1 + 1/2) for
+    the threshold step's alpha / (2 sigma_1^2)."""
+    return pate.calibrate_gnmax_sigma(QUERIES_G, eps, DELTA, ORDERS) * math.sqrt(1.5)
+
+
+every = np.ones(QUERIES_G, dtype=bool)
+worst = {
+    eps: pate.eps_from_rdp(
+        ORDERS,
+        pate.confident_gnmax_rdp(
+            np.zeros((QUERIES_G, 10)),
+            0.0,
+            confident_sigma(eps),
+            confident_sigma(eps),
+            ORDERS,
+            answered=every,
+            data_dependent=False,
+        ),
+        DELTA,
+    )[0]
+    for eps in EPS_PATE
+}
+# for exercise ex-vp-margin: the two-class margin GNMax keeps with probability 0.95
+sigma_compare = confident_sigma(EPS_COMPARE)
+margin_needed = stats.norm.ppf(0.95) * math.sqrt(2) * sigma_compare
+glue("vp_pate_sigma_compare", sigma_compare)
+glue("vp_pate_margin_needed", margin_needed)
+glue("vp_pate_share_needed", (K_PATE[-1] + margin_needed) / (2 * K_PATE[-1]))
+claim(
+    "answering every query at the calibrated sigma costs exactly the target epsilon",
+    all(abs(worst[e] / e - 1) < 1e-6 for e in EPS_PATE),
+    eps=worst,
+)
+results_table(
+    {"eps": EPS_PATE, "sigma_1 = sigma_2": [confident_sigma(e) for e in EPS_PATE]},
+    caption=f"Confident-GNMax noise for {QUERIES_G} queries, delta = {DELTA:g}",
+)
+
+
+# %% [markdown]
+# The students. Per teacher count, teacher kind, $\varepsilon$ and seed (the seed fixes the
+# aggregator's noise and the student's training): the answered queries and their labels, a
+# student on them, the semi-supervised student, and the clean-label control.
+
+# %%
+def pate_student(x: torch.Tensor, y: torch.Tensor, seed: int, epochs: int = 30):
+    """The full-canvas prompt with its label map, trained on (x, y)."""
+    torch.manual_seed(seed)
+    make, lr = GLYPH_LEARNERS[FULL]
+    return fit(make(), x, y, epochs=epochs, lr=lr, seed=seed, progress=False)
+
+
+@torch.no_grad()
+def pseudo_labelled(student, x: torch.Tensor, y: torch.Tensor, tau: float = 0.9):
+    """(x, y) plus the pool images the student labels with confidence >= tau."""
+    confidence, label = torch.softmax(student(x_pool), 1).max(1)
+    keep = confidence >= tau
+    return torch.cat([x, x_pool[keep]]), torch.cat([y, label[keep]])
+
+
+glyph_students = []
+for (k, kind), predictions in tqdm(glyph_teachers.items(), desc="students"):
+    votes = vote_counts(predictions, 10)
+    for eps in EPS_PATE:
+        sigma = confident_sigma(eps)
+        for s in range(SEEDS):
+            rng = np.random.default_rng(s)
+            answered, labels = pate.confident_gnmax(votes, 0.6 * k, sigma, sigma, rng)
+            rdp = pate.confident_gnmax_rdp(
+                votes, 0.6 * k, sigma, sigma, ORDERS, answered=answered
+            )
+            row = dict(k=k, kind=kind, eps=eps, seed=s, answered=int(answered.sum()))
+            row["eps_data_dependent"] = pate.eps_from_rdp(ORDERS, rdp, DELTA)[0]
+            if answered.any():
+                idx = torch.as_tensor(np.flatnonzero(answered))
+                x_a, y_a = x_pool[idx], torch.as_tensor(labels[answered])
+                student = pate_student(x_a, y_a, s)
+                semi = pate_student(*pseudo_labelled(student, x_a, y_a), s, epochs=15)
+                clean = pate_student(x_a, y_pool[idx], s)
+                row["label accuracy"] = float((y_a == y_pool[idx]).float().mean())
+                for name, model in (
+                    ("student", student),
+                    ("semi-supervised", semi),
+                    ("clean labels", clean),
+                ):
+                    row[name] = accuracy(model, x_test_t, y_test_t)
+            glyph_students.append(row)
+
+# %% tags=["hide-input"]
+with torch.no_grad():  # SOURCE_CHARS starts with the ten digits
+    source_digit_logits = glyph_source(x_test_t)[:, : len(glyphs.DIGITS)]
+zero_label = float((source_digit_logits.argmax(1) == y_test_t).float().mean())
+glue("vp_pate_zero_label", zero_label)
+
+
+def student_mean(k, kind, eps, column="student") -> tuple[float, float]:
+    """Mean and std over seeds (a run with no answer scores 0.1, chance)."""
+    v = [
+        r.get(column, 0.1)
+        for r in glyph_students
+        if (r["k"], r["kind"], r["eps"]) == (k, kind, eps)
+    ]
+    return float(np.mean(v)), float(np.std(v))
+
+
+results_table(
+    [
+        {
+            "teachers k": k,
+            "teacher kind": kind,
+            "eps": eps,
+            "answered": np.mean(
+                [
+                    r["answered"]
+                    for r in glyph_students
+                    if (r["k"], r["kind"], r["eps"]) == (k, kind, eps)
+                ]
+            ),
+            **{
+                column: "{:.3f} ± {:.3f}".format(*student_mean(k, kind, eps, column))
+                for column in (
+                    "label accuracy",
+                    "student",
+                    "semi-supervised",
+                    "clean labels",
+                )
+            },
+            "data-dependent eps (private)": np.mean(
+                [
+                    r["eps_data_dependent"]
+                    for r in glyph_students
+                    if (r["k"], r["kind"], r["eps"]) == (k, kind, eps)
+                ]
+            ),
+        }
+        for k in K_PATE
+        for kind in TEACHER_KINDS_G
+        for eps in EPS_PATE
+    ],
+    caption=f"glyph PATE students: test accuracy, mean ± std over {SEEDS} seeds; "
+    f"zero-label floor (the source model) {zero_label:.3f}",
+)
+
+# %% [markdown]
+# The three $\varepsilon$ of one run side by side: for the prompt teachers at the largest $k$, seed
+# 0, the guarantee (data-independent, every query), the realised data-dependent cost (private)
+# and its smooth-sensitivity release (Experiment 4), where conditions C5–C6 hold at the
+# data-dependent optimum's order.
+
+# %%
+k_hi = K_PATE[-1]
+hi_votes = vote_counts(glyph_teachers[(k_hi, FULL)], 10)
+three_eps = []
+for eps in EPS_PATE:
+    sigma = confident_sigma(eps)
+    answered, _ = pate.confident_gnmax(
+        hi_votes, 0.6 * k_hi, sigma, sigma, np.random.default_rng(0)
+    )
+    rdp = pate.confident_gnmax_rdp(
+        hi_votes, 0.6 * k_hi, sigma, sigma, ORDERS, answered=answered
+    )
+    dependent, order = pate.eps_from_rdp(ORDERS, rdp, DELTA)
+    row = {"eps (guarantee)": eps, "answered": int(answered.sum())}
+    row["data-dependent (private)"] = dependent
+    row["order"] = order
+    if all(check_conditions_gnmax(sigma, 10, order)):
+        release = sanitized_epsilon(
+            hi_votes,
+            k_hi,
+            0.6 * k_hi,
+            sigma,
+            sigma,
+            order,
+            DELTA,
+            np.random.default_rng(1),
+            answered=answered,
+        )
+        row["sanitised release"] = release.eps
+        row["release, mean + 2 std"] = release.eps_upper
+    three_eps.append(row)
+results_table(
+    three_eps, caption=f"{k_hi} prompt teachers: three epsilons of one run (seed 0)"
+)
+
+# %%
+released = [r for r in three_eps if "sanitised release" in r]
+glue("vp_pate_released_lo", min(r["release, mean + 2 std"] for r in released))
+glue("vp_pate_released_eps_lo", min(r["eps (guarantee)"] for r in released))
+claim(
+    "where conditions C5-C6 hold, the sanitised release (mean + 2 std) is below the "
+    "guarantee the noise was calibrated to",
+    bool(released)
+    and all(r["release, mean + 2 std"] < r["eps (guarantee)"] for r in released),
+    released={r["eps (guarantee)"]: r["release, mean + 2 std"] for r in released},
+)
+
+# %%
+for k in K_PATE:
+    better = paired_difference(
+        plurality_correct(k, FULL), plurality_correct(k, "label map only")
+    )
+    if k in (K_PATE[0], K_PATE[-1]):
+        end = "lo" if k == K_PATE[0] else "hi"
+        glue(f"vp_pate_plurality_gain_{end}", better.mean)
+        glue(f"vp_pate_k_{end}", k)
+    claim(
+        f"{k} teachers: the prompt teachers' plurality is right on more queries than "
+        "the label-map teachers'",
+        better.lower > 0,
+        test=better.test + " (queries)",
+        **better.evidence,
+    )
+
+
+def runs_of(eps: float, column: str) -> dict:
+    """(k, kind) -> the per-seed values of one column at one eps (0.1 if nothing
+    was answered)."""
+    return {
+        (k, kind): [
+            r.get(column, 0.1)
+            for r in glyph_students
+            if (r["k"], r["kind"], r["eps"]) == (k, kind, eps)
+        ]
+        for k in K_PATE
+        for kind in TEACHER_KINDS_G
+    }
+
+
+claim(
+    "the realised data-dependent epsilon is below the guarantee in every run",
+    all(r["eps_data_dependent"] < r["eps"] for r in glyph_students),
+    worst_ratio=max(r["eps_data_dependent"] / r["eps"] for r in glyph_students),
+)
+rows_with_answers = [r for r in glyph_students if "student" in r]
+semi_gain = paired_difference(
+    [r["semi-supervised"] for r in rows_with_answers],
+    [r["student"] for r in rows_with_answers],
+)
+students = {
+    (key, column): v
+    for column in ("student", "semi-supervised")
+    for key, v in runs_of(EPS_COMPARE, column).items()
+}
+best = max(students, key=lambda key: np.mean(students[key]))
+dpsgd_prompt = dp_glyph_runs[(N_PATE, EPS_COMPARE), FULL]
+clean_pairs = [
+    pair
+    for key, runs in runs_of(EPS_COMPARE, "student").items()
+    for pair in zip(runs_of(EPS_COMPARE, "clean labels")[key], runs)
+]
+glue("vp_pate_semi_gain", semi_gain.mean)
+glue("vp_pate_eps_compare", EPS_COMPARE)
+glue("vp_pate_best", float(np.mean(students[best])))
+glue("vp_pate_best_name", f"{best[0][1]} teachers, k = {best[0][0]}, {best[1]}")
+glue("vp_pate_dpsgd", float(np.mean(dpsgd_prompt)))
+glue("vp_pate_clean_gain", float(np.mean([c - s for c, s in clean_pairs])))
+if SEEDS > 1 and (N_PATE, EPS_COMPARE) == (5000, 1.0):  # predictions 8, 9 name it
+    claim(
+        "the pseudo-label round adds less than 0.05 to the student (upper end of two "
+        "standard errors)",
+        semi_gain.upper < 0.05,
+        test=semi_gain.test + " (every teacher count, kind, eps and seed)",
+        **semi_gain.evidence,
+    )
+    gap = mean_difference(dpsgd_prompt, students[best])
+    claim(
+        "N = 5000, eps = 1: DP-SGD's full-canvas prompt beats the best PATE student",
+        gap.lower > 0,
+        test=gap.test,
+        best_pate=f"{best}",
+        **gap.evidence,
+    )
+    claim(
+        "N = 5000, eps = 1: every PATE student is below the zero-label floor",
+        all(np.mean(v) < zero_label for v in students.values()),
+        best_pate=float(np.mean(students[best])),
+        zero_label=zero_label,
+    )
+    label_gap = paired_difference(*zip(*clean_pairs))
+    claim(
+        "N = 5000, eps = 1: the clean-label control beats the PATE student on the "
+        "same queries",
+        label_gap.lower > 0,
+        test=label_gap.test + " (teacher count, kind and seed)",
+        **label_gap.evidence,
+    )
+
+# %% [markdown]
+# DP-SGD through the same student: the full-canvas prompt trained with DP-SGD on the same
+# {glue:text}`vp_pate_n` private images at the same $(\varepsilon, \delta)$ labels the whole public
+# pool (post-processing: no further privacy cost), and the PATE students' architecture trains on
+# those labels. If the student lost much against the DP-SGD model it learns from, the comparison
+# of PATE and DP-SGD above would partly measure the student.
+
+# %%
+make_dp, lr_dp = DP_GLYPH_LEARNERS[FULL]
+dpsgd_students = []
+for s in range(SEEDS):
+    result = train_dpsgd(
+        make_dp(),
+        x_pate,
+        y_pate,
+        epsilon=EPS_COMPARE,
+        delta=DELTA,
+        epochs=max(1, round(DP_GLYPH_STEPS * 64 / N_PATE)),
+        lr=lr_dp,
+        seed=s,
+        progress=False,
+    )
+    pool_labels_dp = predict(result.model, x_pool)
+    dpsgd_students.append(
+        {
+            "DP-SGD model": accuracy(result.model, x_test_t, y_test_t),
+            "its pool labels": float((pool_labels_dp == y_pool).float().mean()),
+            "student on them": accuracy(
+                pate_student(x_pool, pool_labels_dp, s, epochs=15), x_test_t, y_test_t
+            ),
+        }
+    )
+results_table(
+    dpsgd_students,
+    caption=f"DP-SGD at eps = {EPS_COMPARE:g} on the same {N_PATE} images, and the "
+    "same student on its pool labels (one row per seed)",
+)
+
+# %%
+dpsgd_student_runs = [r["student on them"] for r in dpsgd_students]
+glue("vp_pate_dpsgd_student", float(np.mean(dpsgd_student_runs)))
+if SEEDS > 1 and (N_PATE, EPS_COMPARE) == (5000, 1.0):
+    student_loss = paired_difference(
+        [r["DP-SGD model"] for r in dpsgd_students], dpsgd_student_runs
+    )
+    claim(
+        "the student loses less than 0.05 against the DP-SGD model whose pool labels "
+        "it learns (upper end of two standard errors)",
+        student_loss.upper < 0.05,
+        test=student_loss.test + " (seeds)",
+        **student_loss.evidence,
+    )
+    versus = mean_difference(dpsgd_student_runs, students[best])
+    claim(
+        "N = 5000, eps = 1: the same student beats the best PATE student when DP-SGD "
+        "labels its pool",
+        versus.lower > 0,
+        test=versus.test,
+        **versus.evidence,
+    )
+
+# %% [markdown]
+# What the run shows. Prompt teachers are the better teachers: their plurality is right on
+# {glue:text}`vp_pate_plurality_gain_lo:+.2f` more of the queries than the label-map teachers'
+# with {glue:text}`vp_pate_k_lo` teachers and {glue:text}`vp_pate_plurality_gain_hi:+.2f` with
+# {glue:text}`vp_pate_k_hi` (prediction 7). But at
+# $\varepsilon =$ {glue:text}`vp_pate_eps_compare` the best PATE student,
+# {glue:text}`vp_pate_best:.3f` ({glue:text}`vp_pate_best_name`), stays below DP-SGD's full-canvas
+# prompt on the same target, $N$ and $(\varepsilon, \delta)$, {glue:text}`vp_pate_dpsgd:.3f`
+# (prediction 8), and the same queries with their true labels would have given the student
+# {glue:text}`vp_pate_clean_gain:+.3f`
+# (prediction 9): the aggregator's noise, calibrated for a guarantee, is larger than the margins of
+# teachers this weak, and the threshold answers few queries. Worse, every student at this
+# $\varepsilon$ is below the zero-label floor, {glue:text}`vp_pate_zero_label:.3f`: the source
+# model reading the textured digits through its own ten digit classes, with no private label at
+# all. Noisy labels teach a fresh label map less than the source model already knows. The
+# pseudo-label round adds {glue:text}`vp_pate_semi_gain:+.3f` on average (paired over every run):
+# a student confident about pool images mostly repeats what it already knows. The realised
+# data-dependent $\varepsilon$ is below the guarantee in every run, but it is private until
+# sanitised; here the sanitised release stays below the guarantee too (at $\varepsilon =$
+# {glue:text}`vp_pate_released_eps_lo` it is {glue:text}`vp_pate_released_lo:.2f` at mean + 2
+# standard deviations), unlike the fifty weakly agreeing teachers of Experiment 4. Either way the
+# students are the same: the accounting changes what one may report, not what was learnt. The
+# comparison does not hinge on the student: trained on the pool labels of the DP-SGD model, the
+# same student reaches {glue:text}`vp_pate_dpsgd_student:.3f` (claims above).
+#
+# So with {glue:text}`vp_pate_n` private images the glyph world repeats Experiment 3's verdict for a
+# stated reason: PATE needs teachers that agree by margins larger than the guarantee's noise, which
+# takes more private data per teacher than this $N$ leaves a few hundred teachers. The colab
+# profile runs $N = 20\,000$ with up to 1,000 teachers and $\varepsilon \in \{0.5, 1, 2, 4\}$.
+
+# %% [markdown]
 # ## On Colab: CIFAR-10 through an ImageNet model
 #
 # The `colab` profile adds the paper's real setting on a GPU: CIFAR-10 as the private task and a
@@ -1987,13 +2494,13 @@ if run.profile == "colab":
         cifar.x_private,
         cifar.y_private,
         n_cifar_teachers,
-        epochs=cifar_epochs,
+        steps=run.pick(smoke=2, book=100, colab=100),
+        batch_size=16,
         lr=0.05,
         seed=SEED,
+        teachers_per_call=5,
     )
-    cifar_votes = vote_counts(
-        torch.stack([predict(t, cifar.x_public) for t in cifar_teachers]), 10
-    )
+    cifar_votes = vote_counts(cifar_teachers.predict(cifar.x_public, 2048), 10)
     for eps in EPS_GRID:
         sigma = pate.calibrate_gnmax_sigma(len(cifar_votes), eps, DELTA, ORDERS)
         labels = torch.as_tensor(
@@ -2062,8 +2569,11 @@ except RuntimeError as err:
 # let the prompt win for a structural reason: its target classes are unions of the source's own
 # digits, so a label map nearly solves the task and the prompt has no domain gap to bridge.
 # Experiment 1b gives it one: where the gap is one additive pattern, a full-canvas prompt closes
-# it, without privacy and, given enough data or budget, under DP-SGD (Experiment 2b); PATE on that
-# world is still to be run. Two caveats of the
+# it, without privacy and, given enough data or budget, under DP-SGD (Experiment 2b). PATE on that
+# world (Experiment 4b) gets better teachers from the prompt, but at 5,000 private images and
+# $\varepsilon = 1$ its students still trail DP-SGD: the paper's Prom-PATE result needs teachers
+# that agree by wider margins than this $N$ allows, which the colab profile tests at larger $N$.
+# Two caveats of the
 # paper's evaluation, which this chapter shares and states: accuracy is reported on the test split with no separate
 # validation split for choosing hyper-parameters, and the Confident-GNMax parameters are tuned on the
 # private votes, a privacy cost the analysis does not charge.
@@ -2144,6 +2654,32 @@ except RuntimeError as err:
 # private data PATE can use more teachers without weakening them, agreement and with it the
 # data-dependent saving grow (Experiment 4's what-ifs), while DP-SGD gains only through a smaller
 # sampling rate; the paper reports PATE ahead at CIFAR-10's scale.
+# ```
+#
+# ```{exercise}
+# :label: ex-vp-margin
+#
+# In Experiment 4b the aggregator's noise at $\varepsilon =$ {glue:text}`vp_pate_eps_compare` is
+# $\sigma_2 =$ {glue:text}`vp_pate_sigma_compare:.1f` (the noise table). Take two classes: how
+# large must the plurality's margin $n_1 - n_2$ be for GNMax to return the plurality with
+# probability at least 0.95? With $k =$ {glue:text}`vp_pate_k_hi` teachers split between the two
+# classes, what share of them must vote for the plurality? Compare with the mean plurality share
+# in the teacher table, and say what this predicts for the students.
+# ```
+#
+# ```{solution} ex-vp-margin
+# :class: dropdown
+#
+# GNMax returns the other class when $Z_2 - Z_1 \ge n_1 - n_2$ with $Z_2 - Z_1 \sim \mathcal N(0,
+# 2\sigma_2^2)$ (exercise {ref}`ex-vp-q2`), so the margin must satisfy $n_1 - n_2 \ge
+# \Phi^{-1}(0.95)\sqrt2\,\sigma_2 \approx 2.33\,\sigma_2 =$
+# {glue:text}`vp_pate_margin_needed:.0f` votes. With $n_1 + n_2 = k$ that is a share $n_1/k \ge
+# (k + 2.33\sigma_2)/(2k) =$ {glue:text}`vp_pate_share_needed:.2f` (a share above 1 cannot be
+# reached at all). The teachers' mean plurality share in the table is far below it, so most
+# answered labels at this $\varepsilon$ are close to a coin flip among the classes the teachers
+# split over, which is what the label accuracy column and prediction 9 show. The margin grows
+# with $\sqrt Q$ through $\sigma_2$ and the votes grow with $k$, so PATE at a fixed
+# $\varepsilon$ needs more teachers that stay accurate: more private data.
 # ```
 #
 # ```{exercise}
@@ -2240,7 +2776,10 @@ results = record_results(
 #   contrast inversion neither prompt beats a network from scratch (claims of Experiment 1b).
 #   Under DP-SGD that lead needs data or budget: at the strictest setting it is gone, with a
 #   looser $\varepsilon$ or five times the data it is back, and fine-tuning every weight is the
-#   worst transfer learner (Experiment 2b).
+#   worst transfer learner (Experiment 2b). PATE on the textured glyphs (Experiment 4b): prompt
+#   teachers' pluralities are right more often than label-map teachers', yet at 5,000 private
+#   images and a guaranteed $\varepsilon = 1$ the students trail DP-SGD, and their labels (not
+#   their number) are what holds them back.
 #
 # ## References
 #

@@ -30,3 +30,23 @@ def test_safe_lora_end_to_end_runs_and_agrees_at_a_tiny_size():
     ).stdout
     assert "same modules projected: True" in out
     assert "official / ours, time" in out
+
+
+def test_pate_teachers_runs_and_agrees_at_a_tiny_size():
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "pate_teachers.py"),
+            "--teachers",
+            "4",
+            "--n",
+            "40",
+            "--steps",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    assert "ratio" in out and "largest weight difference" in out

@@ -192,9 +192,16 @@ def test_hash_partition_changes_one_slice_per_added_or_removed_example():
             bad()
 
 
+def _equal_teachers(a, b) -> list[bool]:
+    return [
+        all(torch.equal(a.stacked[n][i], b.stacked[n][i]) for n in a.stacked)
+        for i in range(len(a))
+    ]
+
+
 def test_teachers_and_votes():
     x, y = torch.rand(40, 1, 8, 8), torch.randint(0, 3, (40,))
-    teachers = train_teachers(_model, x, y, 4, epochs=1, progress=False)
+    teachers = train_teachers(_model, x, y, 4, steps=3, progress=False)
     votes = vote_histogram(teachers, x[:7], 3)
     assert votes.shape == (7, 3) and np.all(votes.sum(1) == 4)
     # teacher i depends on its own slice only: dropping an example of slice 0
@@ -202,16 +209,16 @@ def test_teachers_and_votes():
     slices = hash_partition(range(40), 4, salt="0")
     keep = torch.tensor([i for i in range(40) if i != int(slices[0][0])])
     fewer = train_teachers(
-        _model, x[keep], y[keep], 4, ids=keep.tolist(), epochs=1, progress=False
+        _model, x[keep], y[keep], 4, ids=keep.tolist(), steps=3, progress=False
     )
-    same = [
-        all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-        for a, b in zip(teachers, fewer)
-    ]
-    assert same == [False, True, True, True]
+    assert _equal_teachers(teachers, fewer) == [False, True, True, True]
     # more teachers than examples: empty slices stay at their initialisation and vote
-    many = train_teachers(_model, x[:3], y[:3], 6, epochs=1, progress=False)
+    many = train_teachers(_model, x[:3], y[:3], 6, steps=3, progress=False)
     assert vote_histogram(many, x[:2], 3).sum(1).tolist() == [6, 6]
+    untrained = train_teachers(_model, x[:3], y[:3], 6, steps=1, lr=0.0, progress=False)
+    empty = [len(s) == 0 for s in hash_partition(range(3), 6, salt="0")]
+    assert any(empty)
+    assert _equal_teachers(many, untrained) == empty
     np.testing.assert_array_equal(
         vote_counts(torch.tensor([[0, 2], [0, 1], [2, 1]]), 3), [[2, 0, 1], [0, 2, 1]]
     )
@@ -220,9 +227,70 @@ def test_teachers_and_votes():
     ):
         vote_counts(torch.tensor([0, 1]), 3)
     with pytest.raises(ValueError, match="ids must name each of the 40 examples"):
-        train_teachers(_model, x, y, 4, ids=range(39), epochs=1)
+        train_teachers(_model, x, y, 4, ids=range(39), steps=1)
+    with pytest.raises(ValueError, match="need steps >= 1"):
+        train_teachers(_model, x, y, 4, steps=0)
+    with pytest.raises(ValueError, match="same frozen parameters"):
+        train_teachers(  # a fresh random backbone per teacher
+            lambda: PromptedClassifier(
+                nn.Sequential(nn.Flatten(), nn.Linear(64, 3)),
+                VisualPrompt(1, 8, 8, region="full"),
+                3,
+                3,
+            ),
+            x,
+            y,
+            2,
+            steps=1,
+        )
     with pytest.raises(ValueError, match="same length"):
         fit(_model(), x, y[:3], epochs=1)
+
+
+def test_vectorised_teachers_equal_independent_training():
+    """The stacked run is k separate Adam runs: each teacher, trained alone on its own
+    slice with the same minibatch draws, ends with the same weights and votes."""
+    torch.manual_seed(0)
+    backbone = _backbone(3)
+    x, y = torch.rand(30, 1, 8, 8), torch.randint(0, 3, (30,))
+
+    def make():
+        return PromptedClassifier(backbone, VisualPrompt(1, 10, 6), 3, 3)
+
+    steps, batch = 4, 5
+    for per_call in (None, 2):  # one vectorised call, or teachers in calls of two
+        ensemble = train_teachers(
+            make,
+            x,
+            y,
+            3,
+            steps=steps,
+            batch_size=batch,
+            lr=0.05,
+            seed=7,
+            teachers_per_call=per_call,
+            progress=False,
+        )
+        for i, s in enumerate(hash_partition(range(30), 3, salt="7")):
+            torch.manual_seed(7 + i)
+            alone = make()
+            params = [p for p in alone.parameters() if p.requires_grad]
+            optimizer = torch.optim.Adam(params, lr=0.05)
+            g = torch.Generator().manual_seed(7 + i)
+            positions = s[torch.randint(0, len(s), (steps, batch), generator=g)]
+            for step in range(steps):
+                optimizer.zero_grad()
+                p = positions[step]
+                nn.functional.cross_entropy(alone(x[p]), y[p]).backward()
+                optimizer.step()
+            member = ensemble.member(i)
+            for name, p in alone.named_parameters():
+                torch.testing.assert_close(
+                    dict(member.named_parameters())[name], p, atol=1e-6, rtol=1e-5
+                )
+            assert torch.equal(ensemble.predict(x)[i], alone.eval()(x).argmax(1))
+    with pytest.raises(ValueError, match=r"i must be in \[0, 3\)"):
+        ensemble.member(3)
 
 
 def test_bad_shapes_raise_clear_errors():

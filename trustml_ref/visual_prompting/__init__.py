@@ -12,6 +12,7 @@ from trustml_ref.visual_prompting.prompt import (
 )
 from trustml_ref.visual_prompting.training import (
     DPSGDResult,
+    Teachers,
     hash_partition,
     opacus_grad_samples,
     train_dpsgd,
@@ -23,6 +24,7 @@ from trustml_ref.visual_prompting.training import (
 __all__ = [
     "DPSGDResult",
     "PromptedClassifier",
+    "Teachers",
     "VisualPrompt",
     "accuracy",
     "border_mask",

@@ -12,6 +12,7 @@ by a hash of each example's id) and releases only noisy aggregates of their vote
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,9 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, vmap
 from tqdm.auto import tqdm
 
-from trustml_ref.training import check_xy, fit, minimise, model_device, predict
+from trustml_ref.training import check_xy, minimise, model_device
 from trustml_ref.visual_prompting.prompt import VisualPrompt, prompt_grad_sample
 
 
@@ -185,41 +187,174 @@ def hash_partition(
     return [torch.nonzero(slot == j).flatten() for j in range(parts)]
 
 
+@dataclass
+class Teachers:
+    """``k`` teachers of one architecture: ``template`` holds what they share (frozen
+    parameters, buffers), ``stacked`` each trainable parameter of every teacher along
+    a first axis of length ``k``. Teacher ``i`` is ``template`` with
+    ``stacked[name][i]`` in place of each trainable ``name``; all ``k`` run as one
+    vectorised call."""
+
+    template: nn.Module
+    stacked: dict[str, torch.Tensor]
+
+    def __len__(self) -> int:
+        return next(iter(self.stacked.values())).shape[0]
+
+    def logits(
+        self, x: torch.Tensor, teachers: slice = slice(None), shared: bool = True
+    ) -> torch.Tensor:
+        """Logits of the teachers ``teachers`` on ``x``: one batch seen by every teacher
+        (``shared``, returns (teachers, batch, classes)), or one batch per teacher
+        (``x`` of shape (teachers, batch, ...))."""
+        params = {name: p[teachers] for name, p in self.stacked.items()}
+
+        def one(p: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.template, p, (xb,))
+
+        return vmap(one, in_dims=(0, None if shared else 0))(params, x)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, images_per_call: int = 16_384) -> torch.Tensor:
+        """Every teacher's predicted class for every row of ``x``: (teachers, len(x)),
+        in eval mode, about ``images_per_call`` (teacher, image) pairs per call."""
+        self.template.eval()
+        device = model_device(self.template)
+        k = len(self)
+        rows = max(1, images_per_call // k)
+        chunk = max(1, images_per_call // rows)
+        out = []
+        for xb in x.split(rows):
+            xb = xb.to(device)
+            out.append(
+                torch.cat(
+                    [
+                        self.logits(xb, slice(a, a + chunk)).argmax(-1).cpu()
+                        for a in range(0, k, chunk)
+                    ]
+                )
+            )
+        return torch.cat(out, dim=1)
+
+    def member(self, i: int) -> nn.Module:
+        """A stand-alone copy of teacher ``i`` (in eval mode)."""
+        if not 0 <= i < len(self):
+            raise ValueError(f"i must be in [0, {len(self)}), got {i}")
+        model = copy.deepcopy(self.template)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name in self.stacked:
+                    p.copy_(self.stacked[name][i])
+        return model.eval()
+
+
+def _stack_teachers(make_model: Callable[[], nn.Module], k: int, seed: int) -> Teachers:
+    """Teacher ``i`` initialised by ``make_model()`` under seed ``seed + i``; every
+    teacher must share its frozen parameters and buffers."""
+    models = []
+    for i in range(k):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + i)
+            models.append(make_model())
+    template = models[0]
+    trainable = [n for n, p in template.named_parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("make_model() must return a model with trainable parameters")
+    frozen = {
+        n: t
+        for n, t in [*template.named_parameters(), *template.named_buffers()]
+        if n not in trainable
+    }
+    for m in models[1:]:
+        other = dict([*m.named_parameters(), *m.named_buffers()])
+        if any(not torch.equal(t, other[n]) for n, t in frozen.items()):
+            raise ValueError(
+                "make_model() must give every teacher the same frozen parameters and "
+                "buffers (a shared frozen backbone); only trainable ones may differ"
+            )
+    stacked = {
+        n: torch.stack([dict(m.named_parameters())[n].detach() for m in models])
+        for n in trainable
+    }
+    return Teachers(template, stacked)
+
+
 def train_teachers(
     make_model: Callable[[], nn.Module],
     x: torch.Tensor,
     y: torch.Tensor,
     teachers: int,
     *,
+    steps: int,
+    batch_size: int = 32,
+    lr: float = 0.01,
     ids: Sequence[int | str] | None = None,
     seed: int = 0,
+    teachers_per_call: int | None = None,
     progress: bool = True,
-    **fit_kwargs,
-) -> list[nn.Module]:
-    """One model per slice of :func:`hash_partition` of the private data (PATE's
-    teachers); each sees only its slice.
+) -> Teachers:
+    r"""PATE's teachers, trained all at once: teacher ``i`` sees only slice ``i`` of
+    :func:`hash_partition` (``ids`` name the examples, default their positions; the
+    partition is drawn with ``salt=str(seed)``).
 
-    ``ids`` name the examples (default: their positions); the partition is drawn with
-    ``salt=str(seed)``. Teacher ``i`` is initialised from seed ``seed + i``; a teacher
-    whose slice is empty stays at that initialisation and votes like the others, so
-    one example added to its slice still changes one teacher only.
+    Teacher ``i`` starts from ``make_model()`` under seed ``seed + i`` and takes
+    ``steps`` Adam steps, each on the mean cross-entropy of ``batch_size`` examples
+    drawn with replacement from its slice (positions drawn by a generator seeded
+    ``seed + i``). Adam acts on each number alone, so the stacked run is ``k``
+    independent runs: teacher ``i`` depends on its slice and seed only, and a teacher
+    whose slice is empty gets zero gradients and stays at its initialisation (it still
+    votes, so one example added to its slice changes one teacher). One vectorised call
+    covers ``teachers_per_call`` teachers (default all); gradients of the calls add up.
     """
     check_xy(x, y)
     ids = range(len(y)) if ids is None else ids
     if len(ids) != len(y):
         raise ValueError(f"ids must name each of the {len(y)} examples, got {len(ids)}")
-    out = []
+    if steps < 1 or batch_size < 1:
+        raise ValueError(
+            f"need steps >= 1 and batch_size >= 1, got {steps} and {batch_size}"
+        )
     slices = hash_partition(ids, teachers, salt=str(seed))
-    for i, s in enumerate(
-        tqdm(slices, desc="teachers", disable=not progress, leave=False)
-    ):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed + i)
-            model = make_model()
-        if len(s):
-            model = fit(model, x[s], y[s], seed=seed + i, progress=False, **fit_kwargs)
-        out.append(model.eval())
-    return out
+    ensemble = _stack_teachers(make_model, teachers, seed)
+    device = model_device(ensemble.template)
+    params = {n: p.to(device).requires_grad_() for n, p in ensemble.stacked.items()}
+    ensemble.stacked = params
+    # positions in x of each teacher's minibatches: (teachers, steps, batch_size)
+    draws = torch.stack(
+        [
+            s[
+                torch.randint(
+                    0,
+                    max(len(s), 1),
+                    (steps, batch_size),
+                    generator=torch.Generator().manual_seed(seed + i),
+                )
+            ]
+            if len(s)
+            else torch.zeros(steps, batch_size, dtype=torch.long)
+            for i, s in enumerate(slices)
+        ]
+    )
+    active = torch.tensor([float(len(s) > 0) for s in slices], device=device)
+    per_call = teachers_per_call or teachers
+    optimizer = torch.optim.Adam(params.values(), lr=lr)
+    ensemble.template.train()
+    for step in tqdm(range(steps), desc="teachers", disable=not progress, leave=False):
+        optimizer.zero_grad()
+        for a in range(0, teachers, per_call):
+            part = slice(a, a + per_call)
+            positions = draws[part, step]
+            logits = ensemble.logits(x[positions].to(device), part, shared=False)
+            losses = F.cross_entropy(
+                logits.flatten(0, 1),
+                y[positions].to(device).flatten(),
+                reduction="none",
+            ).view(positions.shape)
+            (losses.mean(1) * active[part]).sum().backward()
+        optimizer.step()
+    ensemble.stacked = {n: p.detach() for n, p in params.items()}
+    ensemble.template.eval()
+    return ensemble
 
 
 def vote_counts(predictions: torch.Tensor, classes: int) -> np.ndarray:
@@ -233,10 +368,6 @@ def vote_counts(predictions: torch.Tensor, classes: int) -> np.ndarray:
     return F.one_hot(predictions, classes).sum(0).numpy().astype(np.float64)
 
 
-def vote_histogram(
-    teachers: list[nn.Module], x: torch.Tensor, classes: int
-) -> np.ndarray:
+def vote_histogram(teachers: Teachers, x: torch.Tensor, classes: int) -> np.ndarray:
     """Vote counts of ``teachers`` on the queries ``x`` (see :func:`vote_counts`)."""
-    if not teachers:
-        raise ValueError("teachers must be a non-empty list")
-    return vote_counts(torch.stack([predict(t, x) for t in teachers]), classes)
+    return vote_counts(teachers.predict(x), classes)
