@@ -301,7 +301,8 @@ def train_teachers(
     ``steps`` Adam steps, each on the mean cross-entropy of ``batch_size`` examples
     drawn with replacement from its slice (positions drawn by a generator seeded
     ``seed + i``). Adam acts on each number alone, so the stacked run is ``k``
-    independent runs: teacher ``i`` depends on its slice and seed only, and a teacher
+    independent runs (up to floating-point rounding, which Adam amplifies over many
+    steps): teacher ``i`` depends on its slice and seed only, and a teacher
     whose slice is empty gets zero gradients and stays at its initialisation (it still
     votes, so one example added to its slice changes one teacher). One vectorised call
     covers ``teachers_per_call`` teachers (default all); gradients of the calls add up.
