@@ -1993,12 +1993,12 @@ glue("vp_fraction_hi", max(fraction))
 # what the colab profile moves towards with larger $N$.
 
 # %%
-N_PATE = run.pick(smoke=1500, book=5000, colab=20_000)  # private target images
-K_PATE = run.pick(smoke=[25, 50], book=[100, 250], colab=[100, 250, 1000])
+N_PATE = run.pick(smoke=300, book=5000, colab=20_000)  # private target images
+K_PATE = run.pick(smoke=[10, 20], book=[100, 250], colab=[100, 250, 1000])
 EPS_PATE = run.pick(smoke=[2.0], book=[1.0, 4.0], colab=[0.5, 1.0, 2.0, 4.0])
 EPS_COMPARE = run.pick(smoke=2.0, book=1.0, colab=1.0)  # DP-SGD ran (N_PATE, this)
 QUERIES_G = run.pick(smoke=100, book=200, colab=200)  # fixed before any vote
-POOL_G = run.pick(smoke=500, book=2000, colab=5000)  # unlabelled public images
+POOL_G = run.pick(smoke=300, book=2000, colab=5000)  # unlabelled public images
 PATE_EPOCHS, PATE_BATCH = run.pick(smoke=5, book=20, colab=20), 8
 TEACHER_KINDS_G = run.pick(
     smoke=("scratch", "label map only", FULL),
