@@ -2350,6 +2350,26 @@ if SEEDS > 1 and (N_PATE, EPS_COMPARE) == (5000, 1.0):  # predictions 8, 9 name 
         **label_gap.evidence,
     )
 
+# %%
+results_table(
+    [
+        {
+            "teachers k": k,
+            "eps": eps,
+            "best student (mean)": max(
+                np.mean(v) for (kk, _), v in runs_of(eps, "student").items() if kk == k
+            ),
+            "winner among teacher kinds (2 standard errors)": winner(
+                {kind: runs_of(eps, "student")[(k, kind)] for kind in TEACHER_KINDS_G}
+            ),
+        }
+        for k in K_PATE
+        for eps in EPS_PATE
+    ],
+    caption="which teachers make the best student (seeds paired by the aggregator's "
+    "noise seed)",
+)
+
 # %% [markdown]
 # DP-SGD through the same student: the full-canvas prompt trained with DP-SGD on the same
 # {glue:text}`vp_pate_n` private images at the same $(\varepsilon, \delta)$ labels the whole public
