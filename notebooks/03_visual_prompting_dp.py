@@ -40,7 +40,7 @@
 # - say which domain gaps an input prompt can close, and test it against a label map, a linear
 #   probe and fine-tuning on a target whose gap is known.
 #
-# **Runtime.** `smoke`: about a minute; `book`: about 7 minutes on a 2-core CPU; `colab`: the toy
+# **Runtime.** `smoke`: about a minute; `book`: about 8 minutes on a 2-core CPU; `colab`: the toy
 # world at book size (`TOY_SIZES = "colab"`: more seeds and teachers), then CIFAR-10 through a
 # frozen ImageNet ResNet-18 (downloads): an estimated 15 to 30 minutes on a Colab T4 (not timed
 # on Colab). Data in `smoke` and `book`: scikit-learn's digits and glyphs drawn from the fonts
