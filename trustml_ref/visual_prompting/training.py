@@ -326,7 +326,7 @@ def train_teachers(
             s[
                 torch.randint(
                     0,
-                    max(len(s), 1),
+                    len(s),
                     (steps, batch_size),
                     generator=torch.Generator().manual_seed(seed + i),
                 )
