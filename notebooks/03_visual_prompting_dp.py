@@ -2450,7 +2450,8 @@ if SEEDS > 1 and (N_PATE, EPS_COMPARE) == (5000, 1.0):
 # (prediction 8), and the same queries with their true labels would have given the student
 # {glue:text}`vp_pate_clean_gain:+.3f`
 # (prediction 9): the aggregator's noise, calibrated for a guarantee, is larger than the margins of
-# teachers this weak, and the threshold answers few queries. Worse, every student at this
+# teachers this weak, and the threshold step, under the same noise, does not keep out the queries
+# on which the teachers split (the label accuracy column). Worse, every student at this
 # $\varepsilon$ is below the zero-label floor, {glue:text}`vp_pate_zero_label:.3f`: the source
 # model reading the textured digits through its own ten digit classes, with no private label at
 # all. Noisy labels teach a fresh label map less than the source model already knows. The
