@@ -2041,13 +2041,13 @@ for k in tqdm(K_PATE, desc="teacher counts"):
             progress=False,
         )
         glyph_teachers[(k, kind)] = teachers.predict(x_pool[:QUERIES_G])
+glyph_votes = {key: vote_counts(p, 10) for key, p in glyph_teachers.items()}
 glue("vp_pate_epochs", PATE_EPOCHS)
 
 
 def plurality_correct(k: int, kind: str) -> np.ndarray:
     """Per query: 1 where the teachers' plurality is the true class."""
-    votes = vote_counts(glyph_teachers[(k, kind)], 10)
-    return (votes.argmax(1) == truth_g).astype(float)
+    return (glyph_votes[(k, kind)].argmax(1) == truth_g).astype(float)
 
 
 results_table(
@@ -2057,7 +2057,7 @@ results_table(
             "teacher kind": kind,
             "one teacher": float((p == y_pool[:QUERIES_G]).float().mean()),
             "plurality": plurality_correct(k, kind).mean(),
-            "mean plurality share": float((vote_counts(p, 10).max(1) / k).mean()),
+            "mean plurality share": float((glyph_votes[(k, kind)].max(1) / k).mean()),
         }
         for (k, kind), p in glyph_teachers.items()
     ],
@@ -2132,8 +2132,7 @@ def pseudo_labelled(student, x: torch.Tensor, y: torch.Tensor, tau: float = 0.9)
 
 
 glyph_students = []
-for (k, kind), predictions in tqdm(glyph_teachers.items(), desc="students"):
-    votes = vote_counts(predictions, 10)
+for (k, kind), votes in tqdm(glyph_votes.items(), desc="students"):
     for eps in EPS_PATE:
         sigma = confident_sigma(eps)
         for s in range(SEEDS):
@@ -2143,7 +2142,10 @@ for (k, kind), predictions in tqdm(glyph_teachers.items(), desc="students"):
                 votes, 0.6 * k, sigma, sigma, ORDERS, answered=answered
             )
             row = dict(k=k, kind=kind, eps=eps, seed=s, answered=int(answered.sum()))
-            row["eps_data_dependent"] = pate.eps_from_rdp(ORDERS, rdp, DELTA)[0]
+            row["answered_mask"] = answered
+            row["eps_data_dependent"], row["order"] = pate.eps_from_rdp(
+                ORDERS, rdp, DELTA
+            )
             if answered.any():
                 idx = torch.as_tensor(np.flatnonzero(answered))
                 x_a, y_a = x_pool[idx], torch.as_tensor(labels[answered])
@@ -2166,13 +2168,19 @@ zero_label = float((source_digit_logits.argmax(1) == y_test_t).float().mean())
 glue("vp_pate_zero_label", zero_label)
 
 
-def student_mean(k, kind, eps, column="student") -> tuple[float, float]:
-    """Mean and std over seeds (a run with no answer scores 0.1, chance)."""
-    v = [
+def seed_values(k: int, kind: str, eps: float, column: str) -> list:
+    """One column of the students' rows at (k, kind, eps), per seed (a run with no
+    answer scores 0.1, chance)."""
+    return [
         r.get(column, 0.1)
         for r in glyph_students
         if (r["k"], r["kind"], r["eps"]) == (k, kind, eps)
     ]
+
+
+def student_mean(k, kind, eps, column="student") -> tuple[float, float]:
+    """Mean and std over seeds of one column."""
+    v = seed_values(k, kind, eps, column)
     return float(np.mean(v)), float(np.std(v))
 
 
@@ -2182,13 +2190,7 @@ results_table(
             "teachers k": k,
             "teacher kind": kind,
             "eps": eps,
-            "answered": np.mean(
-                [
-                    r["answered"]
-                    for r in glyph_students
-                    if (r["k"], r["kind"], r["eps"]) == (k, kind, eps)
-                ]
-            ),
+            "answered": np.mean(seed_values(k, kind, eps, "answered")),
             **{
                 column: "{:.3f} ± {:.3f}".format(*student_mean(k, kind, eps, column))
                 for column in (
@@ -2199,11 +2201,7 @@ results_table(
                 )
             },
             "data-dependent eps (private)": np.mean(
-                [
-                    r["eps_data_dependent"]
-                    for r in glyph_students
-                    if (r["k"], r["kind"], r["eps"]) == (k, kind, eps)
-                ]
+                seed_values(k, kind, eps, "eps_data_dependent")
             ),
         }
         for k in K_PATE
@@ -2222,23 +2220,17 @@ results_table(
 
 # %%
 k_hi = K_PATE[-1]
-hi_votes = vote_counts(glyph_teachers[(k_hi, FULL)], 10)
 three_eps = []
-for eps in EPS_PATE:
-    sigma = confident_sigma(eps)
-    answered, _ = pate.confident_gnmax(
-        hi_votes, 0.6 * k_hi, sigma, sigma, np.random.default_rng(0)
-    )
-    rdp = pate.confident_gnmax_rdp(
-        hi_votes, 0.6 * k_hi, sigma, sigma, ORDERS, answered=answered
-    )
-    dependent, order = pate.eps_from_rdp(ORDERS, rdp, DELTA)
-    row = {"eps (guarantee)": eps, "answered": int(answered.sum())}
-    row["data-dependent (private)"] = dependent
+for run_0 in glyph_students:  # seed 0 of the prompt teachers at the largest k
+    if (run_0["k"], run_0["kind"], run_0["seed"]) != (k_hi, FULL, 0):
+        continue
+    eps, order, sigma = run_0["eps"], run_0["order"], confident_sigma(run_0["eps"])
+    row = {"eps (guarantee)": eps, "answered": run_0["answered"]}
+    row["data-dependent (private)"] = run_0["eps_data_dependent"]
     row["order"] = order
     if all(check_conditions_gnmax(sigma, 10, order)):
         release = sanitized_epsilon(
-            hi_votes,
+            glyph_votes[(k_hi, FULL)],
             k_hi,
             0.6 * k_hi,
             sigma,
@@ -2246,7 +2238,7 @@ for eps in EPS_PATE:
             order,
             DELTA,
             np.random.default_rng(1),
-            answered=answered,
+            answered=run_0["answered_mask"],
         )
         row["sanitised release"] = release.eps
         row["release, mean + 2 std"] = release.eps_upper
@@ -2286,14 +2278,9 @@ for k in K_PATE:
 
 
 def runs_of(eps: float, column: str) -> dict:
-    """(k, kind) -> the per-seed values of one column at one eps (0.1 if nothing
-    was answered)."""
+    """(k, kind) -> the per-seed values of one column at one eps."""
     return {
-        (k, kind): [
-            r.get(column, 0.1)
-            for r in glyph_students
-            if (r["k"], r["kind"], r["eps"]) == (k, kind, eps)
-        ]
+        (k, kind): seed_values(k, kind, eps, column)
         for k in K_PATE
         for kind in TEACHER_KINDS_G
     }
@@ -2316,10 +2303,11 @@ students = {
 }
 best = max(students, key=lambda key: np.mean(students[key]))
 dpsgd_prompt = dp_glyph_runs[(N_PATE, EPS_COMPARE), FULL]
+clean_runs = runs_of(EPS_COMPARE, "clean labels")
 clean_pairs = [
     pair
     for key, runs in runs_of(EPS_COMPARE, "student").items()
-    for pair in zip(runs_of(EPS_COMPARE, "clean labels")[key], runs)
+    for pair in zip(clean_runs[key], runs)
 ]
 glue("vp_pate_semi_gain", semi_gain.mean)
 glue("vp_pate_eps_compare", EPS_COMPARE)
