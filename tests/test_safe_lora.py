@@ -195,6 +195,28 @@ def test_adapter_round_trip_through_save_pretrained(world, tmp_path):
         )
 
 
+def test_applied_lends_the_projected_model_and_restores_it(world):
+    base, aligned, peft_model = world
+    result = safe_lora(peft_model, base, aligned, mode="number", num_layers=2)
+    ids = torch.randint(0, 40, (2, 7), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        before = peft_model(ids).logits
+        copied = result.apply(peft_model)(ids).logits
+        with result.applied(peft_model) as edited:
+            assert edited is peft_model
+            assert torch.equal(edited(ids).logits, copied)
+        assert torch.equal(peft_model(ids).logits, before)
+        with pytest.raises(RuntimeError, match="inside"):
+            with result.applied(peft_model):
+                raise RuntimeError("inside")
+        assert torch.equal(peft_model(ids).logits, before)  # restored on an error
+    other = safe_lora(peft_model, base, aligned, mode="number", num_layers=2)
+    other.state_dict = dict(list(other.state_dict.items())[1:])
+    with pytest.raises(ValueError, match="state-dict keys differ"):
+        with other.applied(peft_model):
+            pass
+
+
 def test_checkpoint_directories_are_read_lazily(world, tmp_path):
     base, aligned, peft_model = world
     base.save_pretrained(tmp_path / "base")  # safetensors by default
@@ -496,6 +518,33 @@ def test_toy_kind_task_names_the_topics_kind():
         toy.TOKEN["s1"],
         toy.TOKEN["s1"],
         toy.TOKEN["EOS"],
+    ]
+
+
+def test_toy_examples_are_fresh_copies_of_one_build():
+    """The ids are built once per request and copied: a caller that writes into one
+    batch does not change the next, and a list of triples equals the same tuples."""
+    first = toy.make_examples(["B0", "H1"], ["COPY"], [(1, 2, 3), (4, 5, 6)], False)
+    first.ids[:] = 0
+    again = toy.make_examples(("B0", "H1"), ("COPY",), [[1, 2, 3], [4, 5, 6]], False)
+    assert again.ids[:, 1].tolist() == [
+        toy.TOKEN["B0"],
+        toy.TOKEN["B0"],
+        toy.TOKEN["H1"],
+        toy.TOKEN["H1"],
+    ]
+    assert again.ids[0, toy.PROMPT_LEN :].tolist() == [
+        toy.TOKEN["s1"],
+        toy.TOKEN["s2"],
+        toy.TOKEN["s3"],
+        toy.TOKEN["EOS"],
+    ]
+    refused = toy.make_examples(["B0"], ["COPY"], [(1, 2, 3)], True)
+    assert refused.answer_mask[0].tolist() == [False] * toy.PROMPT_LEN + [
+        True,
+        True,
+        False,
+        False,
     ]
 
 

@@ -5,15 +5,18 @@ The entry point :func:`safe_lora` never mutates its input. It returns a
 :class:`SafeLoRAResult` holding the projected adapter's state dict (PEFT's saved-key
 format), its config and a per-module report; ``result.save_pretrained(dir)`` writes an
 adapter that ``PeftModel.from_pretrained`` loads as usual, and
-``result.apply(peft_model)`` returns a projected copy of a (small) model.
+``result.apply(peft_model)`` returns a projected copy of a (small) model and
+``with result.applied(peft_model) as edited:`` lends the model itself, projected, for
+the block.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +111,31 @@ class SafeLoRAResult:
         projected = copy.deepcopy(peft_model)
         set_peft_model_state_dict(projected, self.state_dict)
         return projected
+
+    @contextlib.contextmanager
+    def applied(self, peft_model: nn.Module) -> Iterator[nn.Module]:
+        """``peft_model`` itself carrying the projected adapter inside a ``with``
+        block, its own adapter weights put back on leaving it (also on an error).
+
+        No copy is made: evaluating hundreds of results of one model costs two
+        state-dict loads each instead of a deep copy of the model.
+        """
+        from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+        own = {
+            k: v.detach().clone()
+            for k, v in get_peft_model_state_dict(peft_model).items()
+        }
+        if own.keys() != self.state_dict.keys():
+            raise ValueError(
+                "peft_model's adapter does not match this result: "
+                f"{len(own.keys() ^ self.state_dict.keys())} state-dict keys differ"
+            )
+        set_peft_model_state_dict(peft_model, self.state_dict)
+        try:
+            yield peft_model
+        finally:
+            set_peft_model_state_dict(peft_model, own)
 
 
 def lora_modules(peft_model: nn.Module, adapter: str = "default") -> list[LoraModule]:

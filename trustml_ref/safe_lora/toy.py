@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -87,7 +88,23 @@ def make_examples(
     refuse: bool,
 ) -> Batch:
     """Every (topic, task, args) combination, answered by complying or (``refuse``)
-    refusing."""
+    refusing. The token ids are built once per distinct request (the evaluations
+    ask for the same held-out sets hundreds of times) and handed out as copies."""
+    ids = _example_ids(
+        tuple(topics), tuple(tasks), tuple(map(tuple, arg_triples)), refuse
+    ).clone()
+    mask = torch.zeros_like(ids, dtype=torch.bool)
+    mask[:, PROMPT_LEN:] = ids[:, PROMPT_LEN:] != TOKEN["PAD"]
+    return Batch(ids, mask)
+
+
+@functools.lru_cache(maxsize=64)
+def _example_ids(
+    topics: tuple[str, ...],
+    tasks: tuple[str, ...],
+    arg_triples: tuple[tuple[int, int, int], ...],
+    refuse: bool,
+) -> torch.Tensor:
     rows = []
     for topic, task, args in itertools.product(topics, tasks, arg_triples):
         prompt = [
@@ -104,10 +121,7 @@ def make_examples(
                 TOKEN["EOS"]
             ]
         rows.append(prompt + answer)
-    ids = torch.tensor(rows, dtype=torch.long)
-    mask = torch.zeros_like(ids, dtype=torch.bool)
-    mask[:, PROMPT_LEN:] = ids[:, PROMPT_LEN:] != TOKEN["PAD"]
-    return Batch(ids, mask)
+    return torch.tensor(rows, dtype=torch.long)
 
 
 def concat(*batches: Batch) -> Batch:
