@@ -966,7 +966,9 @@ glue("sl_tenfold_max", max(tenfold))
 
 # %%
 RANDOM_DRAWS = run.pick(smoke=2, book=8, colab=16)
-K_SELECT = [k for k in K_GRID if k < len(result.report)]  # K = all: every rule agrees
+# K = all modules is left out: there every rule picks the same set
+K_SELECT = run.pick(smoke=[2], book=[2, 4, 6], colab=[1, 2, 3, 4, 5, 6, 7])
+assert max(K_SELECT) < len(result.report), "K_SELECT must leave some module out"
 RULES = ("lowest similarity (paper)", "highest similarity", "largest update", "random")
 
 
@@ -1037,11 +1039,17 @@ plt.show()
 
 # %%
 def refusal_of(rule: str) -> list[float]:
-    """Refusal rates of one rule, in a fixed order of (seed, setting, K)."""
-    rows = [r for r in selection_runs if r["rule"] == rule]
+    """One refusal rate per fine-tuned model (seed, setting), in that order: the
+    rule's mean over K (and over the random draws)."""
+    runs_of_rule = [r for r in selection_runs if r["rule"] == rule]
+    units = sorted({(r["seed"], r["setting"]) for r in runs_of_rule})
     return [
-        r["refusal"]
-        for r in sorted(rows, key=lambda r: (r["seed"], r["setting"], r["k"]))
+        float(
+            np.mean(
+                [r["refusal"] for r in runs_of_rule if (r["seed"], r["setting"]) == u]
+            )
+        )
+        for u in units
     ]
 
 
@@ -1060,8 +1068,9 @@ results_table(
         for rule, d in selection_gap.items()
     ],
     caption=(
-        f"paired over seeds x settings x K = {K_SELECT} ({len(refusal_of(RULES[0]))} "
-        "pairs); random: the mean of the draws"
+        f"paired over the {len(refusal_of(RULES[0]))} fine-tuned models (seeds x "
+        f"settings), each rule averaged over K = {K_SELECT}; random: the mean of the "
+        "draws"
     ),
 )
 
@@ -1071,23 +1080,25 @@ glue("sl_vs_random", versus_random.verdict("lowest first", "random"))
 glue("sl_select_gain", versus_random.mean)
 glue("sl_select_se2", 2 * versus_random.se)
 glue("sl_random_draws", RANDOM_DRAWS)
+glue("sl_selection_units", versus_random.n)
 glue("sl_vs_highest", selection_gap[RULES[1]].verdict("lowest first", "highest first"))
 glue("sl_vs_largest", selection_gap[RULES[2]].verdict("lowest first", "largest first"))
 
 # %% [markdown]
-# **What the selection experiment shows, and why it settles nothing.** In this run, at equal $K$,
-# the paper's lowest-similarity modules restore {glue:text}`sl_select_gain:+.2f` refusal relative to
-# modules drawn at random (± {glue:text}`sl_select_se2:.2f`, two standard errors over seeds,
-# settings and $K$; {glue:text}`sl_random_draws` random draws each): verdict
-# {glue:text}`sl_vs_random`. Against the other two rules: highest similarity,
-# {glue:text}`sl_vs_highest`; largest update, {glue:text}`sl_vs_largest`. Those two standard errors
-# treat the pairs as independent, but they share the same {glue:text}`sl_seeds` LoRA training runs,
-# and the runs' noise dominates: on two development machines, whose floating-point differences
-# change the training runs, this difference had opposite signs, each "significant" by this
-# interval. So this toy does not tell whether the similarity selects well, and the chapter claims
-# nothing about it; deciding it needs more LoRA seeds, and a test paired at the level of the seeds.
-# What this toy cannot show either is the mechanism behind a selection; the next experiment builds
-# harmful and alignment updates with known directions.
+# **What the selection experiment shows.** The unit of this test is the fine-tuned model: each
+# of the {glue:text}`sl_selection_units` LoRA runs ({glue:text}`sl_seeds` seeds, two settings) gives
+# one difference, the lowest-similarity rule's refusal minus another rule's, each averaged over the
+# values of $K$ (and over the {glue:text}`sl_random_draws` random draws). Against random modules:
+# {glue:text}`sl_select_gain:+.2f` ± {glue:text}`sl_select_se2:.2f` (two standard errors over the
+# runs), verdict {glue:text}`sl_vs_random`. Against the other two rules: highest similarity,
+# {glue:text}`sl_vs_highest`; largest update, {glue:text}`sl_vs_largest`. An earlier version of
+# this test treated every (seed, setting, $K$) as a pair; those pairs share training runs, and on
+# two development machines, whose floating-point differences change the runs, the difference had
+# opposite signs, each "significant" by that interval. Paired at the level of the runs, a handful
+# of differences gives a wide interval, so "no difference detected" here means that this toy
+# cannot tell at this number of seeds, not that the selection carries nothing; the chapter makes
+# no claim about selection. What this toy cannot show either is the mechanism behind a selection;
+# the next experiment builds harmful and alignment updates with known directions.
 
 # %% [markdown]
 # ## Experiment: a toy whose mechanisms are known
@@ -2004,7 +2015,7 @@ results = record_results(
 # - Measured in our toy: LoRA fine-tuning undoes refusals; Safe LoRA restores them when it changes
 #   enough modules, and shrinkage controls without its direction do as well, at the same cost to
 #   the new skill. Whether the similarity's *selection* beats random modules at equal $K$ is not
-#   settled by this toy: the paired difference changes sign between machines (this build:
+#   settled by this toy: paired over the fine-tuned models, the interval is wide (this build:
 #   {glue:text}`sl_vs_random`).
 # - With directions built on purpose: an update that reverses the alignment is never selected
 #   (sign-blindness); an update outside a *low-rank* alignment is selected and deleted exactly,
