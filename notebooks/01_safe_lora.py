@@ -131,7 +131,7 @@ STEPS = run.pick(
         harmful=150,
         mixed=500,
         aligned_low_rank=200,
-        mechanism=100,
+        mechanism=80,
     ),
     colab=dict(
         base=800,
@@ -145,7 +145,7 @@ STEPS = run.pick(
 N_SEEDS = run.pick(smoke=1, book=3, colab=5)  # seeds of the LoRA stage
 LORA_BATCH = 48  # minibatch of every LoRA fine-tune (base model and alignments: 96)
 K_GRID = run.pick(smoke=[2, 8], book=[2, 4, 8], colab=[1, 2, 3, 4, 5, 6, 7, 8])
-N_HELD = run.pick(smoke=60, book=80, colab=300)
+N_HELD = run.pick(smoke=60, book=64, colab=300)
 
 train_triples, held_out = toy.split_triples(SEED, 300)
 held_out = held_out[:N_HELD]
