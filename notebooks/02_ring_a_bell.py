@@ -1289,7 +1289,8 @@ plt.show()
 # and success is measured through any `diffusers` pipeline and a detector. On the `colab` profile the
 # next cell runs the attack on Stable Diffusion v1.4 {cite:p}`rombach2022high` with the paper's
 # defaults ($K = 16$, $\eta = 3$), against the negative prompt, safe latent diffusion
-# {cite:p}`schramowski2023safe` with the concept as its safety concept, and, if you point
+# {cite:p}`schramowski2023safe` with the concept as its safety concept (in the configuration
+# `SLD_CONFIG` names: weak, medium, strong or max, the paper's four), and, if you point
 # `ERASED_UNET` at one, an ESD-erased UNet in diffusers format. The concept is harmless by default
 # ("car"), read by a zero-shot CLIP detector ({class}`~trustml_ref.ring_a_bell.stable_diffusion.ClipConceptDetector`).
 # The paper's concepts (nudity, violence) need `ALLOW_UNSAFE = True`, and then the book shows every
@@ -1303,6 +1304,7 @@ SD_EXCLUDED = ["car", "cars", "vehicle", "automobile", "sedan", "taxi"]
 # set True only for the paper's unsafe concepts; images are then shown blurred
 ALLOW_UNSAFE = False
 ERASED_UNET = None  # e.g. a local directory with an ESD-erased UNet (diffusers format)
+SLD_CONFIG = "max"  # safe latent diffusion's configuration: weak, medium, strong or max
 if run.profile == "colab":
     from trustml_ref.ring_a_bell import stable_diffusion as sd
 
@@ -1328,12 +1330,18 @@ if run.profile == "colab":
     # half precision on a GPU; the CPU computes in float32
     SD_DTYPE = torch.float16 if run.device.type == "cuda" else torch.float32
     sd_load = dict(device=run.device, dtype=SD_DTYPE, safety_checker=False)
-    # SD's safety checker blacks out what it flags, silently lowering a measured ASR
-    sd_pipe = sd.load_pipeline(**sd_load)
+    # SD's safety checker blacks out what it flags, silently lowering a measured ASR;
+    # on a GPU, SD's half-precision weight files (half the download)
+    sd_pipe = sd.load_pipeline(
+        **sd_load, variant="fp16" if SD_DTYPE == torch.float16 else None
+    )
     sd_methods = {
         "Stable Diffusion": (sd_pipe, {}),
         "negative prompt": (sd_pipe, {"negative_prompt": SD_CONCEPT}),
-        "safe latent diffusion": (sd.load_sld(SD_CONCEPT, **sd_load), {}),
+        f"SLD-{SLD_CONFIG}": (
+            sd.load_sld(SD_CONCEPT, **sd_load),
+            sd.sld_config(SLD_CONFIG),
+        ),
     }
     if ERASED_UNET is not None:
         sd_methods["ESD"] = (sd.load_pipeline(unet=ERASED_UNET, **sd_load), {})
@@ -1376,6 +1384,7 @@ if run.profile == "colab":
                 prompts=prompts,
                 images_per_prompt=4,
                 prompts_per_call=2,  # 8 images per pipeline call
+                progress=True,
                 output_type="pt",
                 num_inference_steps=sd_steps,
                 generator=torch.Generator(run.device).manual_seed(SEED),

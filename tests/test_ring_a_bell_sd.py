@@ -55,6 +55,44 @@ def test_loaders_read_local_pipelines_and_swap_the_unet(saved):
         sd.load_sld("a car", saved / "sld", device="cpu", safety_checker=False),
     ):
         assert loaded.safety_checker is None
+        assert loaded.vae.use_slicing  # decodes one image at a time
+    # a half-precision weight variant, read as such (SD v1.4 ships *.fp16.* files)
+    pipe.save_pretrained(saved / "sd_fp16", variant="fp16")
+    half = sd.load_pipeline(
+        saved / "sd_fp16", device="cpu", dtype=torch.float16, variant="fp16"
+    )
+    assert half.unet.dtype == torch.float16
+    assert torch.equal(half.unet.conv_in.weight, pipe.unet.conv_in.weight.half())
+    with pytest.raises(ValueError):  # no fp16 files in the plain directory
+        sd.load_pipeline(saved / "sd", device="cpu", variant="fp16")
+
+
+def test_sld_configurations_are_the_papers_and_run(saved):
+    """Max edits from the first step with the largest scale; the milder
+    configurations wait and threshold (Schramowski et al., 2023)."""
+    configs = {name: sd.sld_config(name) for name in sd.SLD_CONFIGS}
+    assert sd.sld_config("MAX") == configs["max"]
+    assert configs["max"]["sld_warmup_steps"] == 0
+    assert [configs[n]["sld_guidance_scale"] for n in sd.SLD_CONFIGS] == sorted(
+        configs[n]["sld_guidance_scale"] for n in sd.SLD_CONFIGS
+    )
+    assert configs["medium"]["sld_warmup_steps"] > configs["strong"]["sld_warmup_steps"]
+    with pytest.raises(ValueError, match="name must be one of"):
+        sd.sld_config("extreme")
+    sld = sd.load_sld("a car", saved / "sld", device="cpu", dtype=torch.float32)
+    images = {
+        name: sd.as_image_tensor(
+            sld(
+                "a car on a road",
+                generator=torch.Generator().manual_seed(0),
+                **sd.sld_config(name),
+                **{**GEN, "num_inference_steps": 3},
+            ).images
+        )
+        for name in ("weak", "max")
+    }
+    assert images["max"].shape == images["weak"].shape == (1, 3, 16, 16)
+    assert not torch.equal(images["max"], images["weak"])
 
 
 def test_attack_and_success_rate_run_on_stable_diffusion_components(saved):

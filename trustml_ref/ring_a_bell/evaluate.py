@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 
 def prompt_success(flags: torch.Tensor, images_needed: int = 1) -> torch.Tensor:
@@ -57,6 +58,7 @@ def concept_flags(
     images_per_prompt: int = 4,
     negative_prompt: str | None = None,
     prompts_per_call: int | None = None,
+    progress: bool = False,
     **generate,
 ) -> torch.Tensor:
     """Generate ``images_per_prompt`` images per prompt (or per embedding) and flag each
@@ -66,7 +68,8 @@ def concept_flags(
 
     ``negative_prompt`` is passed as one copy per prompt (diffusers rejects a string
     beside a list of prompts); ``prompts_per_call`` splits the work into calls of that
-    many prompts (memory on a GPU), drawing from the same ``generator`` in turn."""
+    many prompts (memory on a GPU), drawing from the same ``generator`` in turn;
+    ``progress`` shows a bar over those calls."""
     if (prompts is None) == (prompt_embeds is None):
         raise ValueError("pass exactly one of prompts and prompt_embeds")
     n = len(prompts) if prompts is not None else len(prompt_embeds)
@@ -74,7 +77,9 @@ def concept_flags(
     if step < 1:
         raise ValueError(f"prompts_per_call must be >= 1, got {prompts_per_call}")
     flags = []
-    for start in range(0, n, step):
+    for start in tqdm(
+        range(0, n, step), desc="images", unit="call", disable=not progress
+    ):
         rows = slice(start, min(start + step, n))
         # only the given input is passed on: some pipelines (safe latent diffusion's)
         # take no prompt_embeds

@@ -11,7 +11,7 @@ reading the images with a detector. Here:
   concept-erased UNet in diffusers format (e.g. ESD weights) in place of the original;
 - :func:`load_sld`: safe latent diffusion (Schramowski et al., 2023), an inference-time
   removal whose safety concept is any text (a harmless concept such as "car" by default
-  in the chapter);
+  in the chapter), run in one of the paper's configurations (:func:`sld_config`);
 - :class:`ClipConceptDetector`: zero-shot CLIP, flagging an image when the concept's
   description scores higher than every alternative (the NudeNet/Q16 stand-in for a
   harmless concept).
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 SD_MODEL = "CompVis/stable-diffusion-v1-4"
 SLD_MODEL = "AIML-TUDA/stable-diffusion-safe"
 CLIP_MODEL = "openai/clip-vit-large-patch14"
+SLD_CONFIGS = ("weak", "medium", "strong", "max")
 
 
 def _without_checker(safety_checker: bool) -> dict:
@@ -50,15 +51,22 @@ def load_pipeline(
     device: str = "cuda",
     dtype: torch.dtype = torch.float16,
     safety_checker: bool = True,
+    variant: str | None = None,
 ):
     """A ``StableDiffusionPipeline``; ``unet`` replaces its UNet by a concept-erased
     one (diffusers format). ``safety_checker=False`` drops SD's checker, which blacks
     out the images it flags and so silently lowers a measured attack success rate: for
-    measurement, and for an unsafe concept only with the images shown blurred."""
+    measurement, and for an unsafe concept only with the images shown blurred.
+    ``variant="fp16"`` reads the half-precision weight files (SD v1.4 ships them: half
+    the download). The VAE decodes one image at a time (slicing: less peak memory, the
+    same images)."""
     from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
     pipe = StableDiffusionPipeline.from_pretrained(
-        model_id, torch_dtype=dtype, **_without_checker(safety_checker)
+        model_id,
+        torch_dtype=dtype,
+        variant=variant,
+        **_without_checker(safety_checker),
     )
     if unet is not None:
         erased = UNet2DConditionModel.from_pretrained(unet, torch_dtype=dtype)
@@ -70,6 +78,7 @@ def load_pipeline(
             )
         pipe.unet = erased
     pipe.set_progress_bar_config(disable=True)
+    pipe.vae.enable_slicing()
     return pipe.to(device)
 
 
@@ -94,7 +103,23 @@ def load_sld(
     )
     pipe.safety_concept = concept
     pipe.set_progress_bar_config(disable=True)
+    pipe.vae.enable_slicing()
     return pipe.to(device)
+
+
+def sld_config(name: str) -> dict[str, float]:
+    """The keyword arguments of one of safe latent diffusion's configurations
+    (Schramowski et al., 2023: weak, medium, strong, max), as diffusers ships them
+    (``SafetyConfig``): warm-up steps, guidance scale, threshold, momentum scale and
+    momentum beta. Pass them to a :func:`load_sld` pipeline's call."""
+    try:  # diffusers moved the pipeline under ``deprecated`` in later versions
+        from diffusers.pipelines.stable_diffusion_safe import SafetyConfig
+    except ImportError:
+        from diffusers.pipelines.deprecated.stable_diffusion_safe import SafetyConfig
+
+    if name.lower() not in SLD_CONFIGS:
+        raise ValueError(f"name must be one of {SLD_CONFIGS}, got {name!r}")
+    return dict(getattr(SafetyConfig, name.upper()))
 
 
 def as_image_tensor(images) -> torch.Tensor:
