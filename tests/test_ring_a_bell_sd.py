@@ -17,6 +17,7 @@ from trustml_ref.ring_a_bell import (  # noqa: E402
     decode,
     fitness,
     genetic_search,
+    matched_concept_pairs,
     target_embedding,
     text_embedding,
 )
@@ -210,3 +211,23 @@ def test_detector_and_image_conversion(saved):
     assert soft.shape == images.shape and torch.allclose(
         soft[:, :, :6, :6].std((2, 3)), torch.zeros(3, 3), atol=1e-6
     )
+
+
+def test_concept_pairs_are_matched_in_token_length(saved):
+    """The tiny tokenizer spells words letter by letter: "car" (3 tokens) pairs with
+    the 3-letter words only, taken in turn; a template no word fits is an error."""
+    tok = sd.load_pipeline(saved / "sd", device="cpu", dtype=torch.float32).tokenizer
+    templates = ["a {} on a road", "a red {}", "a {} at night"]
+    with_c, without_c = matched_concept_pairs(
+        tok, templates, "car", ["tree", "dog", "house", "man"]
+    )
+    assert with_c == ["a car on a road", "a red car", "a car at night"]
+    assert without_c == ["a dog on a road", "a red dog", "a man at night"]
+    lengths = [len(tok(p)["input_ids"]) for p in with_c + without_c]
+    assert lengths[:3] == lengths[3:]
+    with pytest.raises(ValueError, match="no word of neutral_words"):
+        matched_concept_pairs(tok, templates, "car", ["tree", "house"])
+    with pytest.raises(ValueError, match="exactly one"):
+        matched_concept_pairs(tok, ["a car"], "car", ["dog"])
+    with pytest.raises(ValueError, match="neutral_words"):
+        matched_concept_pairs(tok, templates, "car", ["car", " "])

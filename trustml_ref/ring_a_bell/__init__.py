@@ -6,6 +6,7 @@ from trustml_ref.ring_a_bell.concept import (
     concept_vector,
     embed_ids,
     fitness,
+    matched_concept_pairs,
     target_embedding,
     text_embedding,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "fitness",
     "genetic_search",
     "genetic_search_batch",
+    "matched_concept_pairs",
     "mutate",
     "prompt_ids",
     "prompt_success",

@@ -121,6 +121,46 @@ def concept_vector(
     )
 
 
+def matched_concept_pairs(
+    tokenizer,
+    templates: Sequence[str],
+    concept: str,
+    neutral_words: Sequence[str],
+) -> tuple[list[str], list[str]]:
+    """Prompt pairs for :func:`concept_vector` that differ only in the concept and
+    have the same number of tokens: each template (one ``{}``) filled with ``concept``
+    and with a word of ``neutral_words`` (taken in turn from the template's index on)
+    that gives the prompt as many tokens. Equal lengths keep every other token at the
+    same position, so the per-position difference of the two embeddings is the
+    concept's alone."""
+    if not templates or any(t.count("{}") != 1 for t in templates):
+        raise ValueError(
+            "templates must be a non-empty list of prompts with exactly one '{}' "
+            "where the concept goes"
+        )
+    words = [w for w in neutral_words if w.strip() and w != concept]
+    if not words:
+        raise ValueError("neutral_words must hold a non-empty word other than concept")
+
+    def n_tokens(text: str) -> int:
+        return len(tokenizer(text, truncation=False)["input_ids"])
+
+    with_concept, without_concept = [], []
+    for i, template in enumerate(templates):
+        filled = template.format(concept)
+        length = n_tokens(filled)
+        turn = [words[(i + j) % len(words)] for j in range(len(words))]
+        word = next((w for w in turn if n_tokens(template.format(w)) == length), None)
+        if word is None:
+            raise ValueError(
+                f"no word of neutral_words gives {template!r} the {length} tokens "
+                f"that {concept!r} gives it"
+            )
+        with_concept.append(filled)
+        without_concept.append(template.format(word))
+    return with_concept, without_concept
+
+
 def target_embedding(
     embedding: torch.Tensor, concept: torch.Tensor, eta: float
 ) -> torch.Tensor:
