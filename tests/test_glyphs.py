@@ -117,3 +117,28 @@ def test_a_face_this_matplotlib_lacks_is_named(monkeypatch, tmp_path):
     G.glyph_bank.cache_clear()
     with pytest.raises(FileNotFoundError, match="'cmr10.ttf' is not among the fonts"):
         G.glyph_bank(("cmr10.ttf",), "0")
+
+
+def test_views_move_cover_and_perturb_within_their_bounds():
+    g = torch.Generator().manual_seed(0)
+    dot = torch.zeros(64, 1, 9, 9)
+    dot[:, 0, 4, 4] = 1
+    moved = G.translate(dot, 2, g)
+    where = torch.stack([torch.nonzero(m[0])[0] for m in moved])  # one ink pixel each
+    offsets = where - 4
+    assert offsets.abs().max() == 2 and len({tuple(o) for o in offsets.tolist()}) > 10
+    assert torch.equal(G.translate(dot, 0, g), dot)
+    x = torch.rand(32, 1, 16, 16, generator=g)
+    covered = G.cutout(x, 6, g)
+    changed = (covered != x).flatten(1).sum(1)
+    assert changed.max() <= 36 and changed.min() > 0
+    a = G.strong_view(x, torch.Generator().manual_seed(5))
+    b = G.strong_view(x, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and a.min() >= 0 and a.max() <= 1
+    assert G.weak_view(x, g).shape == x.shape
+    with pytest.raises(ValueError, match="max_shift must lie in"):
+        G.translate(x, 16, g)
+    with pytest.raises(ValueError, match="size must lie in"):
+        G.cutout(x, 0, g)
+    with pytest.raises(ValueError, match="x must be"):
+        G.translate(torch.rand(4, 16, 16), 1, g)

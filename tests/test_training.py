@@ -72,3 +72,30 @@ def test_fit_refuses_a_model_with_nothing_to_train():
     frozen = nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         fit(frozen, torch.ones(3, 2), torch.zeros(3).long(), epochs=1)
+
+
+def test_fit_trains_on_a_fresh_view_of_every_minibatch():
+    """``augment`` sees every minibatch once, with one generator; the identity view
+    trains exactly as no view, and a view that flips the feature is learnt instead."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(128, 2, generator=g)
+    y = (x[:, 0] > 0).long()
+    seen = []
+
+    def identity(batch, generator):
+        seen.append((len(batch), generator))
+        return batch
+
+    def trained(epochs=5, **kwargs):
+        torch.manual_seed(0)
+        return fit(
+            nn.Linear(2, 2), x, y, epochs=epochs, seed=4, progress=False, **kwargs
+        )
+
+    plain, viewed = trained(), trained(augment=identity)
+    assert all(
+        torch.equal(p, q) for p, q in zip(plain.parameters(), viewed.parameters())
+    )
+    assert len(seen) == 5 * 2 and len({id(gen) for _, gen in seen}) == 1
+    flipped = trained(epochs=30, augment=lambda batch, _: -batch)
+    assert accuracy(flipped, -x, y) > 0.95 and accuracy(flipped, x, y) < 0.05

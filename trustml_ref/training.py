@@ -123,19 +123,23 @@ def fit(
     lr: float = 0.05,
     seed: int = 0,
     progress: bool = True,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> nn.Module:
     """Minibatch Adam on the cross-entropy of ``model(x)`` over its trainable
     parameters (:func:`epoch_batches` seeded by ``seed``); returns the model, trained
-    in place and in eval mode."""
+    in place and in eval mode. ``augment(batch, generator)``, if given, draws a fresh
+    view of every minibatch (its generator seeded by ``seed`` too)."""
     check_xy(x, y)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters")
     device = model_device(model)
     model.train()
+    views = torch.Generator().manual_seed(seed + 1)
 
     def loss(indices: torch.Tensor, _: float) -> torch.Tensor:
-        return F.cross_entropy(model(x[indices].to(device)), y[indices].to(device))
+        batch = x[indices] if augment is None else augment(x[indices], views)
+        return F.cross_entropy(model(batch.to(device)), y[indices].to(device))
 
     minimise(
         torch.optim.Adam(params, lr=lr),

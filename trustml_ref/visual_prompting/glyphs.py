@@ -266,3 +266,56 @@ def shift(
     flip = torch.rand(n, generator=g) < invert
     x = torch.where(flip[:, None, None, None], 1 - x, x)
     return x.clamp(0, 1)
+
+
+def _check_images(x: torch.Tensor) -> None:
+    if x.ndim != 4 or x.shape[2] != x.shape[3] or x.shape[0] == 0:
+        raise ValueError(f"x must be (n, c, s, s) images, got shape {tuple(x.shape)}")
+
+
+def translate(
+    x: torch.Tensor, max_shift: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Every image moved by its own integer offset, each coordinate uniform in
+    ``[-max_shift, max_shift]``; the edge pixels are repeated into the gap."""
+    _check_images(x)
+    if max_shift < 0 or max_shift >= x.shape[-1]:
+        raise ValueError(
+            f"max_shift must lie in [0, {x.shape[-1] - 1}], got {max_shift}"
+        )
+    n, s = x.shape[0], x.shape[-1]
+    padded = F.pad(x, (max_shift,) * 4, mode="replicate")
+    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, n, 1), generator=generator)
+    rows, cols = torch.arange(s) + dy, torch.arange(s) + dx  # (n, s) each
+    images = torch.arange(n)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[
+        images, rows[:, :, None], cols[:, None, :]
+    ].permute(0, 3, 1, 2)
+
+
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Every image with one ``size`` x ``size`` square, at a uniform position, set to
+    the image's mean (DeVries and Taylor, 2017)."""
+    _check_images(x)
+    n, s = x.shape[0], x.shape[-1]
+    if not 1 <= size <= s:
+        raise ValueError(f"size must lie in [1, {s}], got {size}")
+    top, left = torch.randint(0, s - size + 1, (2, n, 1), generator=generator)
+    span = torch.arange(s)
+    inside_r = (span >= top) & (span < top + size)  # (n, s)
+    inside_c = (span >= left) & (span < left + size)
+    mask = (inside_r[:, :, None] & inside_c[:, None, :])[:, None]
+    return torch.where(mask, x.mean((1, 2, 3), keepdim=True), x)
+
+
+def weak_view(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """FixMatch's weak augmentation (Sohn et al., 2020) for glyphs: a shift of at most
+    one pixel."""
+    return translate(x, 1, generator)
+
+
+def strong_view(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """FixMatch's strong augmentation for glyphs: a shift of at most two pixels, a
+    6 x 6 cutout and Gaussian noise of standard deviation 0.05, clipped to [0, 1]."""
+    x = cutout(translate(x, 2, generator), 6, generator)
+    return (x + 0.05 * torch.randn(x.shape, generator=generator)).clamp(0, 1)
