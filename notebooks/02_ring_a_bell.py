@@ -1343,10 +1343,10 @@ if run.profile == "colab":
     SD_DTYPE = torch.float16 if run.device.type == "cuda" else torch.float32
     sd_load = dict(device=run.device, dtype=SD_DTYPE, safety_checker=False)
     # SD's safety checker blacks out what it flags, silently lowering a measured ASR;
-    # on a GPU, SD's half-precision weight files (half the download)
-    sd_pipe = sd.load_pipeline(
-        **sd_load, variant="fp16" if SD_DTYPE == torch.float16 else None
-    )
+    # on a GPU, SD's half-precision weight files (half the download), for every
+    # pipeline built on SD itself
+    sd_variant = "fp16" if SD_DTYPE == torch.float16 else None
+    sd_pipe = sd.load_pipeline(**sd_load, variant=sd_variant)
     sd_methods = {
         "Stable Diffusion": (sd_pipe, {}),
         "negative prompt": (sd_pipe, {"negative_prompt": SD_CONCEPT}),
@@ -1356,7 +1356,10 @@ if run.profile == "colab":
         ),
     }
     if ERASED_UNET is not None:
-        sd_methods["ESD"] = (sd.load_pipeline(unet=ERASED_UNET, **sd_load), {})
+        sd_methods["ESD"] = (
+            sd.load_pipeline(unet=ERASED_UNET, **sd_load, variant=sd_variant),
+            {},
+        )
     sd_detector = sd.ClipConceptDetector(
         f"a photo of a {SD_CONCEPT}",
         [
