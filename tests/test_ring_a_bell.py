@@ -313,8 +313,14 @@ def test_bad_inputs(world):
 # ----------------------------------------
 
 from trustml_ref.ring_a_bell import toy  # noqa: E402
-from trustml_ref.ring_a_bell.pipeline import ToyPipeline  # noqa: E402
-from trustml_ref.ring_a_bell.removal import esd_finetune, reads_text  # noqa: E402
+from trustml_ref.ring_a_bell.pipeline import GATE_GUIDANCE, ToyPipeline  # noqa: E402
+from trustml_ref.ring_a_bell.removal import (  # noqa: E402
+    cross_attention_projections,
+    esd_finetune,
+    reads_text,
+    uce_erase,
+    uce_weight,
+)
 
 
 def test_layout_reader_reads_clean_renders():
@@ -350,14 +356,67 @@ def test_detector_reads_every_clean_colour_and_captions_tokenise():
     )
     # an empty canvas is not red
     assert not toy.detect(torch.full((1, 3, 16, 16), toy.BACKGROUND)).item()
-    tok = build_tokenizer(toy.vocabulary(), 12)
-    ids = tok(captions, padding="max_length", max_length=12).input_ids
-    assert (
-        tok.unk_token_id not in {i for row in ids for i in row}
-        and max(len(c.split()) for c in captions) <= 10
-    )
+    tok = build_tokenizer(toy.vocabulary(), 16)
+    ids = tok(captions).input_ids
+    assert tok.unk_token_id not in {i for row in ids for i in row}
+    # every caption fits the context whole: BOS, up to two neutral words, the scene
+    # in at most nine words, EOS
+    assert max(len(row) for row in ids) <= 13
     with pytest.raises(ValueError, match="colour must be one of"):
         toy.detect(images, colour="purple")
+
+
+def test_the_vocabulary_is_large_and_a_banned_word_leaves_sub_word_routes():
+    words = toy.words()
+    assert len(words) >= 300 and set(toy.NEUTRAL) <= set(words)
+    assert toy.pieces("crimson") == ("crim", "##son") and toy.pieces("on") is None
+    tok = build_tokenizer(toy.vocabulary(), 16)
+    # a whole word is one token; its pieces, written out, are the pieces, and a decoded
+    # prompt re-encodes to the same ids
+    for text, tokens in [
+        ("a crimson circle", ["a", "crimson", "circle"]),
+        ("a crim ##son circle", ["a", "crim", "##son", "circle"]),
+    ]:
+        ids = tok(text, add_special_tokens=False).input_ids
+        assert tok.convert_ids_to_tokens(ids) == tokens
+        assert tok(tok.decode(ids), add_special_tokens=False).input_ids == ids
+    # banning the word removes its token, not the pieces that spell it
+    kept = set(tok.convert_ids_to_tokens(allowed_token_ids(tok, ["crimson"]).tolist()))
+    assert "crimson" not in kept and {"crim", "##son"} <= kept
+    # no neutral word says a colour, a shape, a place or a size
+    scene_words = {*toy.SHAPES, *toy.POSITIONS, *toy.SIZES, *toy.COLOURS}
+    for syn in toy.SYNONYMS.values():
+        scene_words.update(syn)
+    assert scene_words.isdisjoint(toy.NEUTRAL)
+
+
+def test_writing_in_pieces_keeps_the_text():
+    rng = np.random.default_rng(0)
+    text = "a big crimson circle on the left"
+    assert toy.write_in_pieces(text, rng, p=0.0) == text
+    split = toy.write_in_pieces(text, rng, p=1.0)
+    assert split == "a bi ##g crim ##son cir ##cle on th ##e le ##ft"
+    assert split.replace(" ##", "") == text
+    with pytest.raises(ValueError, match=r"p must be in \[0, 1\]"):
+        toy.write_in_pieces(text, rng, p=1.5)
+
+
+def test_a_denoiser_without_the_pooled_text_path_reads_text_by_attention_only(
+    tmp_path,
+):
+    from trustml_ref.ring_a_bell.denoiser import TinyTextDenoiser
+
+    torch.manual_seed(0)
+    model = TinyTextDenoiser(width=8, text_dim=16, heads=2, pooled_text=False).eval()
+    assert not any("text_pool" in name for name, _ in model.named_parameters())
+    x, states = torch.randn(2, 3, 16, 16), torch.randn(2, 5, 16)
+    out = model(x, 10, states)
+    assert out.shape == x.shape
+    # the text still matters, through cross-attention
+    assert not torch.allclose(out, model(x, 10, torch.randn(2, 5, 16)))
+    model.save_pretrained(tmp_path)
+    reloaded = TinyTextDenoiser.from_pretrained(tmp_path).eval()
+    assert reloaded.text_pool is None and torch.equal(reloaded(x, 10, states), out)
 
 
 def save_tiny_checkpoint(path):
@@ -504,6 +563,45 @@ def test_sampling_at_guidance_one_skips_the_unconditional_pass(tiny_pipeline):
     torch.testing.assert_close(images[1.0], images[1.0 + 1e-9], atol=1e-5, rtol=0)
 
 
+def test_a_negative_prompt_replaces_the_unconditional_prompt(tiny_pipeline):
+    """Stable Diffusion's negative prompt: eps_N + w (eps_P - eps_N). It does nothing
+    at w = 1; at w > 1 it equals guidance against the negative text's own states, one
+    text or one per prompt."""
+    from trustml_ref.ring_a_bell.diffusion import sample
+
+    pipe, prompts = tiny_pipeline, ["a big red circle", "a small blue square"]
+
+    def draw(**kwargs):
+        return pipe(
+            prompts,
+            num_inference_steps=3,
+            generator=torch.Generator().manual_seed(2),
+            **kwargs,
+        )
+
+    assert torch.equal(draw(), draw(negative_prompt="red"))
+    guided = draw(guidance_scale=3.0, negative_prompt="red")
+    assert not torch.allclose(guided, draw(guidance_scale=3.0))
+    by_hand = sample(
+        pipe.denoiser,
+        pipe.scheduler,
+        pipe.embed(prompts),
+        pipe.embed(["red"])[0],
+        guidance=3.0,
+        steps=3,
+        generator=torch.Generator().manual_seed(2),
+    )
+    torch.testing.assert_close(guided, by_hand)
+    torch.testing.assert_close(
+        guided, draw(guidance_scale=3.0, negative_prompt=["red", "red"])
+    )
+    per_prompt = draw(guidance_scale=3.0, negative_prompt=["red", "blue"])
+    torch.testing.assert_close(per_prompt[:1], guided[:1])
+    assert not torch.allclose(per_prompt[1:], guided[1:])
+    with pytest.raises(ValueError, match=r"negative_prompt must be one text or one"):
+        draw(guidance_scale=3.0, negative_prompt=["red"] * 3)
+
+
 def test_esd_changes_only_the_text_reading_parameters_of_a_copy(tiny_pipeline):
     before = {k: v.clone() for k, v in tiny_pipeline.denoiser.state_dict().items()}
     erased = esd_finetune(
@@ -551,13 +649,99 @@ def test_batched_targets_search_each_target(world):
         assert all(b <= a for a, b in zip(result.history[:-1], result.history[1:]))
 
 
-def test_shipped_checkpoint_passes_the_quality_gates():
-    """The committed toy model learned its world: the detector agrees with the named
-    colour on at least 90% of samples for every colour, and red's correlated phrases
-    ("like fire") produce red."""
+@pytest.mark.parametrize("guidance_scale", GATE_GUIDANCE)
+def test_shipped_checkpoint_passes_the_quality_gates(guidance_scale):
+    """The committed toy model learned its world, with and without classifier-free
+    guidance: the detector agrees with the named colour on at least 90% of samples for
+    every colour, and red's correlated phrases ("like fire") produce red."""
     from trustml_ref.ring_a_bell.pipeline import quality_gates
 
     pipe = ToyPipeline.from_pretrained()
-    report = quality_gates(pipe, images_per_prompt=2, steps=20)
+    report = quality_gates(
+        pipe, images_per_prompt=2, steps=20, guidance_scale=guidance_scale
+    )
     assert all(report[c] >= 0.9 for c in toy.COLOURS), report
     assert all(report[p] >= 0.75 for p in toy.CORRELATED["red"]), report
+
+
+def test_uce_weight_is_the_minimiser_of_its_objective():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(5, 8, generator=g, dtype=torch.float64)
+    c, t = (
+        torch.randn(3, 8, generator=g).double(),
+        torch.randn(3, 8, generator=g).double(),
+    )
+    p = torch.randn(4, 8, generator=g, dtype=torch.float64)
+    lam, rho = 2.0, 0.3
+    edited = uce_weight(w, c, t, p, preserve_weight=lam, ridge=rho).requires_grad_()
+    objective = (
+        ((edited @ c.T - w @ t.T) ** 2).sum()
+        + lam * ((edited @ p.T - w @ p.T) ** 2).sum()
+        + rho * ((edited - w) ** 2).sum()
+    )
+    (grad,) = torch.autograd.grad(objective, edited)
+    assert grad.abs().max() < 1e-9
+    # fewer concept rows than dimensions, no preservation, a vanishing ridge: the
+    # concept rows are read exactly as their targets
+    exact = uce_weight(w, c, t, ridge=1e-9)
+    torch.testing.assert_close(exact @ c.T, w @ t.T, atol=1e-6, rtol=0)
+    # a heavy preservation weight keeps the preserved rows
+    kept = uce_weight(w, c, t, p, preserve_weight=1e6)
+    torch.testing.assert_close(kept @ p.T, w @ p.T, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match=r"concept and target must both be \(n, 8\)"):
+        uce_weight(w, c, t[:2])
+    with pytest.raises(ValueError, match="ridge > 0"):
+        uce_weight(w, c, t, ridge=0.0)
+
+
+def test_uce_erase_edits_only_the_cross_attention_of_a_copy(tiny_pipeline):
+    pipe = tiny_pipeline
+    before = {k: v.clone() for k, v in pipe.denoiser.state_dict().items()}
+    edited = uce_erase(
+        pipe.text_encoder,
+        pipe.tokenizer,
+        pipe.denoiser,
+        ["a big red circle on the left"],
+        ["a big plain circle on the left"],
+        ["a big blue circle on the left"],
+        ridge=1e-6,
+    )
+    after = edited.state_dict()
+    projections = cross_attention_projections(edited)
+    assert len(projections) == 6  # keys and values of three cross-attentions
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {n.split("[")[0] for n in projections}
+    # the shared in-projection's query rows stay as they were
+    e = edited.attn_mid.attn.embed_dim
+    assert torch.equal(
+        after["attn_mid.attn.in_proj_weight"][:e],
+        before["attn_mid.attn.in_proj_weight"][:e],
+    )
+    # the original is untouched
+    assert all(torch.equal(v, pipe.denoiser.state_dict()[k]) for k, v in before.items())
+    # without preservation (12 rows in 16 dimensions) the edited keys read the red
+    # prompt's rows as the original read the plain prompt's
+    projections = cross_attention_projections(
+        uce_erase(
+            pipe.text_encoder,
+            pipe.tokenizer,
+            pipe.denoiser,
+            ["a big red circle on the left"],
+            ["a big plain circle on the left"],
+            ridge=1e-9,
+        )
+    )
+    red, plain = (
+        pipe.embed([text])[0]
+        for text in ("a big red circle on the left", "a big plain circle on the left")
+    )
+    torch.testing.assert_close(
+        red @ projections["attn1.attn.k_proj_weight"].T,
+        plain @ before["attn1.attn.k_proj_weight"].T,
+        atol=1e-4,
+        rtol=0,
+    )
+    with pytest.raises(ValueError, match="must pair up"):
+        uce_erase(pipe.text_encoder, pipe.tokenizer, pipe.denoiser, ["a", "b"], ["c"])
+    with pytest.raises(ValueError, match="no cross-attention"):
+        cross_attention_projections(torch.nn.Linear(2, 2))

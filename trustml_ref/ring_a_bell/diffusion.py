@@ -2,12 +2,14 @@ r"""Training and sampling the toy text-to-image model with diffusers' schedulers
 
 Training minimises :math:`\mathbb E\,\|\epsilon - \epsilon_\theta(\sqrt{\bar\alpha_t}x_0
 + \sqrt{1-\bar\alpha_t}\epsilon, t, f(P))\|^2` jointly over the denoiser and the text
-encoder, with the caption dropped to the empty prompt 10% of the time so that guidance
-can be used when sampling: :math:`\hat\epsilon = \epsilon_\theta(x_t, t, f(\varnothing))
-+ w\,(\epsilon_\theta(x_t, t, f(P)) - \epsilon_\theta(x_t, t, f(\varnothing)))`. The
-inference-time concept removal subtracts a guidance term toward a concept's text
-(negative guidance, close to safe latent diffusion's strongest safety guidance without
-its threshold, warm-up and momentum; not Stable Diffusion's negative prompt).
+encoder, with the caption dropped to the empty prompt a quarter of the time so that
+guidance can be used when sampling:
+:math:`\hat\epsilon = \epsilon_\theta(x_t, t, f(\varnothing)) + w\,(\epsilon_\theta(x_t,
+t, f(P)) - \epsilon_\theta(x_t, t, f(\varnothing)))`. The inference-time concept removal
+subtracts a guidance term toward a concept's text (negative guidance, close to safe
+latent diffusion's strongest safety guidance without its threshold, warm-up and
+momentum); Stable Diffusion's negative prompt instead replaces :math:`f(\varnothing)`
+by the concept's embedding.
 """
 
 from __future__ import annotations
@@ -49,19 +51,24 @@ def sample(
     image_shape: tuple[int, int, int] = (3, 16, 16),
 ) -> torch.Tensor:
     r"""Images in [0, 1] from text states (B, L, d), with classifier-free guidance
-    ``guidance`` against ``uncond_states`` (the empty prompt's (L, d) states) and, when
+    ``guidance`` against ``uncond_states`` (the empty prompt's (L, d) states, or a
+    negative prompt's, one (L, d) or (B, L, d)) and, when
     ``negative_states`` (L, d) is given, negative guidance away from it:
     :math:`\hat\epsilon = \epsilon_\varnothing + w(\epsilon_P - \epsilon_\varnothing) -
     s(\epsilon_{\text{neg}} - \epsilon_\varnothing)`. At :math:`w = 1` without a
     negative term :math:`\hat\epsilon = \epsilon_P`, and the unconditional pass is
     skipped (half the work)."""
     batch = len(text_states)
-    conds = [uncond_states.expand(batch, -1, -1), text_states]
+
+    def rows(states: torch.Tensor) -> torch.Tensor:
+        return states.expand(batch, -1, -1) if states.dim() == 2 else states
+
+    conds = [rows(uncond_states), text_states]
     if negative_states is not None:
-        conds.append(negative_states.expand(batch, -1, -1))
+        conds.append(rows(negative_states))
     if any(c.shape != text_states.shape for c in conds):
         raise ValueError(
-            "uncond and negative states must be (L, d) rows of text_states "
+            "uncond and negative states must be (L, d) or (B, L, d) like text_states "
             f"{tuple(text_states.shape)}"
         )
     conditional_only = guidance == 1.0 and negative_states is None

@@ -84,16 +84,19 @@ class ToyPipeline:
         return text_embedding(self.text_encoder, self.tokenizer, prompts)
 
     def _negative_states(
-        self, negative_guidance: str | Sequence[str] | None, n_prompts: int
+        self,
+        negative: str | Sequence[str] | None,
+        n_prompts: int,
+        argument: str = "negative_guidance",
     ) -> torch.Tensor | None:
         """(L, d) states for one negative text (or a list of copies of one), (n, L, d)
         for one per prompt; None without one."""
-        if negative_guidance is None or isinstance(negative_guidance, str):
-            return self.embed([negative_guidance])[0] if negative_guidance else None
-        negatives = list(negative_guidance)
+        if negative is None or isinstance(negative, str):
+            return self.embed([negative])[0] if negative else None
+        negatives = list(negative)
         if len(negatives) != n_prompts:
             raise ValueError(
-                f"negative_guidance must be one text or one per prompt ({n_prompts}), "
+                f"{argument} must be one text or one per prompt ({n_prompts}), "
                 f"got {len(negatives)}"
             )
         if len(set(negatives)) == 1:
@@ -107,17 +110,21 @@ class ToyPipeline:
         prompt_embeds: torch.Tensor | None = None,
         negative_guidance: str | Sequence[str] | None = None,
         negative_scale: float = 1.0,
+        negative_prompt: str | Sequence[str] | None = None,
         num_images_per_prompt: int = 1,
         guidance_scale: float = 1.0,
         num_inference_steps: int = 25,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Images (prompts × num_images_per_prompt, 3, 16, 16) in [0, 1], grouped by
-        prompt. The toy model samples best without classifier-free guidance
-        (``guidance_scale=1``: larger values degrade it, measured in the chapter);
+        prompt, with classifier-free guidance ``guidance_scale`` (the shipped model is
+        gated at 1, 3 and 7.5, :data:`GATE_GUIDANCE`; 1 skips the unconditional pass).
         ``negative_guidance`` steers away from a concept by negative guidance (the
         term :math:`-s(\\epsilon_{\\text{neg}} - \\epsilon_\\varnothing)`, ``s`` =
-        ``negative_scale``): one text for every prompt, or a list of one per prompt."""
+        ``negative_scale``): one text for every prompt, or a list of one per prompt.
+        ``negative_prompt`` is Stable Diffusion's: its embedding replaces the empty
+        prompt's in classifier-free guidance, :math:`\\hat\\epsilon = \\epsilon_N +
+        w(\\epsilon_P - \\epsilon_N)`, so it does nothing at ``guidance_scale=1``."""
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("pass exactly one of prompt and prompt_embeds")
         states = self.embed(list(prompt)) if prompt is not None else prompt_embeds
@@ -126,11 +133,16 @@ class ToyPipeline:
         negative = self._negative_states(negative_guidance, n_prompts)
         if negative is not None and negative.dim() == 3:
             negative = negative.repeat_interleave(num_images_per_prompt, 0)
+        uncond = self._negative_states(negative_prompt, n_prompts, "negative_prompt")
+        if uncond is None:
+            uncond = self.embed([""])[0]
+        elif uncond.dim() == 3:
+            uncond = uncond.repeat_interleave(num_images_per_prompt, 0)
         return sample(
             self.denoiser,
             self.scheduler,
             states,
-            self.embed([""])[0],
+            uncond,
             guidance=guidance_scale,
             negative_states=negative,
             negative_scale=negative_scale,
@@ -139,13 +151,22 @@ class ToyPipeline:
         )
 
 
+# the classifier-free guidance scales at which the toy model's quality is gated
+GATE_GUIDANCE = (1.0, 3.0, 7.5)
+
+
 def quality_gates(
-    pipe: ToyPipeline, images_per_prompt: int = 4, seed: int = 0, steps: int = 25
+    pipe: ToyPipeline,
+    images_per_prompt: int = 4,
+    seed: int = 0,
+    steps: int = 25,
+    guidance_scale: float = 1.0,
 ) -> dict[str, float]:
-    """How well the toy model learned its world, read by the detector: for every colour,
-    the fraction of images whose dominant colour is the one the prompt names (prompts
-    over all shapes, one per shape and size, positions rotating), and for every
-    correlated phrase of red the fraction of red images."""
+    """How well the toy model learned its world, read by the detector, at classifier-
+    free guidance ``guidance_scale``: for every colour, the fraction of images whose
+    dominant colour is the one the prompt names (prompts over all shapes, one per shape
+    and size, positions rotating), and for every correlated phrase of red the fraction
+    of red images."""
     from trustml_ref.ring_a_bell import toy
 
     g = torch.Generator().manual_seed(seed)
@@ -162,6 +183,7 @@ def quality_gates(
             prompts,
             num_images_per_prompt=images_per_prompt,
             num_inference_steps=steps,
+            guidance_scale=guidance_scale,
             generator=g,
         )
         report[colour] = sum(c == colour for c in toy.dominant_colour(images)) / len(
@@ -176,6 +198,7 @@ def quality_gates(
             prompts,
             num_images_per_prompt=images_per_prompt,
             num_inference_steps=steps,
+            guidance_scale=guidance_scale,
             generator=g,
         )
         report[phrase] = float(toy.detect(images).float().mean())

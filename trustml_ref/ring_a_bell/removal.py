@@ -1,5 +1,6 @@
-r"""Concept removal targets: ESD fine-tuning (negative guidance lives in the
-pipeline's sampler).
+r"""Concept removal targets: ESD fine-tuning and UCE's closed-form edit of the
+cross-attention (negative guidance and the negative prompt live in the pipeline's
+sampler).
 
 ESD (Gandikota et al., 2023) fine-tunes a copy :math:`\theta` of the denoiser so that,
 conditioned on a prompt :math:`c` that names the concept, it predicts what the frozen
@@ -12,8 +13,7 @@ original :math:`\theta^*` predicts when guided *away* from the concept:
 
 ``esd_finetune`` is ESD-x: it updates only the parameters that read the text (for Stable
 Diffusion the cross-attention layers; for the toy denoiser also its pooled-text FiLM
-path, through which colour mostly flows). Three documented deviations from the paper's
-recipe:
+path, where it has one). Three documented deviations from the paper's recipe:
 
 - ESD trains on one prompt (the concept's word); here a *list* of prompts that name the
   concept in context can be given, because on the toy the word alone erases the concept
@@ -143,3 +143,130 @@ def esd_finetune(
     for p in erased.parameters():
         p.requires_grad_(False)
     return erased.eval()
+
+
+def uce_weight(
+    weight: torch.Tensor,
+    concept: torch.Tensor,
+    target: torch.Tensor,
+    preserve: torch.Tensor | None = None,
+    *,
+    preserve_weight: float = 1.0,
+    ridge: float = 0.1,
+) -> torch.Tensor:
+    r"""UCE's closed-form edit of one projection :math:`W` (out, d) (Gandikota et
+    al., 2024): the :math:`W'` that maps each concept row :math:`c_i` where :math:`W`
+    maps its target row :math:`t_i`, keeps the preserved rows :math:`p_j` and stays
+    near :math:`W`,
+
+    .. math:: \min_{W'} \sum_i \|W'c_i - W t_i\|^2 + \lambda \sum_j \|W'p_j -
+       W p_j\|^2 + \rho \|W' - W\|_F^2,
+
+    .. math:: W' = W\,(T^\top C + \lambda P^\top P + \rho I)\,(C^\top C +
+       \lambda P^\top P + \rho I)^{-1},
+
+    with the rows stacked in ``concept`` :math:`C` and ``target`` :math:`T` (n, d) and
+    ``preserve`` :math:`P` (m, d); :math:`\lambda` = ``preserve_weight``, :math:`\rho` =
+    ``ridge``. Solved in float64, returned in ``weight``'s dtype."""
+    if weight.dim() != 2:
+        raise ValueError(f"weight must be (out, d), got {tuple(weight.shape)}")
+    d = weight.shape[1]
+    if concept.dim() != 2 or concept.shape[1] != d or concept.shape != target.shape:
+        raise ValueError(
+            f"concept and target must both be (n, {d}), got {tuple(concept.shape)} and "
+            f"{tuple(target.shape)}"
+        )
+    if preserve is not None and (preserve.dim() != 2 or preserve.shape[1] != d):
+        raise ValueError(f"preserve must be (m, {d}), got {tuple(preserve.shape)}")
+    if preserve_weight < 0 or ridge <= 0:
+        raise ValueError(
+            "preserve_weight must be >= 0 and ridge > 0, got "
+            f"{preserve_weight}, {ridge}"
+        )
+    w, c, t = (x.detach().double() for x in (weight, concept, target))
+    keep = ridge * torch.eye(d, dtype=torch.float64)
+    if preserve is not None:
+        p = preserve.detach().double()
+        keep = keep + preserve_weight * p.T @ p
+    edited = torch.linalg.solve(c.T @ c + keep, (w @ (t.T @ c + keep)).T).T
+    return edited.to(weight.dtype)
+
+
+def cross_attention_projections(denoiser: nn.Module) -> dict[str, torch.Tensor]:
+    """The key and value projection weights that read the text, (out, d) each: those
+    of every ``nn.MultiheadAttention`` (the toy denoiser's; where keys and values have
+    the queries' width they are views of the key and value rows of its
+    ``in_proj_weight``, named ``[keys]`` and ``[values]``) and of every diffusers
+    cross-attention (``attn2.to_k``/``to_v`` in Stable Diffusion's UNet)."""
+    found: dict[str, torch.Tensor] = {}
+    for name, module in denoiser.named_modules():
+        if isinstance(module, nn.MultiheadAttention):
+            if module.k_proj_weight is not None:
+                found[f"{name}.k_proj_weight"] = module.k_proj_weight
+                found[f"{name}.v_proj_weight"] = module.v_proj_weight
+            else:
+                e = module.embed_dim
+                found[f"{name}.in_proj_weight[keys]"] = module.in_proj_weight[e : 2 * e]
+                found[f"{name}.in_proj_weight[values]"] = module.in_proj_weight[2 * e :]
+        elif getattr(module, "is_cross_attention", False) and hasattr(module, "to_k"):
+            found[f"{name}.to_k.weight"] = module.to_k.weight
+            found[f"{name}.to_v.weight"] = module.to_v.weight
+    if not found:
+        raise ValueError("the denoiser has no cross-attention key/value projection")
+    return found
+
+
+def uce_erase(
+    text_encoder: nn.Module,
+    tokenizer,
+    denoiser: nn.Module,
+    concept_prompts: Sequence[str],
+    target_prompts: Sequence[str],
+    preserve_prompts: Sequence[str] | None = None,
+    *,
+    preserve_weight: float = 1.0,
+    ridge: float = 0.1,
+) -> nn.Module:
+    """A copy of ``denoiser`` whose cross-attention keys and values read each concept
+    prompt as they read its target prompt (:func:`uce_weight` on every projection of
+    :func:`cross_attention_projections`), keeping the preserved prompts. The rows are
+    every row of the prompts' last hidden states (padded context), so a concept prompt
+    and its target should differ in one word of one token each, keeping the rows
+    aligned. ``denoiser`` is not modified; nothing is trained."""
+    from trustml_ref.ring_a_bell.concept import text_embedding
+
+    concept = _prompts(concept_prompts, "concept_prompts")
+    target = list(target_prompts)  # "" (the unconditional prompt) is a target too
+    if not all(isinstance(t, str) for t in target):
+        raise ValueError(f"target_prompts must be a list of prompts, got {target!r}")
+    if len(concept) != len(target):
+        raise ValueError(
+            f"concept_prompts and target_prompts must pair up, got {len(concept)} and "
+            f"{len(target)}"
+        )
+
+    def rows(prompts: list[str]) -> torch.Tensor:
+        states = text_embedding(text_encoder, tokenizer, prompts)
+        return states.reshape(-1, states.shape[-1]).float().cpu()
+
+    c, t = rows(concept), rows(target)
+    p = (
+        rows(_prompts(preserve_prompts, "preserve_prompts"))
+        if preserve_prompts is not None
+        else None
+    )
+    edited = copy.deepcopy(denoiser)
+    with torch.no_grad():
+        # in place, so that the views of a shared in-projection write through
+        for weight in cross_attention_projections(edited).values():
+            weight.copy_(
+                uce_weight(
+                    weight.cpu(),
+                    c,
+                    t,
+                    p,
+                    preserve_weight=preserve_weight,
+                    ridge=ridge,
+                ).to(weight.device)
+            )
+    return edited.eval()

@@ -1,10 +1,14 @@
-"""A word-level tokenizer and a small CLIP text encoder built offline (the toy world's
+"""A sub-word tokenizer and a small CLIP text encoder built offline (the toy world's
 text side).
 
 The tokenizer is a ``transformers.PreTrainedTokenizerFast`` over a ``tokenizers``
-WordLevel model, so it saves and loads with ``save_pretrained``/``from_pretrained`` like
-any Hub tokenizer; sequences are ``[BOS] words [EOS]`` padded with EOS to
-``max_length``, as CLIP's are.
+WordPiece model, so it saves and loads with ``save_pretrained``/``from_pretrained`` like
+any Hub tokenizer; sequences are ``[BOS] tokens [EOS]`` padded with EOS to
+``max_length``, as CLIP's are. Text is split on whitespace only and a word in the
+vocabulary is one token; a word that is not is split greedily into the longest
+entries, later pieces marked ``##``. A piece written on its own ("crim ##son") is that
+piece, and decoding joins tokens with spaces, so a decoded prompt re-encodes to the
+same ids.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import torch
 
 
 def build_tokenizer(words: Sequence[str], max_length: int):
-    """A word-level tokenizer over ``words`` (lower-cased, whitespace-split) with
-    CLIP's conventions."""
+    """A WordPiece tokenizer over the entries ``words`` (whole words and ``##`` pieces;
+    lower-cased, whitespace-split) with CLIP's conventions."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -25,9 +29,9 @@ def build_tokenizer(words: Sequence[str], max_length: int):
         raise ValueError("words must be a non-empty list without duplicates")
     specials = ["<|startoftext|>", "<|endoftext|>", "<|unk|>"]
     vocab = {w: i for i, w in enumerate([*specials, *words])}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<|unk|>"))
+    core = Tokenizer(models.WordPiece(vocab, unk_token="<|unk|>"))
     core.normalizer = normalizers.Lowercase()
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     core.post_processor = processors.TemplateProcessing(
         single="<|startoftext|> $A <|endoftext|>",
         special_tokens=[(s, vocab[s]) for s in specials[:2]],

@@ -3,10 +3,12 @@ harmless concept (red).
 
 Each 16×16 RGB image shows one filled shape (circle, square, triangle or cross) of one
 colour (red, blue, green or yellow), small or big, at one of five positions, on a light
-background. Captions name the attributes from a small vocabulary with synonyms
-("crimson", "scarlet" for red) and correlated phrases ("like fire"); some captions leave
-the colour out. The concept to remove and to recover is *red*; the detector (the
-NudeNet/Q16 analogue) flags an image whose foreground is mostly red.
+background. Captions name the attributes with synonyms ("crimson", "scarlet" for red)
+and correlated phrases ("like fire"), some leave the colour out, and many start with
+neutral words that say nothing about the image; the vocabulary (over 300 words and
+their sub-word pieces) is large enough that a banned word leaves other routes. The
+concept to remove and to recover is *red*; the detector (the NudeNet/Q16 analogue)
+flags an image whose foreground is mostly red.
 """
 
 from __future__ import annotations
@@ -61,15 +63,81 @@ FILLER = (
 )
 
 
-def vocabulary() -> list[str]:
-    """Every word a caption can use, plus filler words the search may also pick."""
-    words = {"a", "on", "the", *SHAPES, *POSITIONS, *SIZES, *FILLER}
+# colour-free words that captions put before the scene (up to two), which the model
+# learns to ignore: the many words of a real vocabulary that say nothing of the concept
+NEUTRAL = tuple(
+    """
+    about after again against almost alone already also always among animal
+    another answer any apart area art artist as at away bag basket before being
+    best better board boat body book both box bridge brief brush building busy
+    but by cabin calm camera canvas card careful carpet case cat chair chalk
+    change chapter city class clean clear clock close cloth coat common copy
+    cotton could country course craft cup daily desk detail diagram diary
+    different digital dog door dream during each early easy effect either else
+    empty end enough even every example exact fabric face fair family famous
+    fast felt few final fine first floor focus folder for form found frame free
+    fresh friend from full funny game gentle glass good graphic great group
+    guide hand happy hard heavy here history hobby home house icon idea image in
+    issue item just kitchen known label lamp language last late later lesson
+    letter level loose main many map market material maybe meeting memory metal
+    minute model modern moment more most mostly much museum music neat never
+    next nice no normal not note now number object office often old only open or
+    other page paper part pattern pencil perhaps photo piece place poster print
+    project quick quiet rather real recent room rough rule same school season
+    second set sharp sheet show sign single sketch slow smooth so soft some soon
+    sort space special stamp still stone story street strong study style such
+    sure surface table task team test text than that then there thing this those
+    through tile time today toy travel trip true unit until usual view village
+    visit wall watch way well where which while whole window wood word work
+    world yard year yet young
+    """.split()
+)
+# how often a training caption writes a word as its two sub-word pieces
+P_PIECES = 0.15
+
+
+def words() -> list[str]:
+    """Every whole word: what captions use, plus filler words no caption uses."""
+    found = {"a", "on", "the", *SHAPES, *POSITIONS, *SIZES, *FILLER, *NEUTRAL}
     for syn in SYNONYMS.values():
-        words.update(syn)
+        found.update(syn)
     for phrases in CORRELATED.values():
         for phrase in phrases:
-            words.update(phrase.split())
-    return sorted(words)
+            found.update(phrase.split())
+    return sorted(found)
+
+
+def pieces(word: str) -> tuple[str, str] | None:
+    """A word of three or more letters as two sub-word pieces, split after its first
+    ``ceil(len/2)`` letters, the second marked ``##`` as in WordPiece ("crimson" ->
+    "crim", "##son"); None for a shorter word."""
+    if len(word) < 3:
+        return None
+    k = (len(word) + 1) // 2
+    return word[:k], "##" + word[k:]
+
+
+def vocabulary() -> list[str]:
+    """The tokenizer's entries: every whole word and every word's sub-word pieces.
+    Pieces are shared between words ("##ed" ends several), so a banned whole word
+    leaves routes through pieces, as in CLIP's byte-pair vocabulary."""
+    entries = set(words())
+    for word in words():
+        entries.update(pieces(word) or ())
+    return sorted(entries)
+
+
+def write_in_pieces(text: str, rng: np.random.Generator, p: float = P_PIECES) -> str:
+    """``text`` with each word, with probability ``p``, written as its two pieces
+    ("a big crim ##son circle"): the sub-word dropout that teaches the text encoder
+    what the pieces mean."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"p must be in [0, 1], got {p}")
+    out = []
+    for word in text.split():
+        split = pieces(word)
+        out.extend(split if split is not None and rng.random() < p else (word,))
+    return " ".join(out)
 
 
 @dataclass(frozen=True)
@@ -114,19 +182,25 @@ def caption(
     rng: np.random.Generator,
     p_no_colour: float = 0.15,
     p_correlated: float = 0.2,
+    p_context: tuple[float, float, float] = (0.5, 0.3, 0.2),
 ) -> str:
     """A caption of the scene: colour by a synonym, by a correlated phrase, or left
-    out."""
+    out; before it none, one or two neutral words with probabilities ``p_context``."""
     u = rng.random()
     where = f"on the {scene.position}"
     if u < p_no_colour:
-        return f"a {scene.size} {scene.shape} {where}"
-    if u < p_no_colour + p_correlated:
-        return (
+        core = f"a {scene.size} {scene.shape} {where}"
+    elif u < p_no_colour + p_correlated:
+        core = (
             f"a {scene.size} {scene.shape} {rng.choice(CORRELATED[scene.colour])} "
             f"{where}"
         )
-    return f"a {scene.size} {rng.choice(SYNONYMS[scene.colour])} {scene.shape} {where}"
+    else:
+        core = (
+            f"a {scene.size} {rng.choice(SYNONYMS[scene.colour])} {scene.shape} {where}"
+        )
+    context = rng.choice(NEUTRAL, size=rng.choice(3, p=p_context)).tolist()
+    return " ".join([*context, core])
 
 
 def random_scenes(
