@@ -40,8 +40,9 @@
 # - measure an attack success rate with the controls that make it meaningful;
 # - explain why removing a concept from the prompts it was tuned on differs from removing the concept.
 #
-# **Runtime.** `smoke`: under a minute; `book`: about 4 minutes on a 2-core CPU (measured
-# 2026-12-07, alone on the machine); `colab`: the toy
+# **Runtime.** `smoke`: under a minute; `book`: about 4 minutes on a 2-core CPU alone, 5 in
+# the book build beside another chapter (measured 2026-12-07: 248 s and 293 s; over its
+# 4-minute budget in the build); `colab`: the toy
 # world at book size (`TOY_SIZES = "colab"`: more prompts, seeds and generations), then Stable
 # Diffusion v1.4 on a GPU (about 4 GB of downloads; a 600-generation search and a few hundred
 # 25-step images): an estimated 20 to 30 minutes on a Colab T4 (not timed on Colab). Data and model: a toy world rendered here and a

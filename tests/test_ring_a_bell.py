@@ -741,6 +741,26 @@ def test_uce_erase_edits_only_the_cross_attention_of_a_copy(tiny_pipeline):
         atol=1e-4,
         rtol=0,
     )
+    # the empty prompt is a target (read the concept as nothing was said); a target
+    # that is not text is refused
+    to_nothing = cross_attention_projections(
+        uce_erase(
+            pipe.text_encoder,
+            pipe.tokenizer,
+            pipe.denoiser,
+            ["a big red circle on the left"],
+            [""],
+            ridge=1e-9,
+        )
+    )
+    torch.testing.assert_close(
+        red @ to_nothing["attn1.attn.k_proj_weight"].T,
+        pipe.embed([""])[0] @ before["attn1.attn.k_proj_weight"].T,
+        atol=1e-4,
+        rtol=0,
+    )
+    with pytest.raises(ValueError, match="target_prompts must be a list of prompts"):
+        uce_erase(pipe.text_encoder, pipe.tokenizer, pipe.denoiser, ["a"], [None])
     with pytest.raises(ValueError, match="must pair up"):
         uce_erase(pipe.text_encoder, pipe.tokenizer, pipe.denoiser, ["a", "b"], ["c"])
     with pytest.raises(ValueError, match="no cross-attention"):
