@@ -1,8 +1,9 @@
 """The toy text-to-image pipeline: tokenizer, text encoder, denoiser and scheduler,
 called like diffusers' Stable Diffusion pipelines (``prompt`` or ``prompt_embeds``,
-guidance, steps, generator). Concept removal at sampling time is ``negative_guidance``,
-an extra guidance term away from a text, not diffusers' ``negative_prompt``, which
-replaces the unconditional prompt and does nothing at guidance scale 1.
+guidance, steps, generator). Two concept removals act at sampling time:
+``negative_guidance``, an extra guidance term away from a text, and ``negative_prompt``,
+diffusers' negative prompt, which replaces the unconditional prompt and so does nothing
+at guidance scale 1.
 
 The attack itself needs only the text encoder and tokenizer; generation goes through
 ``__call__``, so a ``StableDiffusionPipeline`` can stand in for this class on the Colab
