@@ -145,6 +145,51 @@ def esd_finetune(
     return erased.eval()
 
 
+def uce_map(
+    concept: torch.Tensor,
+    target: torch.Tensor,
+    preserve: torch.Tensor | None = None,
+    *,
+    preserve_weight: float = 1.0,
+    ridge: float = 0.1,
+) -> torch.Tensor:
+    r"""The (d, d) matrix :math:`M` of UCE's closed-form edit (Gandikota et al., 2024),
+    :math:`W' = W M` for every projection :math:`W` (out, d) that reads the same rows:
+    the :math:`W'` that maps each concept row :math:`c_i` where :math:`W` maps its
+    target row :math:`t_i`, keeps the preserved rows :math:`p_j` and stays near
+    :math:`W`,
+
+    .. math:: \min_{W'} \sum_i \|W'c_i - W t_i\|^2 + \lambda \sum_j \|W'p_j -
+       W p_j\|^2 + \rho \|W' - W\|_F^2,
+
+    .. math:: M = (T^\top C + \lambda P^\top P + \rho I)\,(C^\top C +
+       \lambda P^\top P + \rho I)^{-1},
+
+    with the rows stacked in ``concept`` :math:`C` and ``target`` :math:`T` (n, d) and
+    ``preserve`` :math:`P` (m, d); :math:`\lambda` = ``preserve_weight``, :math:`\rho` =
+    ``ridge``. Solved in float64 (and returned so)."""
+    if concept.dim() != 2 or concept.shape != target.shape:
+        raise ValueError(
+            "concept and target must both be (n, d), got "
+            f"{tuple(concept.shape)} and {tuple(target.shape)}"
+        )
+    d = concept.shape[1]
+    if preserve is not None and (preserve.dim() != 2 or preserve.shape[1] != d):
+        raise ValueError(f"preserve must be (m, {d}), got {tuple(preserve.shape)}")
+    if preserve_weight < 0 or ridge <= 0:
+        raise ValueError(
+            "preserve_weight must be >= 0 and ridge > 0, got "
+            f"{preserve_weight}, {ridge}"
+        )
+    c, t = concept.detach().double(), target.detach().double()
+    keep = ridge * torch.eye(d, dtype=torch.float64)
+    if preserve is not None:
+        p = preserve.detach().double()
+        keep = keep + preserve_weight * p.T @ p
+    # M = B A^-1 with A symmetric, so M^T = A^-1 B^T
+    return torch.linalg.solve(c.T @ c + keep, (t.T @ c + keep).T).T
+
+
 def uce_weight(
     weight: torch.Tensor,
     concept: torch.Tensor,
@@ -154,20 +199,9 @@ def uce_weight(
     preserve_weight: float = 1.0,
     ridge: float = 0.1,
 ) -> torch.Tensor:
-    r"""UCE's closed-form edit of one projection :math:`W` (out, d) (Gandikota et
-    al., 2024): the :math:`W'` that maps each concept row :math:`c_i` where :math:`W`
-    maps its target row :math:`t_i`, keeps the preserved rows :math:`p_j` and stays
-    near :math:`W`,
-
-    .. math:: \min_{W'} \sum_i \|W'c_i - W t_i\|^2 + \lambda \sum_j \|W'p_j -
-       W p_j\|^2 + \rho \|W' - W\|_F^2,
-
-    .. math:: W' = W\,(T^\top C + \lambda P^\top P + \rho I)\,(C^\top C +
-       \lambda P^\top P + \rho I)^{-1},
-
-    with the rows stacked in ``concept`` :math:`C` and ``target`` :math:`T` (n, d) and
-    ``preserve`` :math:`P` (m, d); :math:`\lambda` = ``preserve_weight``, :math:`\rho` =
-    ``ridge``. Solved in float64, returned in ``weight``'s dtype."""
+    """UCE's edit of one projection ``weight`` (out, d): :math:`W' = W M` with
+    :math:`M` from :func:`uce_map` (see there for the objective); returned in
+    ``weight``'s dtype."""
     if weight.dim() != 2:
         raise ValueError(f"weight must be (out, d), got {tuple(weight.shape)}")
     d = weight.shape[1]
@@ -176,20 +210,8 @@ def uce_weight(
             f"concept and target must both be (n, {d}), got {tuple(concept.shape)} and "
             f"{tuple(target.shape)}"
         )
-    if preserve is not None and (preserve.dim() != 2 or preserve.shape[1] != d):
-        raise ValueError(f"preserve must be (m, {d}), got {tuple(preserve.shape)}")
-    if preserve_weight < 0 or ridge <= 0:
-        raise ValueError(
-            "preserve_weight must be >= 0 and ridge > 0, got "
-            f"{preserve_weight}, {ridge}"
-        )
-    w, c, t = (x.detach().double() for x in (weight, concept, target))
-    keep = ridge * torch.eye(d, dtype=torch.float64)
-    if preserve is not None:
-        p = preserve.detach().double()
-        keep = keep + preserve_weight * p.T @ p
-    edited = torch.linalg.solve(c.T @ c + keep, (w @ (t.T @ c + keep)).T).T
-    return edited.to(weight.dtype)
+    m = uce_map(concept, target, preserve, preserve_weight=preserve_weight, ridge=ridge)
+    return (weight.detach().double() @ m).to(weight.dtype)
 
 
 def cross_attention_projections(denoiser: nn.Module) -> dict[str, torch.Tensor]:
@@ -228,11 +250,12 @@ def uce_erase(
     ridge: float = 0.1,
 ) -> nn.Module:
     """A copy of ``denoiser`` whose cross-attention keys and values read each concept
-    prompt as they read its target prompt (:func:`uce_weight` on every projection of
-    :func:`cross_attention_projections`), keeping the preserved prompts. The rows are
-    every row of the prompts' last hidden states (padded context), so a concept prompt
-    and its target should differ in one word of one token each, keeping the rows
-    aligned. ``denoiser`` is not modified; nothing is trained."""
+    prompt as they read its target prompt, keeping the preserved prompts: :math:`W' =
+    W M` on every projection of :func:`cross_attention_projections`, with one
+    :func:`uce_map` for all (they read the same rows). The rows are every row of the
+    prompts' last hidden states (padded context), so a concept prompt and its target
+    should differ in one word of one token each, keeping the rows aligned.
+    ``denoiser`` is not modified; nothing is trained."""
     from trustml_ref.ring_a_bell.concept import text_embedding
 
     concept = _prompts(concept_prompts, "concept_prompts")
@@ -255,18 +278,11 @@ def uce_erase(
         if preserve_prompts is not None
         else None
     )
+    # every projection reads the same rows: one map serves them all
+    m = uce_map(c, t, p, preserve_weight=preserve_weight, ridge=ridge)
     edited = copy.deepcopy(denoiser)
     with torch.no_grad():
         # in place, so that the views of a shared in-projection write through
         for weight in cross_attention_projections(edited).values():
-            weight.copy_(
-                uce_weight(
-                    weight.cpu(),
-                    c,
-                    t,
-                    p,
-                    preserve_weight=preserve_weight,
-                    ridge=ridge,
-                ).to(weight.device)
-            )
+            weight.copy_((weight.double() @ m.to(weight.device)).to(weight.dtype))
     return edited.eval()

@@ -121,8 +121,9 @@ def vocabulary() -> list[str]:
     """The tokenizer's entries: every whole word and every word's sub-word pieces.
     Pieces are shared between words ("##ed" ends several), so a banned whole word
     leaves routes through pieces, as in CLIP's byte-pair vocabulary."""
-    entries = set(words())
-    for word in words():
+    whole = words()
+    entries = set(whole)
+    for word in whole:
         entries.update(pieces(word) or ())
     return sorted(entries)
 
