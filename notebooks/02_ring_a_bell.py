@@ -1259,7 +1259,7 @@ scene_conditions = {
     **{name: [decode(tok, r) for r in results] for name, results in controls.items()},
 }
 asked = [s for s in attacked_scenes for _ in range(IMAGES)]
-scene_rows, kept_position = [], {}
+scene_rows = []
 for method in ("no removal", "UCE"):
     model, _ = METHODS[method]
     for name, prompts in scene_conditions.items():
@@ -1279,7 +1279,6 @@ for method in ("no removal", "UCE"):
             )
             for i, part in enumerate(("shape", "position", "size"))
         }
-        kept_position[(method, name)] = same["position"].reshape(N_PROMPTS, -1)
         scene_rows.append(
             {
                 "removal": method,
