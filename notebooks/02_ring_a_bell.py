@@ -29,8 +29,9 @@
 # pairs of prompts, then searches, with a genetic algorithm and no access to the diffusion model,
 # for prompts that avoid every word of the concept but embed like a prompt with *more* of it. We
 # derive the method, build it from scratch, check it and graduate to the package, and run it in a
-# small world of coloured shapes whose concept is the colour *red*, against three removal methods and
-# the controls that tell whether the attack does anything a plain prompt would not.
+# small world of coloured shapes whose concept is the colour *red*: six removal methods are
+# checked, and the three that remove red at $w = 1$ are attacked, with the controls that tell
+# whether the attack does anything a plain prompt would not.
 #
 # **Learning goals.** After this chapter you can
 # - write the concept vector, the attack's target and its objective, and explain why the whole
@@ -40,9 +41,9 @@
 # - measure an attack success rate with the controls that make it meaningful;
 # - explain why removing a concept from the prompts it was tuned on differs from removing the concept.
 #
-# **Runtime.** `smoke`: under a minute; `book`: about 4 minutes on a 2-core CPU alone, 5 in
-# the book build beside another chapter (measured 2026-12-07: 248 s and 293 s; over its
-# 4-minute budget in the build); `colab`: the toy
+# **Runtime.** `smoke`: under a minute; `book`: about 5 minutes on a 2-core CPU (measured
+# 2026-12-08: 299 s alone, 274 s before the SLD rows were added; over its 4-minute
+# budget); `colab`: the toy
 # world at book size (`TOY_SIZES = "colab"`: more prompts, seeds and generations), then Stable
 # Diffusion v1.4 on a GPU (about 4 GB of downloads; a 600-generation search and a few hundred
 # 25-step images): an estimated 20 to 30 minutes on a Colab T4 (not timed on Colab). Data and model: a toy world rendered here and a
@@ -149,6 +150,12 @@ EXCLUDED = ["red", "crimson", "scarlet"]
 # Stable Diffusion's negative prompt needs guidance above 1 (it does nothing at w = 1)
 NEGATIVE_PROMPT_SCALE = 3.0
 NEGATIVE_PROMPT = f"negative prompt, w={NEGATIVE_PROMPT_SCALE:g}"
+# safe latent diffusion, and the negative prompt again, at Stable Diffusion's default
+SD_GUIDANCE = 7.5
+SLD_NAMES = ("medium", "strong", "max")
+# SLD's safety concept lists the concept's words, as SLD's own lists its category's;
+# chosen among four texts by a removal check like the one below, before any attack
+SLD_CONCEPT = " ".join(EXCLUDED)
 # UCE's preservation weight and ridge: chosen among 12 settings by the removal check
 # below (red removed, other colours kept), before any attack was run
 UCE = dict(preserve_weight=10.0, ridge=0.1)
@@ -253,22 +260,37 @@ claim(
 
 
 # %% [markdown]
-# Three removal methods are the targets. **ESD** {cite:p}`gandikota2023erasing` fine-tunes the
+# Six removal methods are checked. **ESD** {cite:p}`gandikota2023erasing` fine-tunes the
 # parameters that read the text so that, conditioned on a prompt naming red, the denoiser predicts
 # what the original predicts when guided *away* from it
 # ({func}`~trustml_ref.ring_a_bell.removal.esd_finetune`). ESD's recipe trains on the word alone;
 # on this model that erases red from only part of the prompts that name it (an exercise
 # measures how much), so we train on prompts that name red in context, with a preservation term on
-# prompts of the other colours (both documented deviations). **Negative guidance** needs no
-# training: an extra guidance term pushes away from the embedding of "red" while sampling,
+# prompts of the other colours (both documented deviations). **UCE** {cite:p}`gandikota2024unified`
+# needs no training: it edits every cross-attention key and value projection in closed form so
+# that ESD's prompts are read as the empty prompt while the other colours' prompts are read as
+# before ({func}`~trustml_ref.ring_a_bell.removal.uce_erase`). **Negative guidance** needs no
+# training either: an extra guidance term pushes away from the embedding of "red" while sampling,
 # $\hat\epsilon = \epsilon_\varnothing + w(\epsilon_P - \epsilon_\varnothing) - s(\epsilon_{\text{red}} - \epsilon_\varnothing)$ at
-# $w = s = 1$: close to safe latent diffusion's strongest configuration {cite:p}`schramowski2023safe`
-# without its threshold, warm-up and momentum. **Stable Diffusion's negative prompt** replaces
+# $w = s = 1$. **Safe latent diffusion** (SLD) {cite:p}`schramowski2023safe` scales that term
+# per pixel and multiplies it by $w$: $\hat\epsilon = \epsilon_\varnothing + w(\epsilon_P -
+# \epsilon_\varnothing - \gamma)$ with $\gamma = \mu \odot (\epsilon_S - \epsilon_\varnothing)
+# + s_m\nu$, where $\mu = \min(1, s_S|\epsilon_P - \epsilon_S|)$ wherever
+# $\epsilon_P - \epsilon_S$ is below a threshold $\lambda$ (0 elsewhere), $\nu$ is a momentum,
+# and nothing is subtracted during a warm-up
+# ({func}`~trustml_ref.ring_a_bell.diffusion.safety_guidance`). At full scale, with no threshold,
+# momentum or warm-up and at $w = 1$, it is negative guidance (tested). We run the paper's
+# Medium, Strong and Max configurations at $w$ = {glue:text}`rab_sd_w`, Stable Diffusion's
+# default, with the warm-up scaled from the 50 steps it was set for to ours, and the safety
+# concept "{glue:text}`rab_sld_concept`": SLD's own concept lists its category's words.
+# **Stable Diffusion's negative prompt** replaces
 # $\epsilon_\varnothing$ by $\epsilon_{\text{red}}$ in classifier-free guidance,
 # $\hat\epsilon = \epsilon_{\text{red}} + w(\epsilon_P - \epsilon_{\text{red}})$, so it does
 # nothing at $w = 1$ (primer {doc}`p4_diffusion`, exercise on guidance); we run it at
-# $w$ = {glue:text}`rab_negprompt_w`, which this model's guidance supports (the gates above).
-# Removal is checked on prompts it never saw, and on the other colours it must leave alone.
+# $w$ = {glue:text}`rab_negprompt_w` and at {glue:text}`rab_sd_w`, which this model's guidance
+# supports (the gates above). Removal is checked on prompts it never saw, and on the other
+# colours it must leave alone; the methods run at $w$ = {glue:text}`rab_sd_w` are compared with
+# no removal at the same $w$.
 
 # %%
 scenes = [
@@ -336,6 +358,18 @@ METHODS = {
         pipe,
         {"negative_prompt": "red", "guidance_scale": NEGATIVE_PROMPT_SCALE},
     ),
+    f"no removal, w={SD_GUIDANCE:g}": (pipe, {"guidance_scale": SD_GUIDANCE}),
+    f"negative prompt, w={SD_GUIDANCE:g}": (
+        pipe,
+        {"negative_prompt": "red", "guidance_scale": SD_GUIDANCE},
+    ),
+    **{
+        f"SLD-{name.capitalize()}": (
+            pipe,
+            {"safety_concept": SLD_CONCEPT, "sld": name, "guidance_scale": SD_GUIDANCE},
+        )
+        for name in SLD_NAMES
+    },
 }
 
 
@@ -441,19 +475,50 @@ claim(
     kept=kept["UCE"],
     **uce_effect.evidence,
 )
-# the methods that remove red are attacked; the negative prompt does not remove it
-ATTACKED = [m for m in METHODS if m != NEGATIVE_PROMPT]
+
+# %% [markdown]
+# At $w$ = {glue:text}`rab_sd_w` each method is compared with no removal at the same $w$.
+
+# %%
+NO_REMOVAL_SD = f"no removal, w={SD_GUIDANCE:g}"
+NEGATIVE_PROMPT_SD = f"negative prompt, w={SD_GUIDANCE:g}"
+SLD = [f"SLD-{name.capitalize()}" for name in SLD_NAMES]
+at_sd = {
+    m: proportion_difference(removal_check[NO_REMOVAL_SD], removal_check[m], n_images)
+    for m in (NEGATIVE_PROMPT_SD, *SLD)
+}
+inert = (NEGATIVE_PROMPT_SD, "SLD-Medium", "SLD-Strong")
+claim(
+    f"at w = {SD_GUIDANCE:g}, neither the negative prompt nor SLD-Medium nor "
+    "SLD-Strong detectably lowers the rate of red images for prompts that name red",
+    all(at_sd[m].lower <= 0 for m in inert),
+    test=at_sd[inert[0]].test + " (images), each against no removal at the same w",
+    decrease={m: at_sd[m].mean for m in inert},
+)
+claim(
+    f"at w = {SD_GUIDANCE:g}, SLD-Max lowers the rate of red images, but less than ESD",
+    at_sd["SLD-Max"].lower > 0 and removal_check["SLD-Max"] > removal_check["ESD"],
+    test=at_sd["SLD-Max"].test + " (images)",
+    **at_sd["SLD-Max"].evidence,
+)
+# the methods that remove red at w = 1 are attacked (the others, below)
+ATTACKED = ["no removal", "ESD", "UCE", "negative guidance"]
 GLUE_KEY = {
     "no removal": "no",
     "ESD": "ESD",
     "UCE": "UCE",
     "negative guidance": "negative",
     NEGATIVE_PROMPT: "negprompt",
+    NO_REMOVAL_SD: "no_sd",
+    NEGATIVE_PROMPT_SD: "negprompt_sd",
+    **{m: m.replace("-", "_") for m in SLD},
 }
 for m in METHODS:
     glue(f"rab_removed_{GLUE_KEY[m]}", removal_check[m])
     glue(f"rab_kept_{GLUE_KEY[m]}", kept[m])
 glue("rab_negprompt_w", NEGATIVE_PROMPT_SCALE)
+glue("rab_sd_w", SD_GUIDANCE)
+glue("rab_sld_concept", SLD_CONCEPT)
 
 # %% [markdown]
 # On this run ESD brings red images for prompts that name it from
@@ -467,9 +532,24 @@ glue("rab_negprompt_w", NEGATIVE_PROMPT_SCALE)
 # $w$ = {glue:text}`rab_negprompt_w` removes nothing ({glue:text}`rab_removed_negprompt:.2f`):
 # $\hat\epsilon = \epsilon_P + (w-1)(\epsilon_P - \epsilon_{\text{red}})$ pushes away from
 # what "red" alone predicts, toward the rest of the prompt, and the rest of a prompt that names
-# red still names it. A method that does not remove the concept has nothing to be red-teamed for,
-# so the attacks below target the other three. The rest of the chapter asks whether, for them,
-# the concept is gone or only the words are.
+# red still names it. At $w$ = {glue:text}`rab_sd_w`, where no removal draws red in
+# {glue:text}`rab_removed_no_sd:.2f` of these images, the negative prompt does no better
+# ({glue:text}`rab_removed_negprompt_sd:.2f`), and neither do SLD's Medium and Strong
+# configurations ({glue:text}`rab_removed_SLD_Medium:.2f` and
+# {glue:text}`rab_removed_SLD_Strong:.2f`). SLD-Max lowers the rate to
+# {glue:text}`rab_removed_SLD_Max:.2f`, keeping {glue:text}`rab_kept_SLD_Max:.2f` of the other
+# colours. Medium and Strong differ from Max in their threshold (0.01 and 0.025 against 1,
+# so the term acts only where $\epsilon_P - \epsilon_S$ is below it), their warm-up and their
+# scale; which of these makes the difference here is not separated (an exercise). With the
+# safety concept "red" alone, in an exploratory run before this one, even SLD-Max removed
+# nothing: like the negative prompt, it pushes along $\epsilon_P - \epsilon_S$, and a prompt
+# that names red differs little in red from the word alone.
+#
+# A method that does not remove the concept has nothing to be red-teamed for. The attacks below
+# target the three methods that remove red at $w = 1$. SLD-Max removes part of it, but at
+# $w$ = {glue:text}`rab_sd_w` every image costs three passes of the denoiser, which the book's
+# budget does not pay for every control; an exercise attacks it. The rest of the chapter asks
+# whether, for the three, the concept is gone or only the words are.
 #
 # ## Derivation
 #
@@ -1674,6 +1754,30 @@ if run.profile == "colab":
 # along $c$ in that slot (often an untrained filler word or a piece of a banned word), instead of
 # spreading red's phrases over the prompt; then compare their ASR under UCE with the chapter's.
 # The pairs define the concept the attack can find.
+# ```
+#
+# ```{exercise}
+# :label: ex-rab-sld
+#
+# SLD-Medium and SLD-Strong removed nothing in the removal check, SLD-Max part of red. Start
+# from `sld_config("strong")` (in `trustml_ref.ring_a_bell.diffusion`) and change one entry at
+# a time to Max's value (threshold, warm-up, scale, momentum), passing the dict as `sld=` with
+# `safety_concept=SLD_CONCEPT` and `guidance_scale=SD_GUIDANCE`. Which entry makes Strong
+# remove red? Then add `"SLD-Max"` to `ATTACKED` and rerun Experiment 2: does the search, or an
+# informed prompt, get past it?
+# ```
+#
+# ```{solution} ex-rab-sld
+# :class: dropdown
+#
+# Measure `red_flags(m, named)` for each variant, as the removal check does. In our run (12
+# prompts that name red, 6 images each, 10 steps at $w = 7.5$; Strong 1.00 red, Max 0.61) no
+# single entry was enough: Strong with Max's threshold drew red in 0.94 of the images, with
+# Max's warm-up in 0.99, with Max's scale or momentum in 1.00. Both are needed, and each undoes
+# Max: Max with Strong's warm-up (one step of ten here, 7 of 50 in the paper) drew 0.94, with
+# Strong's threshold 0.99. That one skipped step of ten undoes Max suggests the colour is
+# settled in the first steps (a guess this does not test). Under attack, compare SLD-Max's
+# union with its best control, as for the other methods, before concluding anything.
 # ```
 
 # %%

@@ -602,6 +602,105 @@ def test_a_negative_prompt_replaces_the_unconditional_prompt(tiny_pipeline):
         draw(guidance_scale=3.0, negative_prompt=["red"] * 3)
 
 
+def test_safety_guidance_follows_its_equations():
+    """SLD's eqs. 4-8 on hand-made noise predictions: mu = min(1, s |phi|) below the
+    threshold and 0 at or above it; gamma adds s_m times the momentum; the momentum
+    moves to beta nu + (1 - beta) gamma."""
+    from trustml_ref.ring_a_bell.diffusion import safety_guidance
+
+    uncond = torch.zeros(4)
+    safety = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    text = torch.tensor([0.9, 1.0 - 1e-4, 1.5, 1.0 + 0.2])  # phi = text - safety
+    momentum = torch.tensor([0.0, 0.0, 0.0, 2.0])
+    gamma, nu = safety_guidance(
+        uncond,
+        text,
+        safety,
+        momentum,
+        sld_guidance_scale=1000.0,
+        sld_threshold=0.2,
+        sld_momentum_scale=0.5,
+        sld_mom_beta=0.7,
+    )
+    # phi = -0.1 (mu 1), -1e-4 (mu 0.1), 0.5 (>= threshold: 0), 0.2 (= threshold: 0)
+    expected = torch.tensor([1.0, 0.1, 0.0, 0.0]) + 0.5 * momentum
+    torch.testing.assert_close(gamma, expected, rtol=1e-3, atol=1e-6)
+    torch.testing.assert_close(nu, 0.7 * momentum + 0.3 * expected, rtol=1e-3, atol=0)
+
+
+def test_safe_latent_diffusion_reduces_to_guidance_and_to_negative_guidance(
+    tiny_pipeline,
+):
+    """With a zero safety scale, or a warm-up as long as the sampling, SLD is plain
+    classifier-free guidance; at full scale with no threshold, momentum or warm-up,
+    at w = 1, it is negative guidance of scale 1: eps_0 + (eps_P - eps_S)."""
+    from trustml_ref.ring_a_bell.diffusion import (
+        SLD_KEYS,
+        SLD_STEPS,
+        sample,
+        sld_config,
+    )
+
+    pipe, prompts = tiny_pipeline, ["a big red circle", "a small blue square"]
+
+    def draw(**kwargs):
+        return pipe(
+            prompts,
+            num_inference_steps=4,
+            guidance_scale=3.0,
+            generator=torch.Generator().manual_seed(3),
+            **kwargs,
+        )
+
+    plain = draw()
+    medium = dict(
+        sld_warmup_steps=0,
+        sld_guidance_scale=1000.0,
+        sld_threshold=0.01,
+        sld_momentum_scale=0.3,
+        sld_mom_beta=0.4,
+    )
+    for no_op in (dict(sld_guidance_scale=0.0), dict(sld_warmup_steps=SLD_STEPS)):
+        torch.testing.assert_close(
+            draw(safety_concept="red", sld=medium | no_op), plain
+        )
+    assert not torch.allclose(draw(safety_concept="red", sld=medium), plain)
+    assert torch.equal(
+        draw(safety_concept="red", sld="max"),
+        draw(safety_concept="red", sld=sld_config("max")),
+    )
+    full = dict(zip(SLD_KEYS, (0, 1e12, float("inf"), 0.0, 0.0)))
+
+    def at_one(**kwargs):
+        return sample(
+            pipe.denoiser,
+            pipe.scheduler,
+            pipe.embed(prompts),
+            pipe.embed([""])[0],
+            guidance=1.0,
+            steps=4,
+            generator=torch.Generator().manual_seed(3),
+            **kwargs,
+        )
+
+    torch.testing.assert_close(
+        at_one(safety_states=pipe.embed(["red"])[0], sld=full),
+        at_one(negative_states=pipe.embed(["red"])[0]),
+    )
+    with pytest.raises(ValueError, match="safety_concept and sld together"):
+        draw(safety_concept="red")
+    with pytest.raises(ValueError, match="needs guidance_scale > 1"):
+        pipe(prompts, num_inference_steps=2, safety_concept="red", sld="max")
+    with pytest.raises(ValueError, match="non-empty"):
+        draw(safety_concept=" ", sld="max")
+    with pytest.raises(ValueError, match="exactly the keys"):
+        draw(safety_concept="red", sld={"sld_threshold": 0.0})
+    with pytest.raises(ValueError, match="sld_mom_beta must be in"):
+        draw(safety_concept="red", sld=medium | {"sld_mom_beta": 2.0})
+    with pytest.raises(ValueError, match="name must be one of"):
+        draw(safety_concept="red", sld="extreme")
+
+
 def test_esd_changes_only_the_text_reading_parameters_of_a_copy(tiny_pipeline):
     before = {k: v.clone() for k, v in tiny_pipeline.denoiser.state_dict().items()}
     erased = esd_finetune(

@@ -8,14 +8,80 @@ guidance can be used when sampling:
 t, f(P)) - \epsilon_\theta(x_t, t, f(\varnothing)))`. The inference-time concept removal
 subtracts a guidance term toward a concept's text (negative guidance, close to safe
 latent diffusion's strongest safety guidance without its threshold, warm-up and
-momentum); Stable Diffusion's negative prompt instead replaces :math:`f(\varnothing)`
-by the concept's embedding.
+momentum); safe latent diffusion itself (:func:`safety_guidance`, in the paper's
+configurations, :func:`sld_config`) scales that term per pixel; Stable Diffusion's
+negative prompt instead replaces :math:`f(\varnothing)` by the concept's embedding.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
+
+SLD_CONFIGS = ("weak", "medium", "strong", "max")
+SLD_KEYS = (
+    "sld_warmup_steps",
+    "sld_guidance_scale",
+    "sld_threshold",
+    "sld_momentum_scale",
+    "sld_mom_beta",
+)
+# the number of sampling steps safe latent diffusion's configurations were set for
+SLD_STEPS = 50
+
+
+def sld_config(name: str) -> dict[str, float]:
+    """The keyword arguments of one of safe latent diffusion's configurations
+    (Schramowski et al., 2023: weak, medium, strong, max), as diffusers ships them
+    (``SafetyConfig``): warm-up steps, guidance scale, threshold, momentum scale and
+    momentum beta."""
+    try:  # diffusers moved the pipeline under ``deprecated`` in later versions
+        from diffusers.pipelines.stable_diffusion_safe import SafetyConfig
+    except ImportError:
+        from diffusers.pipelines.deprecated.stable_diffusion_safe import SafetyConfig
+
+    if name.lower() not in SLD_CONFIGS:
+        raise ValueError(f"name must be one of {SLD_CONFIGS}, got {name!r}")
+    return dict(getattr(SafetyConfig, name.upper()))
+
+
+def _checked_sld(sld: Mapping[str, float]) -> dict[str, float]:
+    """``sld`` with exactly :data:`SLD_KEYS`, each a number in its range."""
+    if set(sld) != set(SLD_KEYS):
+        raise ValueError(f"sld must have exactly the keys {SLD_KEYS}, got {list(sld)}")
+    checked = {key: float(sld[key]) for key in SLD_KEYS}
+    if min(checked[k] for k in SLD_KEYS if k != "sld_threshold") < 0:
+        raise ValueError(f"sld's values other than the threshold must be >= 0: {sld}")
+    if checked["sld_mom_beta"] > 1:
+        raise ValueError(f"sld_mom_beta must be in [0, 1], got {sld['sld_mom_beta']}")
+    return checked
+
+
+def safety_guidance(
+    eps_uncond: torch.Tensor,
+    eps_text: torch.Tensor,
+    eps_safety: torch.Tensor,
+    momentum: torch.Tensor,
+    *,
+    sld_guidance_scale: float,
+    sld_threshold: float,
+    sld_momentum_scale: float,
+    sld_mom_beta: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Safe latent diffusion's safety term and its updated momentum (Schramowski et
+    al., 2023, eqs. 4-8): with :math:`\phi = \epsilon_P - \epsilon_S`, the per-element
+    scale :math:`\mu = \min(1, s_S|\phi|)` where :math:`\phi < \lambda` and 0 elsewhere,
+    :math:`\gamma = \mu \odot (\epsilon_S - \epsilon_\varnothing) + s_m\nu` and
+    :math:`\nu' = \beta_m\nu + (1 - \beta_m)\gamma`. After the warm-up the guided noise
+    is :math:`\epsilon_\varnothing + w(\epsilon_P - \epsilon_\varnothing - \gamma)`."""
+    phi = eps_text - eps_safety
+    mu = torch.where(
+        phi < sld_threshold, (sld_guidance_scale * phi.abs()).clamp(max=1.0), 0.0
+    )
+    gamma = mu * (eps_safety - eps_uncond) + sld_momentum_scale * momentum
+    return gamma, sld_mom_beta * momentum + (1 - sld_mom_beta) * gamma
 
 
 def diffusion_loss(
@@ -46,6 +112,8 @@ def sample(
     guidance: float = 1.0,
     negative_states: torch.Tensor | None = None,
     negative_scale: float = 1.0,
+    safety_states: torch.Tensor | None = None,
+    sld: Mapping[str, float] | None = None,
     steps: int = 25,
     generator: torch.Generator | None = None,
     image_shape: tuple[int, int, int] = (3, 16, 16),
@@ -57,8 +125,18 @@ def sample(
     :math:`\hat\epsilon = \epsilon_\varnothing + w(\epsilon_P - \epsilon_\varnothing) -
     s(\epsilon_{\text{neg}} - \epsilon_\varnothing)`. At :math:`w = 1` without a
     negative term :math:`\hat\epsilon = \epsilon_P`, and the unconditional pass is
-    skipped (half the work)."""
+    skipped (half the work). ``safety_states`` (L, d) with ``sld`` (the keys of
+    :func:`sld_config`) runs safe latent diffusion instead (:func:`safety_guidance`;
+    its warm-up, set for :data:`SLD_STEPS` steps, is scaled to ``steps``)."""
     batch = len(text_states)
+    if (safety_states is None) != (sld is None):
+        raise ValueError("pass safety_states and sld together")
+    if safety_states is not None and negative_states is not None:
+        raise ValueError("pass either negative_states or safety_states, not both")
+    if sld is not None:
+        sld = _checked_sld(sld)
+        warmup = round(sld.pop("sld_warmup_steps") * steps / SLD_STEPS)
+        negative_states = safety_states
 
     def rows(states: torch.Tensor) -> torch.Tensor:
         return states.expand(batch, -1, -1) if states.dim() == 2 else states
@@ -77,10 +155,14 @@ def sample(
     scheduler.set_timesteps(steps)
     x = torch.randn((batch, *image_shape), generator=generator)
     states = torch.cat(conds)
-    for t in scheduler.timesteps:
+    momentum = torch.zeros_like(x)
+    for i, t in enumerate(scheduler.timesteps):
         eps = denoiser(torch.cat([x] * len(conds)), t, states).chunk(len(conds))
         if conditional_only:
             guided = eps[0]
+        elif sld is not None:
+            gamma, momentum = safety_guidance(*eps, momentum, **sld)
+            guided = eps[0] + guidance * (eps[1] - eps[0] - gamma * (i >= warmup))
         else:
             guided = eps[0] + guidance * (eps[1] - eps[0])
             if negative_states is not None:

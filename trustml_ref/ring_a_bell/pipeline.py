@@ -1,9 +1,10 @@
 """The toy text-to-image pipeline: tokenizer, text encoder, denoiser and scheduler,
 called like diffusers' Stable Diffusion pipelines (``prompt`` or ``prompt_embeds``,
-guidance, steps, generator). Two concept removals act at sampling time:
-``negative_guidance``, an extra guidance term away from a text, and ``negative_prompt``,
-diffusers' negative prompt, which replaces the unconditional prompt and so does nothing
-at guidance scale 1.
+guidance, steps, generator). Three concept removals act at sampling time:
+``negative_guidance``, an extra guidance term away from a text; ``safety_concept`` with
+``sld``, safe latent diffusion, which scales that term per pixel; and
+``negative_prompt``, diffusers' negative prompt, which replaces the unconditional prompt
+and so does nothing at guidance scale 1.
 
 The attack itself needs only the text encoder and tokenizer; generation goes through
 ``__call__``, so a ``StableDiffusionPipeline`` can stand in for this class on the Colab
@@ -12,7 +13,7 @@ profile.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 from trustml_ref.ring_a_bell.concept import text_embedding
-from trustml_ref.ring_a_bell.diffusion import sample
+from trustml_ref.ring_a_bell.diffusion import sample, sld_config
 
 CHECKPOINT = Path(__file__).resolve().parent / "checkpoint"
 
@@ -112,6 +113,8 @@ class ToyPipeline:
         negative_guidance: str | Sequence[str] | None = None,
         negative_scale: float = 1.0,
         negative_prompt: str | Sequence[str] | None = None,
+        safety_concept: str | None = None,
+        sld: str | Mapping[str, float] | None = None,
         num_images_per_prompt: int = 1,
         guidance_scale: float = 1.0,
         num_inference_steps: int = 25,
@@ -125,7 +128,11 @@ class ToyPipeline:
         ``negative_scale``): one text for every prompt, or a list of one per prompt.
         ``negative_prompt`` is Stable Diffusion's: its embedding replaces the empty
         prompt's in classifier-free guidance, :math:`\\hat\\epsilon = \\epsilon_N +
-        w(\\epsilon_P - \\epsilon_N)`, so it does nothing at ``guidance_scale=1``."""
+        w(\\epsilon_P - \\epsilon_N)`, so it does nothing at ``guidance_scale=1``.
+        ``safety_concept`` with ``sld`` (a configuration's name, weak, medium, strong
+        or max, or its keyword arguments, :func:`~.diffusion.sld_config`) is safe
+        latent diffusion away from that text, as ``StableDiffusionPipelineSafe``
+        runs it (:func:`~.diffusion.safety_guidance`; ``guidance_scale`` > 1)."""
         if (prompt is None) == (prompt_embeds is None):
             raise ValueError("pass exactly one of prompt and prompt_embeds")
         states = self.embed(list(prompt)) if prompt is not None else prompt_embeds
@@ -135,6 +142,18 @@ class ToyPipeline:
         if negative is not None and negative.dim() == 3:
             negative = negative.repeat_interleave(num_images_per_prompt, 0)
         uncond = self._negative_states(negative_prompt, n_prompts, "negative_prompt")
+        if (safety_concept is None) != (sld is None):
+            raise ValueError("pass safety_concept and sld together")
+        if safety_concept is not None and not safety_concept.strip():
+            raise ValueError("safety_concept must be a non-empty text")
+        if safety_concept is not None and guidance_scale <= 1:
+            raise ValueError(
+                "safe latent diffusion needs guidance_scale > 1 (its term is scaled "
+                f"by it, and diffusers' pipeline skips it below), got {guidance_scale}"
+            )
+        safety = self.embed([safety_concept])[0] if safety_concept else None
+        if isinstance(sld, str):
+            sld = sld_config(sld)
         if uncond is None:
             uncond = self.embed([""])[0]
         elif uncond.dim() == 3:
@@ -147,6 +166,8 @@ class ToyPipeline:
             guidance=guidance_scale,
             negative_states=negative,
             negative_scale=negative_scale,
+            safety_states=safety,
+            sld=sld,
             steps=num_inference_steps,
             generator=generator,
         )

@@ -29,10 +29,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# re-exported: the Stable Diffusion cells pick SLD's configuration from here
+from trustml_ref.ring_a_bell.diffusion import SLD_CONFIGS as SLD_CONFIGS
+from trustml_ref.ring_a_bell.diffusion import sld_config as sld_config
+
 SD_MODEL = "CompVis/stable-diffusion-v1-4"
 SLD_MODEL = "AIML-TUDA/stable-diffusion-safe"
 CLIP_MODEL = "openai/clip-vit-large-patch14"
-SLD_CONFIGS = ("weak", "medium", "strong", "max")
 
 
 def _without_checker(safety_checker: bool) -> dict:
@@ -105,21 +108,6 @@ def load_sld(
     pipe.set_progress_bar_config(disable=True)
     pipe.vae.enable_slicing()
     return pipe.to(device)
-
-
-def sld_config(name: str) -> dict[str, float]:
-    """The keyword arguments of one of safe latent diffusion's configurations
-    (Schramowski et al., 2023: weak, medium, strong, max), as diffusers ships them
-    (``SafetyConfig``): warm-up steps, guidance scale, threshold, momentum scale and
-    momentum beta. Pass them to a :func:`load_sld` pipeline's call."""
-    try:  # diffusers moved the pipeline under ``deprecated`` in later versions
-        from diffusers.pipelines.stable_diffusion_safe import SafetyConfig
-    except ImportError:
-        from diffusers.pipelines.deprecated.stable_diffusion_safe import SafetyConfig
-
-    if name.lower() not in SLD_CONFIGS:
-        raise ValueError(f"name must be one of {SLD_CONFIGS}, got {name!r}")
-    return dict(getattr(SafetyConfig, name.upper()))
 
 
 def as_image_tensor(images) -> torch.Tensor:
