@@ -30,7 +30,7 @@
 # for prompts that avoid every word of the concept but embed like a prompt with *more* of it. We
 # derive the method, build it from scratch, check it and graduate to the package, and run it in a
 # small world of coloured shapes whose concept is the colour *red*: six removal methods are
-# checked, and the three that remove red at $w = 1$ are attacked, with the controls that tell
+# checked, and the four that remove red at $w = 1$ are attacked, with the controls that tell
 # whether the attack does anything a plain prompt would not.
 #
 # **Learning goals.** After this chapter you can
@@ -41,9 +41,9 @@
 # - measure an attack success rate with the controls that make it meaningful;
 # - explain why removing a concept from the prompts it was tuned on differs from removing the concept.
 #
-# **Runtime.** `smoke`: under a minute; `book`: about 5 minutes on a 2-core CPU (measured
-# 2026-12-08: 299 s alone, 274 s before the SLD rows were added; over its 4-minute
-# budget); `colab`: the toy
+# **Runtime.** `smoke`: under a minute; `book`: about 6 minutes on a 2-core CPU (measured
+# 2026-12-08: 355 s alone; 274 s before ESD-u and the SLD rows were added; over its
+# 4-minute budget); `colab`: the toy
 # world at book size (`TOY_SIZES = "colab"`: more prompts, seeds and generations), then Stable
 # Diffusion v1.4 on a GPU (about 4 GB of downloads; a 600-generation search and a few hundred
 # 25-step images): an estimated 20 to 30 minutes on a Colab T4 (not timed on Colab). Data and model: a toy world rendered here and a
@@ -117,7 +117,7 @@ from trustml_ref.ring_a_bell.pipeline import (
     ToyPipeline,
     quality_gates,
 )
-from trustml_ref.ring_a_bell.removal import esd_finetune, uce_erase
+from trustml_ref.ring_a_bell.removal import esd_finetune, reads_no_text, uce_erase
 from trustml_ref.ring_a_bell.search import special_token_ids
 from trustml_ref.tables import results_table
 
@@ -266,7 +266,11 @@ claim(
 # ({func}`~trustml_ref.ring_a_bell.removal.esd_finetune`). ESD's recipe trains on the word alone;
 # on this model that erases red from only part of the prompts that name it (an exercise
 # measures how much), so we train on prompts that name red in context, with a preservation term on
-# prompts of the other colours (both documented deviations). **UCE** {cite:p}`gandikota2024unified`
+# prompts of the other colours (both documented deviations). This is ESD-x, which fine-tunes the
+# parameters that read the text; **ESD-u**, which the paper uses for concepts not tied to a
+# word, fine-tunes every other parameter instead, with the same recipe here. ESD-u changes how
+# the model draws, not how it reads, so if it removes red, a prompt that only changes the
+# words should not get past it. **UCE** {cite:p}`gandikota2024unified`
 # needs no training: it edits every cross-attention key and value projection in closed form so
 # that ESD's prompts are read as the empty prompt while the other colours' prompts are read as
 # before ({func}`~trustml_ref.ring_a_bell.removal.uce_erase`). **Negative guidance** needs no
@@ -337,6 +341,18 @@ esd_denoiser = esd_finetune(
     seed=SEED,
     num_inference_steps=STEPS,
 )
+# ESD-u: the same recipe, fine-tuning every parameter that does not read the text
+esd_u_denoiser = esd_finetune(
+    pipe,
+    esd_train,
+    preserve_prompts=esd_keep,
+    steps=ESD["steps"],
+    lr=ESD["lr"],
+    images_per_prompt=2,
+    seed=SEED,
+    num_inference_steps=STEPS,
+    trainable=reads_no_text,
+)
 # UCE: every cross-attention key and value projection edited in closed form so that
 # ESD's prompts are read as the empty prompt, keeping the other colours' prompts
 uce_denoiser = uce_erase(
@@ -352,6 +368,7 @@ uce_denoiser = uce_erase(
 METHODS = {
     "no removal": (pipe, {}),
     "ESD": (pipe.with_denoiser(esd_denoiser), {}),
+    "ESD-u": (pipe.with_denoiser(esd_u_denoiser), {}),
     "UCE": (pipe.with_denoiser(uce_denoiser), {}),
     "negative guidance": (pipe, {"negative_guidance": "red"}),
     NEGATIVE_PROMPT: (
@@ -464,6 +481,20 @@ claim(
     test=negprompt_effect.test + " (images)",
     **negprompt_effect.evidence,
 )
+esd_u_effect = proportion_difference(
+    removal_check["no removal"], removal_check["ESD-u"], n_images
+)
+esd_u_short = proportion_difference(
+    removal_check["ESD-u"], removal_check["ESD"], n_images
+)
+claim(
+    "ESD-u, trained with ESD-x's recipe, lowers the rate of red images for unseen "
+    "prompts that name red, but less than ESD-x",
+    esd_u_effect.lower > 0 and esd_u_short.lower > 0,
+    test=esd_u_effect.test + " (images), against no removal and against ESD-x",
+    lowered_by=esd_u_effect.mean,
+    above_esd_x_by=esd_u_short.mean,
+)
 uce_effect = proportion_difference(
     removal_check["no removal"], removal_check["UCE"], n_images
 )
@@ -502,10 +533,11 @@ claim(
     **at_sd["SLD-Max"].evidence,
 )
 # the methods that remove red at w = 1 are attacked (the others, below)
-ATTACKED = ["no removal", "ESD", "UCE", "negative guidance"]
+ATTACKED = ["no removal", "ESD", "ESD-u", "UCE", "negative guidance"]
 GLUE_KEY = {
     "no removal": "no",
     "ESD": "ESD",
+    "ESD-u": "ESD_u",
     "UCE": "UCE",
     "negative guidance": "negative",
     NEGATIVE_PROMPT: "negprompt",
@@ -523,7 +555,10 @@ glue("rab_sld_concept", SLD_CONCEPT)
 # %% [markdown]
 # On this run ESD brings red images for prompts that name it from
 # {glue:text}`rab_removed_no:.2f` to {glue:text}`rab_removed_ESD:.2f` and leaves the other colours
-# alone ({glue:text}`rab_kept_ESD:.2f` drawn as asked). UCE, with no training, lowers the rate to
+# alone ({glue:text}`rab_kept_ESD:.2f` drawn as asked). ESD-u, with the same recipe, removes
+# less: it brings the rate to {glue:text}`rab_removed_ESD_u:.2f`, keeping
+# {glue:text}`rab_kept_ESD_u:.2f` of the other colours (an exploratory run on other prompts had
+# measured 0.08; its recipe was not tuned). UCE, with no training, lowers the rate to
 # {glue:text}`rab_removed_UCE:.2f` (colourless prompts are red about a quarter of the time, so
 # "read as the empty prompt" cannot go much lower) and keeps the other colours
 # ({glue:text}`rab_kept_UCE:.2f`). Negative guidance only lowers the rate (to
@@ -546,10 +581,10 @@ glue("rab_sld_concept", SLD_CONCEPT)
 # that names red differs little in red from the word alone.
 #
 # A method that does not remove the concept has nothing to be red-teamed for. The attacks below
-# target the three methods that remove red at $w = 1$. SLD-Max removes part of it, but at
+# target the four methods that remove red at $w = 1$. SLD-Max removes part of it, but at
 # $w$ = {glue:text}`rab_sd_w` every image costs three passes of the denoiser, which the book's
 # budget does not pay for every control; an exercise attacks it. The rest of the chapter asks
-# whether, for the three, the concept is gone or only the words are.
+# whether, for the four, the concept is gone or only the words are.
 #
 # ## Derivation
 #
@@ -1269,6 +1304,47 @@ glue("rab_esd_union", asr[("ESD", "Ring-A-Bell union")])
 glue("rab_esd_best", esd_best)
 glue("rab_esd_best_asr", asr[("ESD", esd_best)])
 glue("rab_esd_minus_best", esd_union.estimate)
+esd_u_union, esd_u_best = over_best_control("ESD-u", "Ring-A-Bell union")
+claim(
+    "under ESD-u, the Ring-A-Bell union does not beat the best hand-written control "
+    f"({esd_u_best})",
+    esd_u_union.lower <= 0,
+    test=esd_u_union.test,
+    **esd_u_union.evidence,
+)
+esd_u_minus = {
+    name: bootstrap_interval(
+        per_prompt[("ESD-u", rab_large)] - per_prompt[("ESD-u", name)]
+    )
+    for name in controls
+}
+for name, statement in [
+    ("search at eta=0", "the same search at eta = 0 (no concept vector)"),
+    ("random search", "random search with as many evaluated prompts"),
+]:
+    claim(
+        f"under ESD-u, {rab_large} beats {statement}",
+        esd_u_minus[name].lower > 0,
+        test=esd_u_minus[name].test,
+        **esd_u_minus[name].evidence,
+    )
+claim(
+    f"under ESD-u, {rab_large} does not beat the same search over the whole vocabulary",
+    esd_u_minus["whole vocabulary"].lower <= 0,
+    test=esd_u_minus["whole vocabulary"].test,
+    **esd_u_minus["whole vocabulary"].evidence,
+)
+glue("rab_esd_u_search", asr[("ESD-u", rab_large)])
+glue("rab_esd_u_named", asr[("ESD-u", "names red")])
+glue("rab_esd_u_best", esd_u_best)
+glue("rab_esd_u_best_asr", asr[("ESD-u", esd_u_best)])
+glue("rab_esd_u_minus_best", esd_u_union.estimate)
+for name, key in [
+    ("search at eta=0", "eta0"),
+    ("random search", "random"),
+    ("whole vocabulary", "whole"),
+]:
+    glue(f"rab_esd_u_{key}", asr[("ESD-u", name)])
 K_paper, eta_paper = SETTINGS[0]
 if eta_paper < eta0:
     paper_setting = f"Ring-A-Bell K={K_paper}, eta={eta_paper:g}"
@@ -1464,7 +1540,7 @@ plt.show()
 # ## What the experiment shows, and what it does not
 #
 # Compare each method's Ring-A-Bell bars with its best control (the tables above). In the `book`
-# profile three different pictures appear, one per removal method.
+# profile four different pictures appear.
 #
 # - **ESD** holds. It stops the prompts that name red or a synonym, and the search, at either
 #   $\eta$, gets past it for {glue:text}`rab_esd_union:.2f` of the attacked prompts (the union of
@@ -1475,6 +1551,21 @@ plt.show()
 #   too. An earlier version of this toy, with about fifty words and no guidance, let the search
 #   past ESD; the retrained model does not, which is the point of running the controls on each
 #   model rather than assuming the attack works.
+# - **ESD-u** contradicts the prediction made for it. It fine-tunes how the model draws rather
+#   than how it reads, so we expected prompts that only change the words to fail against it as
+#   against ESD-x. They do not: the search at $\eta$ = {glue:text}`rab_eta_max` gets past it
+#   for {glue:text}`rab_esd_u_search:.2f` of the attacked prompts (prompts that name red:
+#   {glue:text}`rab_esd_u_named:.2f`), far above the same search at $\eta = 0$
+#   ({glue:text}`rab_esd_u_eta0:.2f`) and random search ({glue:text}`rab_esd_u_random:.2f`), so
+#   the concept vector and the genetic operators matter here too. The whole-vocabulary search
+#   does about as well ({glue:text}`rab_esd_u_whole:.2f`), and so does the informed prompt: the
+#   best hand-written control ({glue:text}`rab_esd_u_best`,
+#   {glue:text}`rab_esd_u_best_asr:.2f`) is not beaten (the union minus it
+#   {glue:text}`rab_esd_u_minus_best:+.2f`). Our reading, not tested here: trained only on
+#   prompts that name red, ESD-u learnt to refuse red where the text embeds like those prompts,
+#   and red's correlated words embed elsewhere. ESD-x holds against the same prompts, but
+#   ESD-u also removed less in the removal check, so whether the difference comes from where
+#   the erasure acts or from how strong it is, this run does not separate.
 # - **UCE** is where the search wins over its own ablations. The found prompts at
 #   $\eta$ = {glue:text}`rab_eta_max` get past it for {glue:text}`rab_uce_search:.2f` of the
 #   attacked prompts (the union: {glue:text}`rab_uce_union:.2f`; prompts that name red:
@@ -1818,15 +1909,17 @@ results = record_results(
 # - An attack success rate is meaningful only next to controls: the prompts removal was built for,
 #   synonyms, correlated phrases, colourless prompts (the base rate), random prompts, the unremoved
 #   model, and the informed prompt a red-teamer would write by hand. In this toy the search gets
-#   past UCE's closed-form edit but not past ESD's fine-tuning, and where it gets past, the
+#   past UCE's closed-form edit and ESD-u's fine-tuning of the layers that do not read the
+#   text, but not past ESD-x's fine-tuning of those that do, and where it gets past, the
 #   hand-written informed prompt does about as well.
 # - Control searches take the attack apart: without the concept vector ($\eta = 0$) the search
 #   finds rewrites that UCE stops, random search at the same budget does worse than the genetic
 #   search, and letting the search use the banned words (the official threat model) makes it
 #   weaker against UCE, whose edit reaches the synonyms.
-# - A removal method must first remove: Stable Diffusion's negative prompt at $w = 3$ does not,
-#   on prompts that name the concept, because guidance then pushes toward the rest of a prompt
-#   that still names it.
+# - A removal method must first remove: Stable Diffusion's negative prompt at $w = 3$ and 7.5
+#   does not, on prompts that name the concept, because guidance then pushes toward the rest of
+#   a prompt that still names it; nor do safe latent diffusion's Medium and Strong
+#   configurations on this model, while its Max configuration removes part of the concept.
 # - A concept detector reads the concept, not the scene: read with a layout reader, the found
 #   prompts that get past UCE mostly lose the attacked scene's position, so an attack's ASR should
 #   be reported beside what its images still show.

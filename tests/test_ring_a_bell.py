@@ -317,6 +317,7 @@ from trustml_ref.ring_a_bell.pipeline import GATE_GUIDANCE, ToyPipeline  # noqa:
 from trustml_ref.ring_a_bell.removal import (  # noqa: E402
     cross_attention_projections,
     esd_finetune,
+    reads_no_text,
     reads_text,
     uce_erase,
     uce_weight,
@@ -722,6 +723,18 @@ def test_esd_changes_only_the_text_reading_parameters_of_a_copy(tiny_pipeline):
     changed = {k for k in after if not torch.equal(before[k], after[k])}
     assert all(reads_text(k) for k in changed)
     assert any("attn" in k for k in changed) and any("text_pool" in k for k in changed)
+    unconditional = esd_finetune(  # ESD-u: the complement
+        tiny_pipeline,
+        "red",
+        steps=2,
+        batch=4,
+        images_per_prompt=2,
+        num_inference_steps=2,
+        trainable=reads_no_text,
+        progress=False,
+    ).state_dict()
+    changed_u = {k for k in after if not torch.equal(before[k], unconditional[k])}
+    assert changed_u and not any(reads_text(k) for k in changed_u)
     with pytest.raises(ValueError, match="concept_prompts must be a non-empty"):
         esd_finetune(tiny_pipeline, [], steps=1, progress=False)
     with pytest.raises(ValueError, match="no denoiser parameter matches"):

@@ -11,9 +11,11 @@ original :math:`\theta^*` predicts when guided *away* from the concept:
           \big(\epsilon_{\theta^*}(x_t, t, c) - \epsilon_{\theta^*}(x_t, t,
           \varnothing)\big).
 
-``esd_finetune`` is ESD-x: it updates only the parameters that read the text (for Stable
-Diffusion the cross-attention layers; for the toy denoiser also its pooled-text FiLM
-path, where it has one). Three documented deviations from the paper's recipe:
+``esd_finetune`` is ESD-x by default: it updates only the parameters that read the text
+(for Stable Diffusion the cross-attention layers; for the toy denoiser also its
+pooled-text FiLM path, where it has one). ESD-u, which the paper uses for concepts not
+tied to a word, updates every other parameter instead (``trainable=reads_no_text``).
+Three documented deviations from the paper's recipe:
 
 - ESD trains on one prompt (the concept's word); here a *list* of prompts that name the
   concept in context can be given, because on the toy the word alone erases the concept
@@ -45,6 +47,13 @@ def reads_text(name: str) -> bool:
     return "attn" in name or "text_pool" in name
 
 
+def reads_no_text(name: str) -> bool:
+    """ESD-u's parameters: every toy denoiser parameter that does not read the text
+    (the complement of :func:`reads_text`). For a diffusers ``UNet2DConditionModel``
+    pass ``lambda n: "attn2" not in n`` instead."""
+    return not reads_text(name)
+
+
 def _prompts(value: str | Sequence[str], argument: str) -> list[str]:
     prompts = [value] if isinstance(value, str) else list(value)
     if not prompts or not all(isinstance(p, str) and p for p in prompts):
@@ -71,8 +80,8 @@ def esd_finetune(
     num_inference_steps: int = 20,
     progress: bool = True,
 ) -> nn.Module:
-    """A new denoiser with the concept erased (ESD-x, see the module); ``pipe`` is not
-    modified."""
+    """A new denoiser with the concept erased (ESD-x, or ESD-u with
+    ``trainable=reads_no_text``; see the module); ``pipe`` is not modified."""
     if steps < 1 or batch < 1 or images_per_prompt < 1:
         raise ValueError(
             f"steps, batch and images_per_prompt must be positive, got {steps}, "
