@@ -1610,7 +1610,10 @@ plt.show()
 # next cell runs the attack on Stable Diffusion v1.4 {cite:p}`rombach2022high` with the paper's
 # defaults ($K = 16$, $\eta = 3$), against the negative prompt, safe latent diffusion
 # {cite:p}`schramowski2023safe` with the concept as its safety concept (in the configuration
-# `SLD_CONFIG` names: weak, medium, strong or max, the paper's four), and, if you point
+# `SLD_CONFIG` names: weak, medium, strong or max, the paper's four), UCE's closed-form edit of
+# the UNet's cross-attention (the concept's prompts read as the empty prompt, the other
+# subjects of the concept pairs below kept; $\lambda$ and $\rho$ as on the toy, not tuned for
+# Stable Diffusion), and, if you point
 # `ERASED_UNET` at one, an ESD-erased UNet in diffusers format. The concept is harmless by default
 # ("car"), read by a zero-shot CLIP detector ({class}`~trustml_ref.ring_a_bell.stable_diffusion.ClipConceptDetector`).
 # Its concept vector averages 30 prompt pairs that differ only in the concept and have equally
@@ -1702,6 +1705,23 @@ if run.profile == "colab":
         ["man", "dog", "tree", "house", "bench", "horse", "cat", "woman"],
     )
     sd_c = concept_vector(sd_enc, sd_tok, sd_with, sd_without)
+    # UCE on SD's cross-attention: the concept's prompts read as the empty prompt, the
+    # pairs' other subjects kept (lambda and rho as on the toy, not tuned for SD)
+    sd_methods["UCE"] = (
+        sd.with_unet(
+            sd_pipe,
+            uce_erase(
+                sd_enc,
+                sd_tok,
+                sd_pipe.unet,
+                sd_with,
+                [""] * len(sd_with),
+                sd_without,
+                **UCE,
+            ),
+        ),
+        {},
+    )
     sd_found = genetic_search_batch(
         sd_enc,
         sd_tok,

@@ -85,7 +85,7 @@ def test_ring_a_bell_runs_its_stable_diffusion_cells(colab_env, tmp_path):
     text = printed(executed)
     assert "profile=colab" in text and "sizes=smoke" in text
     # every removal method was attacked with both prompt sets on Stable Diffusion
-    for method in ("Stable Diffusion", "negative prompt", "SLD-max"):
+    for method in ("Stable Diffusion", "negative prompt", "SLD-max", "UCE"):
         assert f"{method} |" in text, method
     assert colab_env.read_text() == ""  # nothing tried to reach the network
 

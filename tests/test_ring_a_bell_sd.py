@@ -66,6 +66,42 @@ def test_loaders_read_local_pipelines_and_swap_the_unet(saved):
     assert torch.equal(half.unet.conv_in.weight, pipe.unet.conv_in.weight.half())
 
 
+def test_uce_edits_only_the_cross_attention_of_a_stable_diffusion_unet(saved):
+    """UCE on a diffusers UNet: only attn2's key and value projections change, the
+    concept's rows are read closer to the target's than before, and the edited UNet
+    generates through the same pipeline's other components."""
+    from trustml_ref.ring_a_bell.removal import uce_erase
+
+    pipe = sd.load_pipeline(saved / "sd", device="cpu", dtype=torch.float32)
+    before = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
+    concept, preserve = ["a photo of a car", "a car"], ["a photo of a dog"]
+    unet = uce_erase(
+        pipe.text_encoder, pipe.tokenizer, pipe.unet, concept, ["", ""], preserve
+    )
+    after = unet.state_dict()
+    assert all(torch.equal(before[k], v) for k, v in pipe.unet.state_dict().items())
+    changed = {k for k in after if not torch.equal(before[k], after[k])}
+    assert changed and all("attn2.to_k" in k or "attn2.to_v" in k for k in changed), (
+        sorted(changed)
+    )
+    assert {k for k in before if "attn2.to_k" in k or "attn2.to_v" in k} == changed
+    rows = text_embedding(pipe.text_encoder, pipe.tokenizer, concept).flatten(0, 1)
+    empty = text_embedding(pipe.text_encoder, pipe.tokenizer, ["", ""]).flatten(0, 1)
+    key = next(k for k in changed if "to_k" in k)
+    gap_before = (rows @ before[key].T - empty @ before[key].T).norm()
+    gap_after = (rows @ after[key].T - empty @ before[key].T).norm()
+    assert gap_after < 0.5 * gap_before
+    erased = sd.with_unet(pipe, unet)
+    assert erased.unet is unet and erased.vae is pipe.vae and pipe.unet is not unet
+    images = erased(
+        ["a photo of a car"], generator=torch.Generator().manual_seed(0), **GEN
+    )
+    assert images.images.shape[-2:] == (16, 16)
+    small = type(unet).from_config({**unet.config, "cross_attention_dim": 8})
+    with pytest.raises(ValueError, match="reads text of width 8"):
+        sd.with_unet(pipe, small)
+
+
 def test_sld_configurations_are_the_papers_and_run(saved):
     """Max edits from the first step with the largest scale; the milder
     configurations wait and threshold (Schramowski et al., 2023)."""

@@ -9,6 +9,8 @@ reading the images with a detector. Here:
 
 - :func:`load_pipeline`: Stable Diffusion v1.4 (Rombach et al., 2022), optionally with a
   concept-erased UNet in diffusers format (e.g. ESD weights) in place of the original;
+- :func:`with_unet`: the same pipeline with another UNet in memory (UCE's edit,
+  :func:`~trustml_ref.ring_a_bell.removal.uce_erase`, finds SD's cross-attention);
 - :func:`load_sld`: safe latent diffusion (Schramowski et al., 2023), an inference-time
   removal whose safety concept is any text (a harmless concept such as "car" by default
   in the chapter), run in one of the paper's configurations (:func:`sld_config`);
@@ -83,6 +85,24 @@ def load_pipeline(
     pipe.set_progress_bar_config(disable=True)
     pipe.vae.enable_slicing()
     return pipe.to(device)
+
+
+def with_unet(pipe, unet: torch.nn.Module):
+    """A pipeline of ``pipe``'s class sharing every component of ``pipe`` but its UNet,
+    which is ``unet`` (e.g. a concept-erased copy such as
+    :func:`~trustml_ref.ring_a_bell.removal.uce_erase` returns); ``pipe`` is not
+    modified."""
+    if unet.config.cross_attention_dim != pipe.unet.config.cross_attention_dim:
+        raise ValueError(
+            f"unet reads text of width {unet.config.cross_attention_dim}, the "
+            f"pipeline's encoder gives {pipe.unet.config.cross_attention_dim}"
+        )
+    swapped = type(pipe)(
+        **{**pipe.components, "unet": unet},
+        requires_safety_checker=pipe.config.requires_safety_checker,
+    )
+    swapped.set_progress_bar_config(disable=True)
+    return swapped
 
 
 def load_sld(
