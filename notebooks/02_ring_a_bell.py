@@ -577,8 +577,9 @@ glue("rab_sld_concept", SLD_CONCEPT)
 # so the term acts only where $\epsilon_P - \epsilon_S$ is below it), their warm-up and their
 # scale; which of these makes the difference here is not separated (an exercise). With the
 # safety concept "red" alone, in an exploratory run before this one, even SLD-Max removed
-# nothing: like the negative prompt, it pushes along $\epsilon_P - \epsilon_S$, and a prompt
-# that names red differs little in red from the word alone.
+# nothing. Our reading, not tested here: like the negative prompt, it pushes along
+# $\epsilon_P - \epsilon_S$, and a prompt that names red differs little in red from the word
+# alone.
 #
 # A method that does not remove the concept has nothing to be red-teamed for. The attacks below
 # target the four methods that remove red at $w = 1$. SLD-Max removes part of it, but at

@@ -690,6 +690,8 @@ def test_safe_latent_diffusion_reduces_to_guidance_and_to_negative_guidance(
     )
     with pytest.raises(ValueError, match="safety_concept and sld together"):
         draw(safety_concept="red")
+    with pytest.raises(ValueError, match="either negative_guidance or safety_concept"):
+        draw(safety_concept="red", sld="max", negative_guidance="red")
     with pytest.raises(ValueError, match="needs guidance_scale > 1"):
         pipe(prompts, num_inference_steps=2, safety_concept="red", sld="max")
     with pytest.raises(ValueError, match="non-empty"):

@@ -146,6 +146,10 @@ class ToyPipeline:
             raise ValueError("pass safety_concept and sld together")
         if safety_concept is not None and not safety_concept.strip():
             raise ValueError("safety_concept must be a non-empty text")
+        if safety_concept is not None and negative_guidance is not None:
+            raise ValueError(
+                "pass either negative_guidance or safety_concept, not both"
+            )
         if safety_concept is not None and guidance_scale <= 1:
             raise ValueError(
                 "safe latent diffusion needs guidance_scale > 1 (its term is scaled "
