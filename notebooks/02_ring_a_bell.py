@@ -331,9 +331,7 @@ esd_keep = [
         np.random.default_rng(SEED).choice(["blue", "green", "yellow"], len(esd_train)),
     )
 ]
-esd_denoiser = esd_finetune(
-    pipe,
-    esd_train,
+esd_recipe = dict(
     preserve_prompts=esd_keep,
     steps=ESD["steps"],
     lr=ESD["lr"],
@@ -341,18 +339,9 @@ esd_denoiser = esd_finetune(
     seed=SEED,
     num_inference_steps=STEPS,
 )
+esd_denoiser = esd_finetune(pipe, esd_train, **esd_recipe)
 # ESD-u: the same recipe, fine-tuning every parameter that does not read the text
-esd_u_denoiser = esd_finetune(
-    pipe,
-    esd_train,
-    preserve_prompts=esd_keep,
-    steps=ESD["steps"],
-    lr=ESD["lr"],
-    images_per_prompt=2,
-    seed=SEED,
-    num_inference_steps=STEPS,
-    trainable=reads_no_text,
-)
+esd_u_denoiser = esd_finetune(pipe, esd_train, **esd_recipe, trainable=reads_no_text)
 # UCE: every cross-attention key and value projection edited in closed form so that
 # ESD's prompts are read as the empty prompt, keeping the other colours' prompts
 uce_denoiser = uce_erase(
