@@ -11,6 +11,7 @@ fails here.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.metadata
 import os
 import re
@@ -94,10 +95,14 @@ def environment_for(spec: str, colab_like: Path, installed: dict, tmp_path_facto
 
     before = torch_version()
     # What the install cell does on Colab, with this checkout instead of the repository
-    # URL.
-    subprocess.run(
-        [python, "-m", "pip", "install", "-q", spec, f"torch=={before}"], check=True
-    )
+    # URL. pip builds the checkout's wheel in its shared build/ directory: one install
+    # at a time across the test workers (two at once fail on each other's files).
+    with open(tmp_path_factory.getbasetemp().parent / "install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(
+            [python, "-m", "pip", "install", "-q", spec, f"torch=={before}"],
+            check=True,
+        )
     assert torch_version() == before, "installing the chapter reinstalled torch"
     installed[spec] = env
     return env
