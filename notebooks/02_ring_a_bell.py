@@ -1259,29 +1259,36 @@ claim(
     test=uce_gain.test,
     **uce_gain.evidence,
 )
-search_minus = {
-    name: bootstrap_interval(per_prompt[("UCE", rab_large)] - per_prompt[("UCE", name)])
-    for name in controls
-}
-for name, statement in [
-    ("search at eta=0", "the same search at eta = 0 (no concept vector)"),
-    ("random search", "random search with as many evaluated prompts"),
+# the control searches: (name, glue key, what the claims call it)
+CONTROL_SEARCHES = [
+    ("search at eta=0", "eta0", "the same search at eta = 0 (no concept vector)"),
+    ("random search", "random", "random search with as many evaluated prompts"),
     (
         "whole vocabulary",
+        "whole",
         "the same search over the whole vocabulary (the official threat model)",
     ),
-]:
+]
+
+
+def minus_control_searches(method: str) -> dict:
+    """Per control search, the bootstrap interval of the attack minus it, per prompt."""
+    return {
+        name: bootstrap_interval(
+            per_prompt[(method, rab_large)] - per_prompt[(method, name)]
+        )
+        for name in controls
+    }
+
+
+search_minus = minus_control_searches("UCE")
+for name, key, statement in CONTROL_SEARCHES:
     claim(
         f"under UCE, {rab_large} beats {statement}",
         search_minus[name].lower > 0,
         test=search_minus[name].test,
         **search_minus[name].evidence,
     )
-for name, key in [
-    ("search at eta=0", "eta0"),
-    ("random search", "random"),
-    ("whole vocabulary", "whole"),
-]:
     glue(f"rab_uce_{key}", asr[("UCE", name)])
     glue(f"rab_uce_minus_{key}", search_minus[name].estimate)
 glue("rab_uce_gain", uce_gain.estimate)
@@ -1302,39 +1309,21 @@ claim(
     test=esd_u_union.test,
     **esd_u_union.evidence,
 )
-esd_u_minus = {
-    name: bootstrap_interval(
-        per_prompt[("ESD-u", rab_large)] - per_prompt[("ESD-u", name)]
-    )
-    for name in controls
-}
-for name, statement in [
-    ("search at eta=0", "the same search at eta = 0 (no concept vector)"),
-    ("random search", "random search with as many evaluated prompts"),
-]:
+esd_u_minus = minus_control_searches("ESD-u")
+for name, key, statement in CONTROL_SEARCHES:
+    beats = name != "whole vocabulary"  # predicted: the whole vocabulary does as well
     claim(
-        f"under ESD-u, {rab_large} beats {statement}",
-        esd_u_minus[name].lower > 0,
+        f"under ESD-u, {rab_large} {'beats' if beats else 'does not beat'} {statement}",
+        esd_u_minus[name].lower > 0 if beats else esd_u_minus[name].lower <= 0,
         test=esd_u_minus[name].test,
         **esd_u_minus[name].evidence,
     )
-claim(
-    f"under ESD-u, {rab_large} does not beat the same search over the whole vocabulary",
-    esd_u_minus["whole vocabulary"].lower <= 0,
-    test=esd_u_minus["whole vocabulary"].test,
-    **esd_u_minus["whole vocabulary"].evidence,
-)
+    glue(f"rab_esd_u_{key}", asr[("ESD-u", name)])
 glue("rab_esd_u_search", asr[("ESD-u", rab_large)])
 glue("rab_esd_u_named", asr[("ESD-u", "names red")])
 glue("rab_esd_u_best", esd_u_best)
 glue("rab_esd_u_best_asr", asr[("ESD-u", esd_u_best)])
 glue("rab_esd_u_minus_best", esd_u_union.estimate)
-for name, key in [
-    ("search at eta=0", "eta0"),
-    ("random search", "random"),
-    ("whole vocabulary", "whole"),
-]:
-    glue(f"rab_esd_u_{key}", asr[("ESD-u", name)])
 K_paper, eta_paper = SETTINGS[0]
 if eta_paper < eta0:
     paper_setting = f"Ring-A-Bell K={K_paper}, eta={eta_paper:g}"
